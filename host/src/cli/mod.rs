@@ -1,0 +1,6 @@
+//! The subcommands of the `sockhost` binary.
+
+pub mod bench;
+pub mod check;
+pub mod paths;
+pub mod smoke;

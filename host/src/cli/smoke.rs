@@ -1,0 +1,194 @@
+//! The smoke test `plugin check` runs: instantiate the plugin and call its
+//! world's functions once with ordinary inputs, under the manifest's limits.
+//! A plugin that loops, runs out of memory, panics or answers nonsense on
+//! the most ordinary input is refused like one with a bad import.
+
+use std::time::Instant;
+
+use anyhow::bail;
+use sockhost::plugins::bindings::types::{IpAddress, Origin, SocketAddress, Transport};
+use sockhost::plugins::congestion::{
+    AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig, RttEstimate,
+};
+use sockhost::plugins::connect::{
+    AttemptReport, Candidate, CandidateSource, ConnectPlugin, ConnectRequest, Outcome,
+    PlanSource,
+};
+use sockhost::plugins::extension::{ExtensionPlugin, Header, Request, ResourceType, Response};
+use sockhost::plugins::telemetry::{Event, EventKind, RequestEndEvent, TelemetryPlugin};
+use sockhost::plugins::LoadedPlugin;
+use sockhost_policy::World;
+
+fn origin() -> Origin {
+    Origin {
+        scheme: "https".into(),
+        host: "www.example.com".into(),
+        port: 443,
+    }
+}
+
+/// Runs the smoke test; returns a one-line summary, or the fault as error.
+pub fn run(loaded: LoadedPlugin) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let calls = match loaded.world() {
+        World::Extension => extension(loaded)?,
+        World::CongestionPolicy => congestion(loaded)?,
+        World::ConnectPolicy => connect(loaded)?,
+        World::TelemetryProbe => telemetry(loaded)?,
+    };
+    Ok(format!(
+        "{calls}: ok ({:.2} ms)",
+        started.elapsed().as_secs_f64() * 1000.0
+    ))
+}
+
+fn extension(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
+    let mut p = match ExtensionPlugin::start(loaded) {
+        Ok(p) => p,
+        Err(e) => bail!("smoke test: {e}"),
+    };
+    let request = Request {
+        id: 1,
+        url: "https://www.example.com/index.html".into(),
+        method: "GET".into(),
+        headers: vec![Header {
+            name: "user-agent".into(),
+            value: b"sockhost-check".to_vec(),
+        }],
+        resource_type: ResourceType::Document,
+    };
+    let r = p.on_request(&request);
+    if let Some(e) = r.error {
+        bail!("smoke test: {e}");
+    }
+    let response = Response {
+        request_id: 1,
+        url: request.url.clone(),
+        status: 200,
+        headers: vec![Header {
+            name: "content-type".into(),
+            value: b"text/html".to_vec(),
+        }],
+    };
+    if let Some(e) = p.on_response("www.example.com", &response).error {
+        bail!("smoke test: {e}");
+    }
+    Ok("init, on-request, on-response")
+}
+
+fn congestion(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
+    let mut p = CongestionPlugin::new(loaded)?;
+    let config = ControllerConfig {
+        max_datagram_size: 1200,
+        initial_window: 12_000,
+        minimum_window: 2400,
+        maximum_window: 1 << 30,
+        now: 0,
+    };
+    let rtt = RttEstimate {
+        latest: 20_000,
+        smoothed: 20_000,
+        variance: 5_000,
+        min: 20_000,
+    };
+    let mut run = || -> Result<(), sockhost::plugins::congestion::ControllerError> {
+        let mut h = p.new_controller(config)?;
+        let acks: Vec<AckSample> = (0..4)
+            .map(|i| AckSample {
+                packet_number: i,
+                sent: i * 100,
+                bytes: 1200,
+                app_limited: false,
+            })
+            .collect();
+        p.on_ack(&mut h, 20_000, &acks, rtt, 2400)?;
+        let loss = CongestionEvent {
+            cause: CongestionCause::Loss,
+            sent: 15_000,
+            lost_bytes: 1200,
+            persistent_congestion: false,
+        };
+        p.on_congestion_event(&mut h, 25_000, loss)?;
+        p.on_mtu_update(&mut h, 1400)?;
+        p.drop_controller(h);
+        Ok(())
+    };
+    if let Err(e) = run() {
+        bail!("smoke test: {e}");
+    }
+    Ok("controller, initial, on-ack, on-congestion-event, on-mtu-update")
+}
+
+fn connect(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
+    let mut p = ConnectPlugin::new(loaded)?;
+    let cand = |id, ip, transport, source| Candidate {
+        id,
+        transport,
+        address: SocketAddress { ip, port: 443 },
+        alpn: vec![],
+        source,
+        priority: 0,
+        ech: false,
+    };
+    let request = ConnectRequest {
+        origin: origin(),
+        candidates: vec![
+            cand(
+                1,
+                IpAddress::Ipv6((0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+                Transport::Tcp,
+                CandidateSource::Aaaa,
+            ),
+            cand(
+                2,
+                IpAddress::Ipv4((192, 0, 2, 1)),
+                Transport::Tcp,
+                CandidateSource::A,
+            ),
+        ],
+        history: vec![],
+        network_changed: false,
+        now: 0,
+    };
+    match p.plan(&request) {
+        Ok((_, PlanSource::Plugin)) => {}
+        Ok((_, PlanSource::Fallback(e))) | Err(e) => bail!("smoke test: {e}"),
+    }
+    let reports = [AttemptReport {
+        candidate: 1,
+        outcome: Outcome::Connected,
+        elapsed: 10_000,
+    }];
+    if let Err(e) = p.report(&request.origin, &request.candidates, &reports) {
+        bail!("smoke test: {e}");
+    }
+    Ok("plan, report")
+}
+
+fn telemetry(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
+    let mut p = TelemetryPlugin::new(loaded)?;
+    let events: Vec<Event> = (0..4u64)
+        .map(|i| Event {
+            at: i,
+            kind: EventKind::RequestEnd(RequestEndEvent {
+                id: i,
+                origin: origin(),
+                method: "GET".into(),
+                status: Some(200),
+                protocol: Some("h2".into()),
+                bytes_sent: 0,
+                bytes_received: 1000,
+                time_to_first_byte: Some(5_000),
+                total: 9_000,
+                error: None,
+            }),
+        })
+        .collect();
+    if let Err(e) = p.on_events(&events, 0) {
+        bail!("smoke test: {e}");
+    }
+    if let Err(e) = p.collect() {
+        bail!("smoke test: {e}");
+    }
+    Ok("on-events, collect")
+}

@@ -1,0 +1,11 @@
+//! sockhost: the socket process.
+//!
+//! One native process owns every socket an application needs and runs
+//! everything pluggable about networking as capability-restricted
+//! WebAssembly components. This crate is the host: the plugin runtime
+//! ([`plugins`]) and the network stack ([`net`]).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod net;
+pub mod plugins;

@@ -1,0 +1,96 @@
+//! The `sockhost` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser, Debug)]
+#[command(name = "sockhost", version, about = "The socket process: every socket in one native process, networking plugins as sandboxed WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Work with plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Print benchmark figures.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginCommand {
+    /// Validate a plugin against its manifest and the WIT contract: prints
+    /// world, WIT version, imports and what the policy grants, size and
+    /// compile time; exits non-zero with a one-line reason otherwise.
+    Check {
+        /// The plugin's manifest (plugin.toml).
+        manifest: PathBuf,
+        /// Cache compiled code here (default: $XDG_CACHE_HOME/sockhost/wasm).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Compile from scratch, without the on-disk cache.
+        #[arg(long)]
+        no_cache: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Plugin costs: compile, instantiate (pooling vs on-demand), and one
+    /// call of each world's hot function.
+    Plugins {
+        /// The folder holding the first-party plugins' manifests.
+        #[arg(long, default_value = "plugins")]
+        plugins: PathBuf,
+        /// Calls measured per figure.
+        #[arg(long, default_value_t = 20_000)]
+        iterations: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SOCKHOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plugin {
+            command:
+                PluginCommand::Check {
+                    manifest,
+                    cache_dir,
+                    no_cache,
+                },
+        } => cli::check::run(&manifest, cache_dir, no_cache),
+        Command::Bench {
+            command: BenchCommand::Plugins {
+                plugins,
+                iterations,
+            },
+        } => cli::bench::run(&plugins, iterations),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the reason, with its causes joined.
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The built-in connection plan (RFC 8305 defaults): used when no
+//! connect-policy plugin is configured, or when it faults and fails open.
+
+use crate::plugins::connect::{Attempt, Candidate, IpAddress, Plan, Transport};
+
+/// Connection Attempt Delay (RFC 8305 section 5): the head start each
+/// attempt gets over the next.
+pub const CONNECTION_ATTEMPT_DELAY_US: u64 = 250_000;
+
+/// Head start QUIC gets over TCP when both are candidates.
+pub const QUIC_HEAD_START_US: u64 = 50_000;
+
+fn is_v6(c: &Candidate) -> bool {
+    matches!(c.address.ip, IpAddress::Ipv6(_))
+}
+
+/// Interleaves address families, IPv6 first (First Address Family Count 1).
+fn interleave(cands: Vec<&Candidate>) -> Vec<&Candidate> {
+    let (mut v6, mut v4): (Vec<_>, Vec<_>) = cands.into_iter().partition(|c| is_v6(c));
+    v6.reverse();
+    v4.reverse();
+    let mut out = Vec::with_capacity(v6.len() + v4.len());
+    loop {
+        match (v6.pop(), v4.pop()) {
+            (None, None) => break,
+            (a, b) => out.extend(a.into_iter().chain(b)),
+        }
+    }
+    out
+}
+
+/// Plans attempts: QUIC candidates first (each transport interleaving IPv6
+/// and IPv4, HTTPS-record priority first), TCP starting 50 ms after the first
+/// QUIC attempt, successive attempts of a transport 250 ms apart.
+pub fn builtin_plan(candidates: &[Candidate]) -> Plan {
+    let by_priority = |t: Transport| {
+        let mut c: Vec<&Candidate> = candidates.iter().filter(|c| c.transport == t).collect();
+        // Priority 0 means "not from an HTTPS record": after the ranked ones.
+        c.sort_by_key(|c| if c.priority == 0 { u32::MAX } else { u32::from(c.priority) });
+        interleave(c)
+    };
+    let quic = by_priority(Transport::Quic);
+    let tcp = by_priority(Transport::Tcp);
+    let mut attempts = Vec::with_capacity(candidates.len());
+    let tcp_start = if quic.is_empty() { 0 } else { QUIC_HEAD_START_US };
+    for (i, c) in quic.iter().enumerate() {
+        attempts.push(Attempt {
+            candidate: c.id,
+            delay: i as u64 * CONNECTION_ATTEMPT_DELAY_US,
+        });
+    }
+    for (i, c) in tcp.iter().enumerate() {
+        attempts.push(Attempt {
+            candidate: c.id,
+            delay: tcp_start + i as u64 * CONNECTION_ATTEMPT_DELAY_US,
+        });
+    }
+    attempts.sort_by_key(|a| a.delay);
+    Plan { attempts }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::connect::{CandidateSource, SocketAddress};
+
+    fn cand(id: u32, transport: Transport, v6: bool) -> Candidate {
+        Candidate {
+            id,
+            transport,
+            address: SocketAddress {
+                ip: if v6 {
+                    IpAddress::Ipv6((0, 0, 0, 0, 0, 0, 0, 1))
+                } else {
+                    IpAddress::Ipv4((127, 0, 0, 1))
+                },
+                port: 443,
+            },
+            alpn: vec![],
+            source: if v6 { CandidateSource::Aaaa } else { CandidateSource::A },
+            priority: 0,
+            ech: false,
+        }
+    }
+
+    #[test]
+    fn plans_quic_first_and_interleaves_families() {
+        let cands = [
+            cand(1, Transport::Tcp, false),
+            cand(2, Transport::Tcp, false),
+            cand(3, Transport::Tcp, true),
+            cand(4, Transport::Quic, true),
+        ];
+        let plan = builtin_plan(&cands);
+        let got: Vec<(u32, u64)> = plan.attempts.iter().map(|a| (a.candidate, a.delay)).collect();
+        assert_eq!(got, vec![(4, 0), (3, 50_000), (1, 300_000), (2, 550_000)]);
+    }
+
+    #[test]
+    fn tcp_only_starts_at_once() {
+        let plan = builtin_plan(&[cand(7, Transport::Tcp, false)]);
+        assert_eq!(plan.attempts.len(), 1);
+        assert_eq!(plan.attempts[0].delay, 0);
+    }
+}

@@ -1,0 +1,318 @@
+//! A supervised plugin instance: every call runs under the manifest's time
+//! budget and memory limit; a fault ends that call and that instance, is
+//! recorded, and the plugin is restarted within its limit, then disabled.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sockhost_policy::{Manifest, OnFault, World};
+use wasmtime::component::InstancePre;
+use wasmtime::Store;
+
+use super::engine::PluginEngine;
+use super::fault::{classify, Fault, FaultAction, FaultContext, FaultKind, FaultLog};
+use super::load::LoadedPlugin;
+use super::state::PluginState;
+use super::storage::PluginStorage;
+use super::supervisor::{AfterFault, Supervisor};
+
+/// The generated bindings of one world, as the supervisor needs them.
+pub trait WorldBindings: Sized + Send + 'static {
+    /// The pre-instantiated form.
+    type Pre: Clone + Send + Sync + 'static;
+    /// The world these bindings are for.
+    const WORLD: World;
+    /// Wraps a generic pre-instance.
+    fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre>;
+    /// Instantiates.
+    fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self>;
+}
+
+/// Why a call did not return the plugin's answer.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// The call faulted; the fault was recorded.
+    Fault(Box<Fault>),
+    /// The plugin is disabled; nothing was called.
+    Disabled {
+        /// The plugin.
+        plugin: Arc<str>,
+    },
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Fault(fault) => fault.fmt(f),
+            CallError::Disabled { plugin } => {
+                write!(f, "plugin {plugin} is disabled after repeated faults")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl CallError {
+    /// The fault, when the call faulted.
+    pub fn fault(&self) -> Option<&Fault> {
+        match self {
+            CallError::Fault(f) => Some(f),
+            CallError::Disabled { .. } => None,
+        }
+    }
+}
+
+struct Live<B> {
+    store: Store<PluginState>,
+    bindings: B,
+}
+
+/// One plugin, supervised.
+pub struct Supervised<B: WorldBindings> {
+    manifest: Arc<Manifest>,
+    engine: PluginEngine,
+    faults: FaultLog,
+    storage_dir: Option<Arc<cap_std::fs::Dir>>,
+    pre: B::Pre,
+    live: Option<Live<B>>,
+    supervisor: Supervisor,
+    // Incremented on every new instance, so handles to resources of a dropped
+    // instance (congestion controllers) are recognised as stale.
+    generation: u64,
+}
+
+impl<B: WorldBindings> fmt::Debug for Supervised<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervised")
+            .field("plugin", &self.manifest.plugin.name)
+            .field("world", &B::WORLD)
+            .field("live", &self.live.is_some())
+            .field("supervisor", &self.supervisor)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+/// The value a world's bridge passes through a call.
+pub(crate) type CallResult<T> = Result<T, CallError>;
+
+impl<B: WorldBindings> Supervised<B> {
+    /// Wraps a loaded plugin of world `B::WORLD`.
+    pub fn new(loaded: LoadedPlugin) -> Result<Self, super::load::LoadError> {
+        let path = loaded.manifest.plugin.component.clone();
+        if loaded.world() != B::WORLD {
+            return Err(super::load::LoadError::WrongWorld {
+                path,
+                world: B::WORLD,
+                expected: B::WORLD.export_interface(),
+                found: format!("world {}", loaded.world()),
+            });
+        }
+        let pre = B::pre(loaded.instance_pre).map_err(|e| super::load::LoadError::Link {
+            path,
+            message: format!("{e:#}"),
+        })?;
+        Ok(Self {
+            supervisor: Supervisor::new(loaded.manifest.limits.restart_limit),
+            manifest: loaded.manifest,
+            engine: loaded.engine,
+            faults: loaded.faults,
+            storage_dir: loaded.storage_dir,
+            pre,
+            live: None,
+            generation: 0,
+        })
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.plugin.name
+    }
+
+    /// The manifest's fault rule.
+    pub fn on_fault(&self) -> OnFault {
+        self.manifest.limits.on_fault
+    }
+
+    /// Whether the plugin was disabled after repeated faults.
+    pub fn is_disabled(&self) -> bool {
+        self.supervisor.is_disabled()
+    }
+
+    /// Restarts used so far.
+    pub fn restarts(&self) -> u32 {
+        self.supervisor.restarts()
+    }
+
+    /// The engine's clock.
+    pub fn now_us(&self) -> u64 {
+        self.engine.now_us()
+    }
+
+    /// The generation of the current (or next) instance.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Bytes of linear memory the live instance has, if one is live.
+    pub fn has_instance(&self) -> bool {
+        self.live.is_some()
+    }
+
+    fn new_store(&self) -> wasmtime::Result<Store<PluginState>> {
+        let storage = match (&self.storage_dir, self.manifest.capabilities.storage_quota) {
+            (Some(dir), Some(quota)) => Some(PluginStorage::open(dir.try_clone()?, quota)?),
+            _ => None,
+        };
+        let mut store = Store::new(
+            self.engine.engine(),
+            PluginState::new(&self.manifest, storage),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    fn arm(&self, store: &mut Store<PluginState>) {
+        store.data_mut().begin_call();
+        store.set_epoch_deadline(PluginEngine::budget_ticks(
+            self.manifest.limits.call_budget,
+        ));
+    }
+
+    /// Drops the live instance; the next call instantiates a fresh one.
+    pub fn reset(&mut self) {
+        self.live = None;
+    }
+
+    /// Instantiates now rather than on the next call.
+    pub fn warm_up(&mut self) -> Result<(), CallError> {
+        self.ensure_live("instantiate")
+    }
+
+    /// Makes sure an instance is live, instantiating one (under the call
+    /// budget: instantiation runs guest code) if needed.
+    pub(crate) fn ensure_live(&mut self, function: &'static str) -> CallResult<()> {
+        if self.supervisor.is_disabled() {
+            return Err(CallError::Disabled {
+                plugin: self.manifest.plugin.name.as_str().into(),
+            });
+        }
+        if self.live.is_some() {
+            return Ok(());
+        }
+        let mut store = match self.new_store() {
+            Ok(s) => s,
+            Err(e) => return Err(self.fault_without_store(function, &e)),
+        };
+        self.arm(&mut store);
+        match B::instantiate(&self.pre, &mut store) {
+            Ok(bindings) => {
+                self.generation += 1;
+                self.live = Some(Live { store, bindings });
+                Ok(())
+            }
+            Err(e) => Err(self.fault(function, &e, Some(store.data_mut()))),
+        }
+    }
+
+    /// Calls into the plugin. `f` gets the bindings and the store; its error
+    /// (a trap, a deadline, a memory refusal) becomes a recorded fault, the
+    /// instance is dropped and the plugin restarted or disabled.
+    pub(crate) fn call<T>(
+        &mut self,
+        function: &'static str,
+        f: impl FnOnce(&B, &mut Store<PluginState>) -> wasmtime::Result<T>,
+    ) -> CallResult<T> {
+        self.ensure_live(function)?;
+        let Some(live) = self.live.as_mut() else {
+            return Err(CallError::Disabled {
+                plugin: self.manifest.plugin.name.as_str().into(),
+            });
+        };
+        live.store.data_mut().begin_call();
+        live.store
+            .set_epoch_deadline(PluginEngine::budget_ticks(self.manifest.limits.call_budget));
+        match f(&live.bindings, &mut live.store) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                // A store whose call trapped cannot be re-entered.
+                let mut live = self.live.take();
+                Err(self.fault(function, &e, live.as_mut().map(|l| l.store.data_mut())))
+            }
+        }
+    }
+
+    /// Runs `f` on the live store without a time budget of its own (host-side
+    /// bookkeeping such as taking replaced rules).
+    pub(crate) fn with_state<T>(&mut self, f: impl FnOnce(&mut PluginState) -> T) -> Option<T> {
+        self.live.as_mut().map(|l| f(l.store.data_mut()))
+    }
+
+    /// Records that a call returned a value the host refuses. The instance is
+    /// dropped like after a trap: a plugin that answers nonsense is not
+    /// trusted with the next call either.
+    pub(crate) fn invalid_result(&mut self, function: &'static str, why: String) -> CallError {
+        self.live = None;
+        self.record(function, FaultKind::InvalidResult, why, None)
+    }
+
+    fn fault(
+        &mut self,
+        function: &'static str,
+        err: &wasmtime::Error,
+        state: Option<&mut PluginState>,
+    ) -> CallError {
+        let ctx = match state {
+            Some(s) => FaultContext {
+                memory_refused: s.limiter.take_refusal(),
+                memory_limit: s.limiter.limit(),
+                panic_message: s.panic_message.take(),
+                budget: self.manifest.limits.call_budget,
+            },
+            None => FaultContext {
+                budget: self.manifest.limits.call_budget,
+                ..Default::default()
+            },
+        };
+        let c = classify(err, ctx);
+        self.record(function, c.kind, c.message, c.backtrace)
+    }
+
+    fn fault_without_store(&mut self, function: &'static str, err: &wasmtime::Error) -> CallError {
+        self.fault(function, err, None)
+    }
+
+    fn record(
+        &mut self,
+        function: &'static str,
+        kind: FaultKind,
+        message: String,
+        backtrace: Option<String>,
+    ) -> CallError {
+        self.live = None;
+        let action = match self.supervisor.on_fault() {
+            AfterFault::Restart => FaultAction::Restarted,
+            AfterFault::Disable => FaultAction::Disabled,
+        };
+        let fault = Fault {
+            plugin: self.manifest.plugin.name.as_str().into(),
+            world: B::WORLD,
+            function,
+            kind,
+            message: super::fault::truncate(message),
+            backtrace,
+            action,
+            at: SystemTime::now(),
+        };
+        self.faults.record(fault.clone());
+        CallError::Fault(Box::new(fault))
+    }
+}

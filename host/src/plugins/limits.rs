@@ -1,0 +1,81 @@
+//! The memory and table limits of one plugin instance.
+
+use wasmtime::ResourceLimiter;
+
+/// Table elements a plugin may grow to. Tables hold function references;
+/// a real plugin needs a few hundred, so this bounds a hostile one without
+/// getting in an honest one's way.
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Enforces the manifest's memory limit and remembers a refusal, so that the
+/// trap that follows (the guest's allocator aborts) is reported as a memory
+/// fault rather than a bare `unreachable`.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    limit: usize,
+    /// Set when a growth was refused during the current call; taken by fault
+    /// classification.
+    refused: Option<usize>,
+}
+
+impl MemoryLimiter {
+    /// A limiter allowing `limit` bytes of linear memory.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            refused: None,
+        }
+    }
+
+    /// The limit in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The size that was refused since the last call to this, if any.
+    pub fn take_refusal(&mut self) -> Option<usize> {
+        self.refused.take()
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.refused = Some(desired);
+            // Returning false makes `memory.grow` fail with -1, which is what
+            // a guest allocator expects on exhaustion: it gets to fail cleanly.
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_growth_past_the_limit_and_remembers_it() {
+        let mut l = MemoryLimiter::new(1 << 20);
+        assert!(l.memory_growing(0, 1 << 20, None).unwrap());
+        assert_eq!(l.take_refusal(), None);
+        assert!(!l.memory_growing(1 << 20, (1 << 20) + 65536, None).unwrap());
+        assert_eq!(l.take_refusal(), Some((1 << 20) + 65536));
+        assert_eq!(l.take_refusal(), None);
+        assert!(!l.table_growing(0, MAX_TABLE_ELEMENTS + 1, None).unwrap());
+    }
+}

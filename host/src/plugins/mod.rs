@@ -1,0 +1,24 @@
+//! The plugin runtime: one wasmtime engine with epoch interruption; loading
+//! (hash, compile with an on-disk cache, the capability gate over imports,
+//! linking, pre-instantiation); supervised calls under a time budget and a
+//! memory limit; fault recording, restart and disable; one bridge module per
+//! world.
+
+pub mod bindings;
+pub mod congestion;
+pub mod connect;
+pub mod engine;
+pub mod extension;
+pub mod fault;
+pub mod instance;
+pub mod limits;
+pub mod load;
+pub mod state;
+pub mod storage;
+pub mod supervisor;
+pub mod telemetry;
+
+pub use engine::{EngineOptions, PluginEngine};
+pub use fault::{Fault, FaultAction, FaultKind, FaultLog};
+pub use instance::CallError;
+pub use load::{ImportReport, LoadError, LoadedPlugin, PluginRuntime, RuntimeOptions};

@@ -1,0 +1,205 @@
+//! The `telemetry-probe` world: batches of events in, metrics out.
+//!
+//! Probes are never on the hot path: the host hands them batches from a
+//! bounded queue (a later part of the host), and a faulting probe loses its
+//! batch, nothing else. Collected metrics are checked before export.
+
+use std::collections::HashSet;
+
+use sockhost_policy::World;
+use wasmtime::component::InstancePre;
+use wasmtime::Store;
+
+use super::instance::{CallError, Supervised, WorldBindings};
+use super::load::{LoadError, LoadedPlugin};
+use super::state::PluginState;
+
+#[allow(missing_docs)]
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../wit/0.1.0",
+        world: "sockhost:plugin/telemetry-probe",
+        with: {
+            "sockhost:plugin/log": crate::plugins::bindings::log,
+            "sockhost:plugin/storage": crate::plugins::bindings::storage,
+            "sockhost:plugin/types": crate::plugins::bindings::types,
+        },
+    });
+}
+
+pub use generated::exports::sockhost::plugin::telemetry::{
+    CongestionSample, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind,
+    Histogram, Metric, MetricValue, PluginFaultEvent, RequestEndEvent, RequestStartEvent,
+    TlsEvent,
+};
+
+/// Most events in one batch.
+pub const MAX_BATCH: usize = 1024;
+/// Most metrics one `collect` may return.
+pub const MAX_METRICS: usize = 10_000;
+/// Most labels on one metric.
+pub const MAX_LABELS: usize = 16;
+/// Most buckets in one histogram.
+pub const MAX_BUCKETS: usize = 128;
+/// Longest metric name, label name, label value or help text, in bytes.
+pub const MAX_METRIC_TEXT: usize = 256;
+
+/// Bindings of the telemetry-probe world.
+pub struct TelemetryBindings(generated::TelemetryProbe);
+
+impl WorldBindings for TelemetryBindings {
+    type Pre = generated::TelemetryProbePre<PluginState>;
+    const WORLD: World = World::TelemetryProbe;
+    fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
+        generated::TelemetryProbePre::new(pre)
+    }
+    fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store).map(TelemetryBindings)
+    }
+}
+
+fn is_metric_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && s.len() <= MAX_METRIC_TEXT
+}
+
+/// Checks metrics returned by a probe.
+pub fn check_metrics(metrics: &[Metric]) -> Result<(), String> {
+    if metrics.len() > MAX_METRICS {
+        return Err(format!("{} metrics, more than {MAX_METRICS}", metrics.len()));
+    }
+    let mut series = HashSet::new();
+    for m in metrics {
+        let fail = |why: &str| format!("metric {:?}: {why}", m.name);
+        if !is_metric_name(&m.name) {
+            return Err(fail("name must match [a-z_][a-z0-9_]*"));
+        }
+        if m.help.len() > MAX_METRIC_TEXT {
+            return Err(fail("help text too long"));
+        }
+        if m.labels.len() > MAX_LABELS {
+            return Err(fail("too many labels"));
+        }
+        for (k, v) in &m.labels {
+            if !is_metric_name(k) || v.len() > MAX_METRIC_TEXT {
+                return Err(fail("label names must match [a-z_][a-z0-9_]*, values be short"));
+            }
+        }
+        if !series.insert((&m.name, &m.labels)) {
+            return Err(fail("the same name and labels appear twice"));
+        }
+        if let MetricValue::Histogram(h) = &m.value {
+            if h.bounds.len() > MAX_BUCKETS {
+                return Err(fail("too many buckets"));
+            }
+            if h.counts.len() != h.bounds.len() + 1 {
+                return Err(fail("a histogram needs one count per bound plus one"));
+            }
+            if h.bounds.iter().any(|b| !b.is_finite())
+                || h.bounds.windows(2).any(|w| w[0] >= w[1])
+            {
+                return Err(fail("histogram bounds must be finite and ascending"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A telemetry probe plugin.
+#[derive(Debug)]
+pub struct TelemetryPlugin {
+    inner: Supervised<TelemetryBindings>,
+}
+
+impl TelemetryPlugin {
+    /// Wraps a loaded probe.
+    pub fn new(loaded: LoadedPlugin) -> Result<Self, LoadError> {
+        Ok(Self {
+            inner: Supervised::new(loaded)?,
+        })
+    }
+
+    /// The supervised instance (for status and tests).
+    pub fn supervised(&self) -> &Supervised<TelemetryBindings> {
+        &self.inner
+    }
+
+    /// Delivers a batch of events (split into calls of at most
+    /// [`MAX_BATCH`]); `dropped` counts events lost since the last batch.
+    pub fn on_events(&mut self, events: &[Event], dropped: u64) -> Result<(), CallError> {
+        if events.is_empty() && dropped == 0 {
+            return Ok(());
+        }
+        let mut dropped = dropped;
+        for chunk in events.chunks(MAX_BATCH.max(1)) {
+            self.inner.call("on-events", |b, s| {
+                b.0.sockhost_plugin_telemetry()
+                    .call_on_events(s, chunk, dropped)
+            })?;
+            dropped = 0;
+        }
+        if events.is_empty() {
+            self.inner.call("on-events", |b, s| {
+                b.0.sockhost_plugin_telemetry().call_on_events(s, &[], dropped)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Collects the probe's metrics, checked.
+    pub fn collect(&mut self) -> Result<Vec<Metric>, CallError> {
+        let metrics = self
+            .inner
+            .call("collect", |b, s| b.0.sockhost_plugin_telemetry().call_collect(s))?;
+        match check_metrics(&metrics) {
+            Ok(()) => Ok(metrics),
+            Err(why) => Err(self.inner.invalid_result("collect", why)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(name: &str, value: MetricValue) -> Metric {
+        Metric {
+            name: name.into(),
+            help: String::new(),
+            labels: vec![],
+            value,
+        }
+    }
+
+    #[test]
+    fn metrics_are_checked() {
+        let hist = |bounds: Vec<f64>, counts: Vec<u64>| {
+            MetricValue::Histogram(Histogram {
+                bounds,
+                counts,
+                sum: 0.0,
+            })
+        };
+        let cases = [
+            (vec![metric("requests_total", MetricValue::Counter(1))], true),
+            (vec![metric("Bad-Name", MetricValue::Counter(1))], false),
+            (vec![metric("", MetricValue::Counter(1))], false),
+            (vec![metric("h", hist(vec![0.1, 1.0], vec![0, 0, 0]))], true),
+            (vec![metric("h", hist(vec![0.1, 1.0], vec![0, 0]))], false),
+            (vec![metric("h", hist(vec![1.0, 0.1], vec![0, 0, 0]))], false),
+            (vec![metric("h", hist(vec![f64::NAN], vec![0, 0]))], false),
+            (
+                vec![
+                    metric("a", MetricValue::Gauge(1.0)),
+                    metric("a", MetricValue::Gauge(2.0)),
+                ],
+                false,
+            ),
+        ];
+        for (metrics, ok) in cases {
+            assert_eq!(check_metrics(&metrics).is_ok(), ok, "{metrics:?}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing sockhost needs on a fresh Debian machine
+# with rustup's stable toolchain: the offline wasm32 toolchain (Debian's
+# rustc-web with its library source, for -Zbuild-std) and wasi-libc.
+set -euo pipefail
+
+need=()
+for pkg in rustc-web cargo-web rust-web-src wasi-libc; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup: missing packages ${need[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}"
+fi
+for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done

@@ -1,0 +1,120 @@
+//! Shared helpers for the end-to-end tests: where the repository's plugins
+//! and fixtures are, and how to build runtimes and requests for them.
+
+use std::path::{Path, PathBuf};
+
+use sockhost::plugins::extension::{Header, Request, ResourceType};
+use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions};
+use sockhost_policy::Manifest;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// The manifest of first-party plugin `name`.
+pub fn plugin(name: &str) -> PathBuf {
+    repo().join("plugins").join(name).join("plugin.toml")
+}
+
+/// The manifest of hostile fixture `name`.
+pub fn fixture(name: &str) -> PathBuf {
+    repo()
+        .join("plugins")
+        .join("fixtures")
+        .join(name)
+        .join("plugin.toml")
+}
+
+/// A runtime with the on-demand allocator (many tests run in parallel; the
+/// pooling allocator reserves address space per runtime) and a private data
+/// directory.
+pub fn runtime() -> (PluginRuntime, tempfile::TempDir) {
+    let data = tempfile::tempdir().expect("temp dir");
+    let rt = PluginRuntime::new(RuntimeOptions {
+        engine: EngineOptions {
+            pooling: false,
+            cache_dir: None,
+        },
+        data_dir: Some(data.path().to_owned()),
+    })
+    .expect("runtime");
+    (rt, data)
+}
+
+/// The manifest at `path` with `edit` applied to its text, parsed as if it
+/// were still at `path` (so its component path resolves the same).
+pub fn manifest_with(path: &Path, edit: impl FnOnce(String) -> String) -> Manifest {
+    let text = std::fs::read_to_string(path).expect("manifest readable");
+    Manifest::parse(&edit(text), path).expect("edited manifest valid")
+}
+
+/// Replaces the value of `key = ...` in the TOML table `[table]` of a
+/// manifest's text, adding the key if it is missing.
+pub fn set_key(text: String, table: &str, key: &str, value: &str) -> String {
+    let header = format!("[{table}]");
+    let mut out = Vec::new();
+    let mut in_table = false;
+    let mut done = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            if in_table && !done {
+                out.push(format!("{key} = {value}"));
+                done = true;
+            }
+            in_table = trimmed.starts_with(&header);
+        }
+        if in_table && !done && trimmed.split('=').next().map(str::trim) == Some(key) {
+            out.push(format!("{key} = {value}"));
+            done = true;
+            continue;
+        }
+        out.push(line.to_owned());
+    }
+    if !done {
+        if !in_table {
+            out.push(header);
+        }
+        out.push(format!("{key} = {value}"));
+    }
+    out.join("\n") + "\n"
+}
+
+/// A GET request for `url` with a few ordinary headers and a cookie.
+pub fn request(id: u64, url: &str) -> Request {
+    let h = |n: &str, v: &str| Header {
+        name: n.into(),
+        value: v.as_bytes().to_vec(),
+    };
+    Request {
+        id,
+        url: url.into(),
+        method: "GET".into(),
+        headers: vec![
+            h("user-agent", "sockhost-tests"),
+            h("accept", "*/*"),
+            h("cookie", "session=secret"),
+        ],
+        resource_type: ResourceType::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_key;
+
+    #[test]
+    fn set_key_replaces_or_adds() {
+        let t = "[plugin]\nname = \"x\"\n[limits]\nmemory = \"1 MiB\"\n".to_owned();
+        let t2 = set_key(t.clone(), "limits", "memory", "\"2 MiB\"");
+        assert!(t2.contains("memory = \"2 MiB\"") && !t2.contains("1 MiB"));
+        let t3 = set_key(t.clone(), "plugin", "version", "\"1.0.0\"");
+        assert!(t3.contains("[plugin]\nname = \"x\"\nversion = \"1.0.0\"\n[limits]"));
+        let t4 = set_key(t, "capabilities", "storage-quota", "\"1 KiB\"");
+        assert!(t4.ends_with("[capabilities]\nstorage-quota = \"1 KiB\"\n"));
+    }
+}

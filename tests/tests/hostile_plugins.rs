@@ -1,0 +1,256 @@
+//! Hostile plugins, built by plugins/build.sh like any other, against the
+//! real runtime: each fault ends that call and that instance, never the
+//! process; faults are recorded; restart then disable works; other plugins
+//! keep answering throughout; absurd answers are refused.
+
+use std::time::{Duration, Instant};
+
+use sockhost::plugins::congestion::{
+    AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig,
+    ControllerError, RttEstimate,
+};
+use sockhost::plugins::extension::{ExtensionPlugin, RequestVerdict};
+use sockhost::plugins::{CallError, FaultAction, FaultKind, LoadError, PluginRuntime};
+use sockhost_tests::{fixture, manifest_with, plugin, request, runtime, set_key};
+
+fn fault_kind(e: &Option<CallError>) -> Option<FaultKind> {
+    e.as_ref().and_then(|e| e.fault()).map(|f| f.kind)
+}
+
+/// The blocklist keeps working next to a hostile plugin.
+fn blocklist(rt: &PluginRuntime) -> ExtensionPlugin {
+    ExtensionPlugin::start(rt.load(&plugin("blocklist")).expect("blocklist loads"))
+        .expect("blocklist starts")
+}
+
+fn assert_blocklist_works(b: &mut ExtensionPlugin) {
+    let r = b.on_request(&request(1, "https://www.example.com/"));
+    assert!(r.error.is_none(), "blocklist faulted: {:?}", r.error);
+    assert!(matches!(r.verdict, RequestVerdict::Proceed(_)));
+    assert!(!b.is_disabled());
+}
+
+#[test]
+fn deadline_stops_an_infinite_loop_within_its_budget() {
+    let (rt, _d) = runtime();
+    let loaded = rt.load(&fixture("spin-forever")).unwrap();
+    let budget = loaded.manifest().limits.call_budget;
+    let mut p = ExtensionPlugin::start(loaded).unwrap();
+    let mut other = blocklist(&rt);
+    let started = Instant::now();
+    let r = p.on_request(&request(1, "https://www.example.com/"));
+    let took = started.elapsed();
+    assert_eq!(fault_kind(&r.error), Some(FaultKind::Deadline), "{:?}", r.error);
+    assert!(took >= budget, "stopped after {took:?}, before its budget {budget:?}");
+    // The deadline fires within one epoch tick of the budget; the slack is
+    // for a loaded CI machine descheduling the thread.
+    assert!(
+        took < budget + Duration::from_millis(250),
+        "stopped after {took:?} for a budget of {budget:?}"
+    );
+    // fail-open: the request goes on.
+    assert!(matches!(r.verdict, RequestVerdict::Proceed(_)));
+    assert_blocklist_works(&mut other);
+}
+
+#[test]
+fn unbounded_allocation_fails_cleanly_as_a_memory_fault() {
+    let (rt, _d) = runtime();
+    let mut p = ExtensionPlugin::start(rt.load(&fixture("alloc-unbounded")).unwrap()).unwrap();
+    let mut other = blocklist(&rt);
+    let r = p.on_request(&request(1, "https://www.example.com/"));
+    assert_eq!(fault_kind(&r.error), Some(FaultKind::Memory), "{:?}", r.error);
+    let f = r.error.as_ref().unwrap().fault().unwrap();
+    assert!(f.message.contains("memory limit of 4 MiB"), "{}", f.message);
+    assert_eq!(rt.faults().count("alloc-unbounded", FaultKind::Memory), 1);
+    assert_blocklist_works(&mut other);
+}
+
+#[test]
+fn a_panic_is_recorded_with_its_message_then_restart_then_disable() {
+    let (rt, _d) = runtime();
+    let loaded = rt.load(&fixture("panics")).unwrap();
+    let limit = loaded.manifest().limits.restart_limit;
+    let mut p = ExtensionPlugin::start(loaded).unwrap();
+    let mut other = blocklist(&rt);
+    for i in 0..=limit {
+        let r = p.on_request(&request(u64::from(i), "https://www.example.com/"));
+        let f = r.error.as_ref().and_then(|e| e.fault()).expect("a fault");
+        assert_eq!(f.kind, FaultKind::Panic);
+        assert!(f.message.contains("panicked at"), "{}", f.message);
+        let want = if i < limit {
+            FaultAction::Restarted
+        } else {
+            FaultAction::Disabled
+        };
+        assert_eq!(f.action, want, "fault {i}");
+        assert_blocklist_works(&mut other);
+    }
+    assert!(p.is_disabled());
+    // Disabled: the call never enters the plugin and the on-fault rule
+    // answers.
+    let r = p.on_request(&request(99, "https://www.example.com/"));
+    assert!(matches!(r.error, Some(CallError::Disabled { .. })));
+    assert!(matches!(r.verdict, RequestVerdict::Proceed(_)));
+    assert_eq!(rt.faults().count("panics", FaultKind::Panic), u64::from(limit) + 1);
+    let recent = rt.faults().recent();
+    assert_eq!(recent.len(), limit as usize + 1);
+}
+
+#[test]
+fn fail_closed_cancels_the_request_naming_the_extension() {
+    let (rt, _d) = runtime();
+    let path = fixture("panics");
+    let m = manifest_with(&path, |t| set_key(t, "limits", "on-fault", "\"fail-closed\""));
+    let mut p = ExtensionPlugin::start(rt.load_manifest(m).unwrap()).unwrap();
+    let r = p.on_request(&request(1, "https://www.example.com/"));
+    match &r.verdict {
+        RequestVerdict::Cancel(reason) => assert!(reason.contains("panics"), "{reason}"),
+        v => panic!("expected a cancel, got {v:?}"),
+    }
+}
+
+#[test]
+fn an_ungranted_storage_import_is_refused_at_load_by_name() {
+    let (rt, _d) = runtime();
+    let err = rt.load(&fixture("storage-ungranted")).unwrap_err();
+    assert!(matches!(err, LoadError::ImportRefused { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("sockhost:plugin/storage@0.1.0"), "{msg}");
+    assert!(msg.contains("storage-quota"), "{msg}");
+}
+
+#[test]
+fn the_same_storage_import_loads_once_granted_and_its_quota_holds() {
+    let (rt, data) = runtime();
+    let path = fixture("storage-ungranted");
+    let m = manifest_with(&path, |t| set_key(t, "capabilities", "storage-quota", "\"64 B\""));
+    let mut p = ExtensionPlugin::start(rt.load_manifest(m).unwrap()).unwrap();
+    for i in 0..20 {
+        let r = p.on_request(&request(i, "https://www.example.com/"));
+        assert!(r.error.is_none(), "{:?}", r.error);
+    }
+    // Whatever the fixture wrote stays within its quota, in its own folder.
+    let dir = data.path().join("plugins/storage-ungranted/storage");
+    let used: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            e.file_name().len() as u64 + e.metadata().unwrap().len()
+        })
+        .sum();
+    assert!(used > 0, "nothing was stored in {}", dir.display());
+    assert!(used <= 64, "{used} bytes stored over a 64-byte quota");
+}
+
+#[test]
+fn a_wasi_sockets_import_is_refused_at_load_by_name() {
+    let (rt, _d) = runtime();
+    let err = rt.load(&fixture("wants-sockets")).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("wasi:sockets/instance-network"), "{msg}");
+    assert!(msg.contains("never granted"), "{msg}");
+}
+
+#[test]
+fn a_redirect_to_a_non_url_is_refused_and_recorded() {
+    let (rt, _d) = runtime();
+    let mut p = ExtensionPlugin::start(rt.load(&fixture("absurd-extension")).unwrap()).unwrap();
+    let r = p.on_request(&request(1, "https://www.example.com/"));
+    assert_eq!(fault_kind(&r.error), Some(FaultKind::InvalidResult), "{:?}", r.error);
+    assert!(matches!(r.verdict, RequestVerdict::Proceed(_)), "fail-open proceeds");
+    assert_eq!(rt.faults().count("absurd-extension", FaultKind::InvalidResult), 1);
+}
+
+fn config() -> ControllerConfig {
+    ControllerConfig {
+        max_datagram_size: 1200,
+        initial_window: 12_000,
+        minimum_window: 2400,
+        maximum_window: 64 << 20,
+        now: 0,
+    }
+}
+
+const RTT: RttEstimate = RttEstimate {
+    latest: 20_000,
+    smoothed: 20_000,
+    variance: 5_000,
+    min: 20_000,
+};
+
+#[test]
+fn absurd_congestion_windows_are_refused_and_the_last_sane_window_kept() {
+    let (rt, _d) = runtime();
+    let mut p = CongestionPlugin::new(rt.load(&fixture("absurd-congestion")).unwrap()).unwrap();
+    let mut h = p.new_controller(config()).unwrap();
+    let sane = h.last_sane();
+    assert!(sane.window >= 2400);
+    let ack = [AckSample {
+        packet_number: 1,
+        sent: 0,
+        bytes: 1200,
+        app_limited: false,
+    }];
+    // Window 0 from on-ack.
+    let e = p.on_ack(&mut h, 20_000, &ack, RTT, 0).unwrap_err();
+    match e {
+        ControllerError::Call(CallError::Fault(f)) => {
+            assert_eq!(f.kind, FaultKind::InvalidResult);
+            assert!(f.message.contains("window of 0"), "{}", f.message);
+        }
+        e => panic!("expected an invalid-result fault, got {e}"),
+    }
+    assert_eq!(h.last_sane(), sane, "the last sane window is kept for the fallback");
+    // The instance was restarted, so the old controller is gone...
+    assert!(matches!(
+        p.on_ack(&mut h, 21_000, &ack, RTT, 0),
+        Err(ControllerError::Lost)
+    ));
+    // ...and a new connection gets a new one, whose u64::MAX is refused too.
+    let mut h2 = p.new_controller(config()).unwrap();
+    let event = CongestionEvent {
+        cause: CongestionCause::Loss,
+        sent: 0,
+        lost_bytes: 1200,
+        persistent_congestion: false,
+    };
+    let e = p.on_congestion_event(&mut h2, 30_000, event).unwrap_err();
+    assert!(e.to_string().contains(&u64::MAX.to_string()), "{e}");
+    assert_eq!(
+        rt.faults().count("absurd-congestion", FaultKind::InvalidResult),
+        2
+    );
+}
+
+#[test]
+fn the_first_party_newreno_drives_a_window_sanely() {
+    let (rt, _d) = runtime();
+    let mut p = CongestionPlugin::new(rt.load(&plugin("newreno")).unwrap()).unwrap();
+    let mut h = p.new_controller(config()).unwrap();
+    assert_eq!(h.last_sane().window, 12_000);
+    let acks: Vec<AckSample> = (0..10)
+        .map(|i| AckSample {
+            packet_number: i,
+            sent: 1000 + i,
+            bytes: 1200,
+            app_limited: false,
+        })
+        .collect();
+    // Slow start: the window grows by the bytes acknowledged.
+    let w = p.on_ack(&mut h, 30_000, &acks, RTT, 0).unwrap();
+    assert_eq!(w.window, 24_000);
+    let w = p
+        .on_congestion_event(
+            &mut h,
+            40_000,
+            CongestionEvent {
+                cause: CongestionCause::Loss,
+                sent: 35_000,
+                lost_bytes: 1200,
+                persistent_congestion: false,
+            },
+        )
+        .unwrap();
+    assert_eq!(w.window, 12_000, "halved on loss");
+}
