@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Parser, Debug)]
-#[command(name = "sockhost", version, about = "The socket process: every socket in one native process, networking plugins as sandboxed WebAssembly components")]
+#[command(
+    name = "sockhost",
+    version,
+    about = "The socket process: every socket in one native process, networking plugins as sandboxed WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,10 +82,11 @@ fn main() -> ExitCode {
                 },
         } => cli::check::run(&manifest, cache_dir, no_cache),
         Command::Bench {
-            command: BenchCommand::Plugins {
-                plugins,
-                iterations,
-            },
+            command:
+                BenchCommand::Plugins {
+                    plugins,
+                    iterations,
+                },
         } => cli::bench::run(&plugins, iterations),
     };
     match result {

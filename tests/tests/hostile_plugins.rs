@@ -40,8 +40,16 @@ fn deadline_stops_an_infinite_loop_within_its_budget() {
     let started = Instant::now();
     let r = p.on_request(&request(1, "https://www.example.com/"));
     let took = started.elapsed();
-    assert_eq!(fault_kind(&r.error), Some(FaultKind::Deadline), "{:?}", r.error);
-    assert!(took >= budget, "stopped after {took:?}, before its budget {budget:?}");
+    assert_eq!(
+        fault_kind(&r.error),
+        Some(FaultKind::Deadline),
+        "{:?}",
+        r.error
+    );
+    assert!(
+        took >= budget,
+        "stopped after {took:?}, before its budget {budget:?}"
+    );
     // The deadline fires within one epoch tick of the budget; the slack is
     // for a loaded CI machine descheduling the thread.
     assert!(
@@ -59,7 +67,12 @@ fn unbounded_allocation_fails_cleanly_as_a_memory_fault() {
     let mut p = ExtensionPlugin::start(rt.load(&fixture("alloc-unbounded")).unwrap()).unwrap();
     let mut other = blocklist(&rt);
     let r = p.on_request(&request(1, "https://www.example.com/"));
-    assert_eq!(fault_kind(&r.error), Some(FaultKind::Memory), "{:?}", r.error);
+    assert_eq!(
+        fault_kind(&r.error),
+        Some(FaultKind::Memory),
+        "{:?}",
+        r.error
+    );
     let f = r.error.as_ref().unwrap().fault().unwrap();
     assert!(f.message.contains("memory limit of 4 MiB"), "{}", f.message);
     assert_eq!(rt.faults().count("alloc-unbounded", FaultKind::Memory), 1);
@@ -92,7 +105,10 @@ fn a_panic_is_recorded_with_its_message_then_restart_then_disable() {
     let r = p.on_request(&request(99, "https://www.example.com/"));
     assert!(matches!(r.error, Some(CallError::Disabled { .. })));
     assert!(matches!(r.verdict, RequestVerdict::Proceed(_)));
-    assert_eq!(rt.faults().count("panics", FaultKind::Panic), u64::from(limit) + 1);
+    assert_eq!(
+        rt.faults().count("panics", FaultKind::Panic),
+        u64::from(limit) + 1
+    );
     let recent = rt.faults().recent();
     assert_eq!(recent.len(), limit as usize + 1);
 }
@@ -101,7 +117,9 @@ fn a_panic_is_recorded_with_its_message_then_restart_then_disable() {
 fn fail_closed_cancels_the_request_naming_the_extension() {
     let (rt, _d) = runtime();
     let path = fixture("panics");
-    let m = manifest_with(&path, |t| set_key(t, "limits", "on-fault", "\"fail-closed\""));
+    let m = manifest_with(&path, |t| {
+        set_key(t, "limits", "on-fault", "\"fail-closed\"")
+    });
     let mut p = ExtensionPlugin::start(rt.load_manifest(m).unwrap()).unwrap();
     let r = p.on_request(&request(1, "https://www.example.com/"));
     match &r.verdict {
@@ -124,7 +142,9 @@ fn an_ungranted_storage_import_is_refused_at_load_by_name() {
 fn the_same_storage_import_loads_once_granted_and_its_quota_holds() {
     let (rt, data) = runtime();
     let path = fixture("storage-ungranted");
-    let m = manifest_with(&path, |t| set_key(t, "capabilities", "storage-quota", "\"64 B\""));
+    let m = manifest_with(&path, |t| {
+        set_key(t, "capabilities", "storage-quota", "\"64 B\"")
+    });
     let mut p = ExtensionPlugin::start(rt.load_manifest(m).unwrap()).unwrap();
     for i in 0..20 {
         let r = p.on_request(&request(i, "https://www.example.com/"));
@@ -157,9 +177,21 @@ fn a_redirect_to_a_non_url_is_refused_and_recorded() {
     let (rt, _d) = runtime();
     let mut p = ExtensionPlugin::start(rt.load(&fixture("absurd-extension")).unwrap()).unwrap();
     let r = p.on_request(&request(1, "https://www.example.com/"));
-    assert_eq!(fault_kind(&r.error), Some(FaultKind::InvalidResult), "{:?}", r.error);
-    assert!(matches!(r.verdict, RequestVerdict::Proceed(_)), "fail-open proceeds");
-    assert_eq!(rt.faults().count("absurd-extension", FaultKind::InvalidResult), 1);
+    assert_eq!(
+        fault_kind(&r.error),
+        Some(FaultKind::InvalidResult),
+        "{:?}",
+        r.error
+    );
+    assert!(
+        matches!(r.verdict, RequestVerdict::Proceed(_)),
+        "fail-open proceeds"
+    );
+    assert_eq!(
+        rt.faults()
+            .count("absurd-extension", FaultKind::InvalidResult),
+        1
+    );
 }
 
 fn config() -> ControllerConfig {
@@ -201,7 +233,11 @@ fn absurd_congestion_windows_are_refused_and_the_last_sane_window_kept() {
         }
         e => panic!("expected an invalid-result fault, got {e}"),
     }
-    assert_eq!(h.last_sane(), sane, "the last sane window is kept for the fallback");
+    assert_eq!(
+        h.last_sane(),
+        sane,
+        "the last sane window is kept for the fallback"
+    );
     // The instance was restarted, so the old controller is gone...
     assert!(matches!(
         p.on_ack(&mut h, 21_000, &ack, RTT, 0),
@@ -218,7 +254,8 @@ fn absurd_congestion_windows_are_refused_and_the_last_sane_window_kept() {
     let e = p.on_congestion_event(&mut h2, 30_000, event).unwrap_err();
     assert!(e.to_string().contains(&u64::MAX.to_string()), "{e}");
     assert_eq!(
-        rt.faults().count("absurd-congestion", FaultKind::InvalidResult),
+        rt.faults()
+            .count("absurd-congestion", FaultKind::InvalidResult),
         2
     );
 }

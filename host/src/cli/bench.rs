@@ -8,10 +8,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use sockhost::plugins::congestion::{AckSample, CongestionPlugin, ControllerConfig, RttEstimate};
-use sockhost::plugins::extension::{ExtensionPlugin, Header, Request, RequestVerdict, ResourceType};
-use sockhost::plugins::telemetry::{Event, EventKind, RequestEndEvent, TelemetryPlugin};
 use sockhost::plugins::bindings::types::Origin;
+use sockhost::plugins::congestion::{AckSample, CongestionPlugin, ControllerConfig, RttEstimate};
+use sockhost::plugins::extension::{
+    ExtensionPlugin, Header, Request, RequestVerdict, ResourceType,
+};
+use sockhost::plugins::telemetry::{Event, EventKind, RequestEndEvent, TelemetryPlugin};
 use sockhost::plugins::{EngineOptions, LoadedPlugin, PluginRuntime, RuntimeOptions};
 
 fn runtime(pooling: bool) -> anyhow::Result<PluginRuntime> {
@@ -156,7 +158,10 @@ pub fn run(dir: &Path, iterations: u32) -> anyhow::Result<()> {
         black_box(matches!(r.verdict, RequestVerdict::Proceed(_)));
     }
     println!();
-    println!("extension blocklist on-request (typical request, {} rules)", ext.rules().len());
+    println!(
+        "extension blocklist on-request (typical request, {} rules)",
+        ext.rules().len()
+    );
     println!("  entered WASM {called}/{n} times");
     println!("  per request          {}", per_call(total, n));
 
@@ -194,11 +199,11 @@ pub fn run(dir: &Path, iterations: u32) -> anyhow::Result<()> {
     let metrics = probe.collect()?;
     println!();
     println!("telemetry-probe request-stats on-events");
-    println!("  batch of 64 events   {}  ({batches} batches)", per_call(total, batches));
     println!(
-        "  per event            {}",
-        per_call(total, batches * 64)
+        "  batch of 64 events   {}  ({batches} batches)",
+        per_call(total, batches)
     );
+    println!("  per event            {}", per_call(total, batches * 64));
     println!("  collect returned {} metrics", metrics.len());
     Ok(())
 }

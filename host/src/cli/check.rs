@@ -52,8 +52,9 @@ pub fn run(manifest: &Path, cache_dir: Option<PathBuf>, no_cache: bool) -> anyho
         loaded.wit_version()
     );
     println!(
-        "compile    {:.1} ms",
-        loaded.compile_time().as_secs_f64() * 1000.0
+        "compile    {:.1} ms{}",
+        loaded.compile_time().as_secs_f64() * 1000.0,
+        if loaded.cached() { " (from cache)" } else { "" }
     );
     println!("imports");
     let width = loaded

@@ -11,8 +11,7 @@ use sockhost::plugins::congestion::{
     AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig, RttEstimate,
 };
 use sockhost::plugins::connect::{
-    AttemptReport, Candidate, CandidateSource, ConnectPlugin, ConnectRequest, Outcome,
-    PlanSource,
+    AttemptReport, Candidate, CandidateSource, ConnectPlugin, ConnectRequest, Outcome, PlanSource,
 };
 use sockhost::plugins::extension::{ExtensionPlugin, Header, Request, ResourceType, Response};
 use sockhost::plugins::telemetry::{Event, EventKind, RequestEndEvent, TelemetryPlugin};

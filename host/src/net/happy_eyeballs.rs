@@ -36,13 +36,23 @@ pub fn builtin_plan(candidates: &[Candidate]) -> Plan {
     let by_priority = |t: Transport| {
         let mut c: Vec<&Candidate> = candidates.iter().filter(|c| c.transport == t).collect();
         // Priority 0 means "not from an HTTPS record": after the ranked ones.
-        c.sort_by_key(|c| if c.priority == 0 { u32::MAX } else { u32::from(c.priority) });
+        c.sort_by_key(|c| {
+            if c.priority == 0 {
+                u32::MAX
+            } else {
+                u32::from(c.priority)
+            }
+        });
         interleave(c)
     };
     let quic = by_priority(Transport::Quic);
     let tcp = by_priority(Transport::Tcp);
     let mut attempts = Vec::with_capacity(candidates.len());
-    let tcp_start = if quic.is_empty() { 0 } else { QUIC_HEAD_START_US };
+    let tcp_start = if quic.is_empty() {
+        0
+    } else {
+        QUIC_HEAD_START_US
+    };
     for (i, c) in quic.iter().enumerate() {
         attempts.push(Attempt {
             candidate: c.id,
@@ -77,7 +87,11 @@ mod tests {
                 port: 443,
             },
             alpn: vec![],
-            source: if v6 { CandidateSource::Aaaa } else { CandidateSource::A },
+            source: if v6 {
+                CandidateSource::Aaaa
+            } else {
+                CandidateSource::A
+            },
             priority: 0,
             ech: false,
         }
@@ -92,7 +106,11 @@ mod tests {
             cand(4, Transport::Quic, true),
         ];
         let plan = builtin_plan(&cands);
-        let got: Vec<(u32, u64)> = plan.attempts.iter().map(|a| (a.candidate, a.delay)).collect();
+        let got: Vec<(u32, u64)> = plan
+            .attempts
+            .iter()
+            .map(|a| (a.candidate, a.delay))
+            .collect();
         assert_eq!(got, vec![(4, 0), (3, 50_000), (1, 300_000), (2, 550_000)]);
     }
 

@@ -39,6 +39,12 @@ pub const MAX_ACKS_PER_CALL: usize = 1024;
 /// Bindings of the congestion-policy world.
 pub struct CongestionBindings(generated::CongestionPolicy);
 
+impl std::fmt::Debug for CongestionBindings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CongestionBindings")
+    }
+}
+
 impl WorldBindings for CongestionBindings {
     type Pre = generated::CongestionPolicyPre<PluginState>;
     const WORLD: World = World::CongestionPolicy;
@@ -145,7 +151,11 @@ impl CongestionPlugin {
         &mut self,
         handle: &mut ControllerHandle,
         function: &'static str,
-        f: impl FnOnce(&CongestionBindings, &mut Store<PluginState>, ResourceAny) -> wasmtime::Result<WindowUpdate>,
+        f: impl FnOnce(
+            &CongestionBindings,
+            &mut Store<PluginState>,
+            ResourceAny,
+        ) -> wasmtime::Result<WindowUpdate>,
     ) -> Result<WindowUpdate, ControllerError> {
         if handle.generation != self.inner.generation() || !self.inner.has_instance() {
             return Err(ControllerError::Lost);
@@ -191,9 +201,14 @@ impl CongestionPlugin {
         let mut last = handle.last_sane;
         for chunk in acks.chunks(MAX_ACKS_PER_CALL) {
             last = self.run(handle, "on-ack", |b, s, r| {
-                b.0.sockhost_plugin_congestion()
-                    .controller()
-                    .call_on_ack(s, r, now, chunk, rtt, bytes_in_flight)
+                b.0.sockhost_plugin_congestion().controller().call_on_ack(
+                    s,
+                    r,
+                    now,
+                    chunk,
+                    rtt,
+                    bytes_in_flight,
+                )
             })?;
         }
         Ok(last)

@@ -45,6 +45,12 @@ pub const MAX_CANDIDATES: usize = 256;
 /// Bindings of the connect-policy world.
 pub struct ConnectBindings(generated::ConnectPolicy);
 
+impl std::fmt::Debug for ConnectBindings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectBindings")
+    }
+}
+
 impl WorldBindings for ConnectBindings {
     type Pre = generated::ConnectPolicyPre<PluginState>;
     const WORLD: World = World::ConnectPolicy;
@@ -115,7 +121,9 @@ impl ConnectPlugin {
     pub fn plan(&mut self, request: &ConnectRequest) -> Result<(Plan, PlanSource), CallError> {
         let result = self
             .inner
-            .call("plan", |b, s| b.0.sockhost_plugin_connect().call_plan(s, request))
+            .call("plan", |b, s| {
+                b.0.sockhost_plugin_connect().call_plan(s, request)
+            })
             .and_then(|plan| match check_plan(request, &plan) {
                 Ok(()) => Ok(plan),
                 Err(why) => Err(self.inner.invalid_result("plan", why)),

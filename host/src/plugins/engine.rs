@@ -67,6 +67,7 @@ struct Inner {
     engine: Engine,
     started: Instant,
     pooling: bool,
+    cache: Option<wasmtime::Cache>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -98,6 +99,7 @@ impl PluginEngine {
             pool.max_memory_size(MAX_PLUGIN_MEMORY as usize);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
+        let mut cache = None;
         if let Some(dir) = &options.cache_dir {
             let cache_err = |e: wasmtime::Error| EngineError::Cache {
                 path: dir.clone(),
@@ -105,8 +107,9 @@ impl PluginEngine {
             };
             let mut cc = wasmtime::CacheConfig::new();
             cc.with_directory(dir.clone());
-            let cache = wasmtime::Cache::new(cc).map_err(cache_err)?;
-            config.cache(Some(cache));
+            let c = wasmtime::Cache::new(cc).map_err(cache_err)?;
+            config.cache(Some(c.clone()));
+            cache = Some(c);
         }
         let engine = Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -128,6 +131,7 @@ impl PluginEngine {
                 engine,
                 started: Instant::now(),
                 pooling: options.pooling,
+                cache,
                 stop,
                 ticker: Some(ticker),
             }),
@@ -142,6 +146,14 @@ impl PluginEngine {
     /// Whether instances come from the pooling allocator.
     pub fn pooling(&self) -> bool {
         self.inner.pooling
+    }
+
+    /// Compiled-code cache hits so far (0 without a cache).
+    pub fn cache_hits(&self) -> usize {
+        self.inner
+            .cache
+            .as_ref()
+            .map_or(0, wasmtime::Cache::cache_hits)
     }
 
     /// Microseconds since the engine started: the host's `instant-us`.

@@ -69,6 +69,12 @@ pub const FRAMING_HEADERS: &[&str] = &[
 /// Bindings of the extension world.
 pub struct ExtensionBindings(generated::Extension);
 
+impl std::fmt::Debug for ExtensionBindings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtensionBindings")
+    }
+}
+
 impl WorldBindings for ExtensionBindings {
     type Pre = generated::ExtensionPre<PluginState>;
     const WORLD: World = World::Extension;
@@ -136,9 +142,8 @@ impl HeaderGrants {
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn check_header_name(name: &str, grants: &HeaderGrants) -> Result<(), String> {
@@ -146,7 +151,9 @@ fn check_header_name(name: &str, grants: &HeaderGrants) -> Result<(), String> {
         return Err(format!("header name {name:?} is not a lowercase token"));
     }
     if FRAMING_HEADERS.contains(&name) {
-        return Err(format!("header {name} frames the message and cannot be changed"));
+        return Err(format!(
+            "header {name} frames the message and cannot be changed"
+        ));
     }
     if !grants.may_see(name) {
         return Err(format!(
@@ -188,9 +195,7 @@ pub fn check_redirect(target: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(target)
         .map_err(|e| format!("redirect target {target:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "redirect target {target:?} is not http or https"
-        ));
+        return Err(format!("redirect target {target:?} is not http or https"));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("redirect target {target:?} has no host"));
@@ -203,8 +208,7 @@ fn check_host_suffix(s: &str) -> Result<(), String> {
         && s.len() <= 253
         && !s.starts_with('.')
         && !s.ends_with('.')
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
     if ok {
         Ok(())
@@ -235,7 +239,9 @@ fn check_list_len<T>(what: &str, list: &[T]) -> Result<(), String> {
 fn check_filter(f: &RequestFilter) -> Result<(), String> {
     check_list_len("host-suffixes", &f.host_suffixes)?;
     check_list_len("methods", &f.methods)?;
-    f.host_suffixes.iter().try_for_each(|s| check_host_suffix(s))?;
+    f.host_suffixes
+        .iter()
+        .try_for_each(|s| check_host_suffix(s))?;
     check_methods(&f.methods)
 }
 
@@ -443,10 +449,10 @@ impl ExtensionPlugin {
             called: false,
             error: None,
         };
-        let Some(host) = url::Url::parse(&request.url)
-            .ok()
-            .and_then(|u| u.host_str().map(|h| h.trim_end_matches('.').to_ascii_lowercase()))
-        else {
+        let Some(host) = url::Url::parse(&request.url).ok().and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+        }) else {
             return not_called;
         };
         if !self.inner.manifest().capabilities.may_see_host(&host) {
@@ -484,9 +490,8 @@ impl ExtensionPlugin {
             }
         };
         let checked = match verdict {
-            RequestVerdict::Proceed(changes) => {
-                check_header_changes(&changes, &self.grants).map(|()| RequestVerdict::Proceed(changes))
-            }
+            RequestVerdict::Proceed(changes) => check_header_changes(&changes, &self.grants)
+                .map(|()| RequestVerdict::Proceed(changes)),
             RequestVerdict::Redirect(target) => {
                 check_redirect(&target).map(|_| RequestVerdict::Redirect(target))
             }
@@ -522,7 +527,11 @@ impl ExtensionPlugin {
     /// grants; returns the validated header changes. On a fault the
     /// response goes on unchanged under fail-open; under fail-closed the
     /// caller must fail the response (`error` is set).
-    pub fn on_response(&mut self, host: &str, response: &Response) -> HookResult<Vec<HeaderChange>> {
+    pub fn on_response(
+        &mut self,
+        host: &str,
+        response: &Response,
+    ) -> HookResult<Vec<HeaderChange>> {
         let not_called = HookResult {
             verdict: Vec::new(),
             called: false,
@@ -544,7 +553,10 @@ impl ExtensionPlugin {
         // Responses carry no method or resource type of their own: the
         // filter's host suffixes decide.
         if !(filter.host_suffixes.is_empty()
-            || filter.host_suffixes.iter().any(|s| host_matches_suffix(host, s)))
+            || filter
+                .host_suffixes
+                .iter()
+                .any(|s| host_matches_suffix(host, s)))
         {
             return not_called;
         }
@@ -618,10 +630,12 @@ mod tests {
 
     #[test]
     fn header_changes_are_checked_against_grants_and_framing() {
-        let set = |n: &str, v: &[u8]| HeaderChange::Set(Header {
-            name: n.into(),
-            value: v.to_vec(),
-        });
+        let set = |n: &str, v: &[u8]| {
+            HeaderChange::Set(Header {
+                name: n.into(),
+                value: v.to_vec(),
+            })
+        };
         let cases: Vec<(HeaderChange, &[&str], bool)> = vec![
             (set("x-sockhost", b"1"), &[], true),
             (set("X-Upper", b"1"), &[], false),
@@ -644,9 +658,21 @@ mod tests {
         let g = grants(&[]);
         assert!(validate_rules(&[rule(1, RuleAction::Block)], 10, &g).is_ok());
         let cases: Vec<(Vec<Rule>, u32, &str)> = vec![
-            (vec![rule(1, RuleAction::Block), rule(1, RuleAction::Allow)], 10, "duplicate id"),
-            (vec![rule(1, RuleAction::Block), rule(2, RuleAction::Block)], 1, "max-rules"),
-            (vec![rule(1, RuleAction::Redirect("nope".into()))], 10, "not a URL"),
+            (
+                vec![rule(1, RuleAction::Block), rule(1, RuleAction::Allow)],
+                10,
+                "duplicate id",
+            ),
+            (
+                vec![rule(1, RuleAction::Block), rule(2, RuleAction::Block)],
+                1,
+                "max-rules",
+            ),
+            (
+                vec![rule(1, RuleAction::Redirect("nope".into()))],
+                10,
+                "not a URL",
+            ),
             (
                 vec![Rule {
                     condition: RuleCondition {

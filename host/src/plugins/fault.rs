@@ -257,7 +257,10 @@ mod tests {
         }
         log.record(fault("b", FaultKind::Deadline));
         assert_eq!(log.recent().len(), MAX_RECORDED_FAULTS);
-        assert_eq!(log.count("a", FaultKind::Trap), MAX_RECORDED_FAULTS as u64 + 10);
+        assert_eq!(
+            log.count("a", FaultKind::Trap),
+            MAX_RECORDED_FAULTS as u64 + 10
+        );
         assert_eq!(log.count("b", FaultKind::Deadline), 1);
         assert_eq!(log.total("b"), 1);
         assert_eq!(log.total("c"), 0);
@@ -276,7 +279,11 @@ mod tests {
                 },
                 FaultKind::Memory,
             ),
-            (trap(Trap::Interrupt), FaultContext::default(), FaultKind::Deadline),
+            (
+                trap(Trap::Interrupt),
+                FaultContext::default(),
+                FaultKind::Deadline,
+            ),
             (
                 trap(Trap::UnreachableCodeReached),
                 FaultContext {
@@ -285,7 +292,11 @@ mod tests {
                 },
                 FaultKind::Panic,
             ),
-            (trap(Trap::StackOverflow), FaultContext::default(), FaultKind::Trap),
+            (
+                trap(Trap::StackOverflow),
+                FaultContext::default(),
+                FaultKind::Trap,
+            ),
         ];
         for (err, ctx, want) in cases {
             assert_eq!(classify(&err, ctx).kind, want);

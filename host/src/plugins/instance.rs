@@ -182,9 +182,7 @@ impl<B: WorldBindings> Supervised<B> {
 
     fn arm(&self, store: &mut Store<PluginState>) {
         store.data_mut().begin_call();
-        store.set_epoch_deadline(PluginEngine::budget_ticks(
-            self.manifest.limits.call_budget,
-        ));
+        store.set_epoch_deadline(PluginEngine::budget_ticks(self.manifest.limits.call_budget));
     }
 
     /// Drops the live instance; the next call instantiates a fresh one.

@@ -155,6 +155,7 @@ pub struct LoadedPlugin {
     wit_version: String,
     size: u64,
     compile_time: Duration,
+    cached: bool,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -192,6 +193,10 @@ impl LoadedPlugin {
     /// The component's size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn cached(&self) -> bool {
+        self.cached
     }
     /// How long compiling (or loading from the cache) took.
     pub fn compile_time(&self) -> Duration {
@@ -257,6 +262,7 @@ impl PluginRuntime {
             return Err(LoadError::NotAComponent { path, detail });
         }
 
+        let hits = self.engine.cache_hits();
         let started = Instant::now();
         let component =
             Component::new(self.engine.engine(), &bytes).map_err(|e| LoadError::Compile {
@@ -264,6 +270,7 @@ impl PluginRuntime {
                 message: format!("{e:#}"),
             })?;
         let compile_time = started.elapsed();
+        let cached = self.engine.cache_hits() > hits;
 
         let wit_version = check_world(&component, &manifest, self.engine.engine(), &path)?;
         let imports = gate_imports(&component, &manifest, self.engine.engine(), &path)?;
@@ -286,6 +293,7 @@ impl PluginRuntime {
             wit_version,
             size: bytes.len() as u64,
             compile_time,
+            cached,
         })
     }
 

@@ -29,8 +29,7 @@ mod generated {
 
 pub use generated::exports::sockhost::plugin::telemetry::{
     CongestionSample, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind,
-    Histogram, Metric, MetricValue, PluginFaultEvent, RequestEndEvent, RequestStartEvent,
-    TlsEvent,
+    Histogram, Metric, MetricValue, PluginFaultEvent, RequestEndEvent, RequestStartEvent, TlsEvent,
 };
 
 /// Most events in one batch.
@@ -46,6 +45,12 @@ pub const MAX_METRIC_TEXT: usize = 256;
 
 /// Bindings of the telemetry-probe world.
 pub struct TelemetryBindings(generated::TelemetryProbe);
+
+impl std::fmt::Debug for TelemetryBindings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TelemetryBindings")
+    }
+}
 
 impl WorldBindings for TelemetryBindings {
     type Pre = generated::TelemetryProbePre<PluginState>;
@@ -68,7 +73,10 @@ fn is_metric_name(s: &str) -> bool {
 /// Checks metrics returned by a probe.
 pub fn check_metrics(metrics: &[Metric]) -> Result<(), String> {
     if metrics.len() > MAX_METRICS {
-        return Err(format!("{} metrics, more than {MAX_METRICS}", metrics.len()));
+        return Err(format!(
+            "{} metrics, more than {MAX_METRICS}",
+            metrics.len()
+        ));
     }
     let mut series = HashSet::new();
     for m in metrics {
@@ -84,7 +92,9 @@ pub fn check_metrics(metrics: &[Metric]) -> Result<(), String> {
         }
         for (k, v) in &m.labels {
             if !is_metric_name(k) || v.len() > MAX_METRIC_TEXT {
-                return Err(fail("label names must match [a-z_][a-z0-9_]*, values be short"));
+                return Err(fail(
+                    "label names must match [a-z_][a-z0-9_]*, values be short",
+                ));
             }
         }
         if !series.insert((&m.name, &m.labels)) {
@@ -97,8 +107,7 @@ pub fn check_metrics(metrics: &[Metric]) -> Result<(), String> {
             if h.counts.len() != h.bounds.len() + 1 {
                 return Err(fail("a histogram needs one count per bound plus one"));
             }
-            if h.bounds.iter().any(|b| !b.is_finite())
-                || h.bounds.windows(2).any(|w| w[0] >= w[1])
+            if h.bounds.iter().any(|b| !b.is_finite()) || h.bounds.windows(2).any(|w| w[0] >= w[1])
             {
                 return Err(fail("histogram bounds must be finite and ascending"));
             }
@@ -142,7 +151,8 @@ impl TelemetryPlugin {
         }
         if events.is_empty() {
             self.inner.call("on-events", |b, s| {
-                b.0.sockhost_plugin_telemetry().call_on_events(s, &[], dropped)
+                b.0.sockhost_plugin_telemetry()
+                    .call_on_events(s, &[], dropped)
             })?;
         }
         Ok(())
@@ -150,9 +160,9 @@ impl TelemetryPlugin {
 
     /// Collects the probe's metrics, checked.
     pub fn collect(&mut self) -> Result<Vec<Metric>, CallError> {
-        let metrics = self
-            .inner
-            .call("collect", |b, s| b.0.sockhost_plugin_telemetry().call_collect(s))?;
+        let metrics = self.inner.call("collect", |b, s| {
+            b.0.sockhost_plugin_telemetry().call_collect(s)
+        })?;
         match check_metrics(&metrics) {
             Ok(()) => Ok(metrics),
             Err(why) => Err(self.inner.invalid_result("collect", why)),
@@ -183,12 +193,18 @@ mod tests {
             })
         };
         let cases = [
-            (vec![metric("requests_total", MetricValue::Counter(1))], true),
+            (
+                vec![metric("requests_total", MetricValue::Counter(1))],
+                true,
+            ),
             (vec![metric("Bad-Name", MetricValue::Counter(1))], false),
             (vec![metric("", MetricValue::Counter(1))], false),
             (vec![metric("h", hist(vec![0.1, 1.0], vec![0, 0, 0]))], true),
             (vec![metric("h", hist(vec![0.1, 1.0], vec![0, 0]))], false),
-            (vec![metric("h", hist(vec![1.0, 0.1], vec![0, 0, 0]))], false),
+            (
+                vec![metric("h", hist(vec![1.0, 0.1], vec![0, 0, 0]))],
+                false,
+            ),
             (vec![metric("h", hist(vec![f64::NAN], vec![0, 0]))], false),
             (
                 vec![

@@ -1,0 +1,185 @@
+//! `sockhost plugin check`: accepts every first-party plugin, and refuses
+//! each broken or hostile plugin with a one-line reason that names it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn check(manifest: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sockhost"))
+        .args(["plugin", "check", "--no-cache"])
+        .arg(manifest)
+        .env("SOCKHOST_LOG", "off")
+        .output()
+        .expect("sockhost runs")
+}
+
+fn stderr_line(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    err
+}
+
+/// Writes `component` and a manifest for it (world `world`, pinned to its
+/// real hash unless `sha` is given) into a fresh directory.
+fn plugin_dir(component: &[u8], world: &str, sha: Option<&str>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.wasm"), component).unwrap();
+    let sha = sha.map_or_else(|| hex::encode(Sha256::digest(component)), str::to_owned);
+    let manifest = dir.path().join("plugin.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[plugin]\nname = \"case\"\nversion = \"0.1.0\"\nworld = \"{world}\"\ncomponent = \"c.wasm\"\nsha256 = \"{sha}\"\n"
+        ),
+    )
+    .unwrap();
+    (dir, manifest)
+}
+
+fn component(wat: &str) -> Vec<u8> {
+    wat::parse_str(wat).unwrap()
+}
+
+#[test]
+fn accepts_the_first_party_plugins() {
+    for (name, world) in [
+        ("blocklist", "extension"),
+        ("request-stats", "telemetry-probe"),
+        ("newreno", "congestion-policy"),
+        ("happy-eyeballs", "connect-policy"),
+    ] {
+        let out = check(&repo().join("plugins").join(name).join("plugin.toml"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("world      {world} (sockhost:plugin@0.1.0)")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("sockhost:plugin/log@0.1.0"), "{stdout}");
+        assert!(stdout.contains("granted: "), "{stdout}");
+        assert!(stdout.contains("smoke "), "{stdout}");
+        assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+    }
+}
+
+#[test]
+fn refuses_each_hostile_fixture_for_its_reason() {
+    let fixtures = repo().join("plugins").join("fixtures");
+    for (name, reason) in [
+        ("spin-forever", "deadline"),
+        ("alloc-unbounded", "memory limit of 4 MiB exceeded"),
+        ("panics", "panic"),
+        (
+            "storage-ungranted",
+            "import sockhost:plugin/storage@0.1.0 refused",
+        ),
+        (
+            "wants-sockets",
+            "import wasi:sockets/instance-network@0.2.0 refused",
+        ),
+        ("absurd-congestion", "window of 0"),
+        ("absurd-extension", "is not a URL"),
+    ] {
+        let out = check(&fixtures.join(name).join("plugin.toml"));
+        assert!(!out.status.success(), "{name} was accepted");
+        let err = stderr_line(&out);
+        assert!(
+            err.contains(reason),
+            "{name}: {err:?} should say {reason:?}"
+        );
+    }
+}
+
+#[test]
+fn refuses_an_unreadable_or_invalid_manifest() {
+    let out = check(Path::new("/nonexistent/plugin.toml"));
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("/nonexistent/plugin.toml"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("plugin.toml");
+    std::fs::write(&bad, "[plugin\nname = ").unwrap();
+    let out = check(&bad);
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("plugin.toml"));
+}
+
+#[test]
+fn refuses_a_hash_mismatch() {
+    let c = component(r#"(component)"#);
+    let (_d, m) = plugin_dir(&c, "extension", Some(&"ab".repeat(32)));
+    let out = check(&m);
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("sha256 mismatch"));
+}
+
+#[test]
+fn refuses_a_core_module_and_non_wasm() {
+    let (_d, m) = plugin_dir(b"\0asm\x01\0\0\0", "extension", None);
+    let out = check(&m);
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("is a core module"));
+
+    let (_d, m) = plugin_dir(b"#!/bin/sh\necho hi\n", "extension", None);
+    let out = check(&m);
+    assert!(!out.status.success());
+    assert!(stderr_line(&out).contains("not a WebAssembly component"));
+}
+
+#[test]
+fn refuses_the_wrong_world_and_an_unknown_wit_version() {
+    let congestion = component(
+        r#"(component (instance $i) (export "sockhost:plugin/congestion@0.1.0" (instance $i)))"#,
+    );
+    let (_d, m) = plugin_dir(&congestion, "extension", None);
+    let out = check(&m);
+    assert!(!out.status.success());
+    let err = stderr_line(&out);
+    assert!(err.contains("does not implement world extension"), "{err}");
+    assert!(err.contains("sockhost:plugin/add-on"), "{err}");
+
+    let future = component(
+        r#"(component (instance $i) (export "sockhost:plugin/add-on@9.0.0" (instance $i)))"#,
+    );
+    let (_d, m) = plugin_dir(&future, "extension", None);
+    let out = check(&m);
+    assert!(!out.status.success());
+    let err = stderr_line(&out);
+    assert!(err.contains("sockhost:plugin@9.0.0"), "{err}");
+    assert!(err.contains("this host knows 0.1.0"), "{err}");
+}
+
+#[test]
+fn refuses_sockets_even_from_a_hand_written_component() {
+    let c = component(
+        r#"(component
+            (import "wasi:sockets/tcp@0.2.0" (instance))
+            (instance $i)
+            (export "sockhost:plugin/add-on@0.1.0" (instance $i)))"#,
+    );
+    let (_d, m) = plugin_dir(&c, "extension", None);
+    let out = check(&m);
+    assert!(!out.status.success());
+    let err = stderr_line(&out);
+    assert!(
+        err.contains("import wasi:sockets/tcp@0.2.0 refused"),
+        "{err}"
+    );
+}
