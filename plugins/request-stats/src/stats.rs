@@ -1,0 +1,244 @@
+//! Per-origin request statistics, bounded in memory.
+
+use std::collections::BTreeMap;
+
+use sockhost_sdk::telemetry::{Event, EventKind, Histogram, Metric, MetricValue};
+
+/// Origins tracked individually; requests to further origins count under
+/// [`OTHER`] so that a page touching many hosts cannot grow the plugin
+/// without bound.
+pub const MAX_ORIGINS: usize = 256;
+/// The label of requests to origins beyond [`MAX_ORIGINS`].
+pub const OTHER: &str = "other";
+/// Latency bucket bounds in milliseconds.
+pub const LATENCY_BOUNDS_MS: [f64; 12] = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0,
+];
+
+#[derive(Debug)]
+struct OriginStats {
+    requests: u64,
+    errors: u64,
+    by_status_class: [u64; 5],
+    bytes_sent: u64,
+    bytes_received: u64,
+    latency: Histogram,
+    ttfb: Histogram,
+}
+
+impl OriginStats {
+    fn new() -> Self {
+        OriginStats {
+            requests: 0,
+            errors: 0,
+            by_status_class: [0; 5],
+            bytes_sent: 0,
+            bytes_received: 0,
+            latency: Histogram::with_bounds(LATENCY_BOUNDS_MS.to_vec()),
+            ttfb: Histogram::with_bounds(LATENCY_BOUNDS_MS.to_vec()),
+        }
+    }
+}
+
+/// All statistics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    origins: BTreeMap<String, OriginStats>,
+    dropped: u64,
+    started: u64,
+}
+
+impl Stats {
+    /// Accounts a batch of events.
+    pub fn record(&mut self, events: &[Event], dropped: u64) {
+        self.dropped += dropped;
+        for event in events {
+            match &event.kind {
+                EventKind::RequestStart(_) => self.started += 1,
+                EventKind::RequestEnd(end) => {
+                    let key = end.origin.to_url_prefix();
+                    let key = if self.origins.contains_key(&key) || self.origins.len() < MAX_ORIGINS {
+                        key
+                    } else {
+                        OTHER.to_owned()
+                    };
+                    let s = self.origins.entry(key).or_insert_with(OriginStats::new);
+                    s.requests += 1;
+                    s.bytes_sent += end.bytes_sent;
+                    s.bytes_received += end.bytes_received;
+                    if end.error.is_some() {
+                        s.errors += 1;
+                    }
+                    if let Some(status) = end.status {
+                        let class = usize::from(status / 100).clamp(1, 5) - 1;
+                        s.by_status_class[class] += 1;
+                    }
+                    s.latency.observe(end.total as f64 / 1000.0);
+                    if let Some(t) = end.time_to_first_byte {
+                        s.ttfb.observe(t as f64 / 1000.0);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The metrics, Prometheus-style names.
+    pub fn metrics(&self) -> Vec<Metric> {
+        let mut out = vec![
+            metric(
+                "sockhost_requests_started_total",
+                "Requests started",
+                vec![],
+                MetricValue::Counter(self.started),
+            ),
+            metric(
+                "sockhost_events_dropped_total",
+                "Events the host dropped before this probe saw them",
+                vec![],
+                MetricValue::Counter(self.dropped),
+            ),
+        ];
+        for (origin, s) in &self.origins {
+            let labels = || vec![("origin".to_owned(), origin.clone())];
+            out.push(metric(
+                "sockhost_requests_total",
+                "Requests finished",
+                labels(),
+                MetricValue::Counter(s.requests),
+            ));
+            out.push(metric(
+                "sockhost_request_errors_total",
+                "Requests that failed without a response",
+                labels(),
+                MetricValue::Counter(s.errors),
+            ));
+            for (i, n) in s.by_status_class.iter().enumerate().filter(|(_, n)| **n > 0) {
+                let mut l = labels();
+                l.push(("status".to_owned(), format!("{}xx", i + 1)));
+                out.push(metric(
+                    "sockhost_responses_total",
+                    "Responses by status class",
+                    l,
+                    MetricValue::Counter(*n),
+                ));
+            }
+            out.push(metric(
+                "sockhost_request_bytes_sent_total",
+                "Request bytes sent",
+                labels(),
+                MetricValue::Counter(s.bytes_sent),
+            ));
+            out.push(metric(
+                "sockhost_response_bytes_received_total",
+                "Response bytes received",
+                labels(),
+                MetricValue::Counter(s.bytes_received),
+            ));
+            out.push(metric(
+                "sockhost_request_duration_ms",
+                "Request duration, start to end of body",
+                labels(),
+                MetricValue::Histogram(s.latency.clone()),
+            ));
+            out.push(metric(
+                "sockhost_time_to_first_byte_ms",
+                "Time to the first response byte",
+                labels(),
+                MetricValue::Histogram(s.ttfb.clone()),
+            ));
+        }
+        out
+    }
+}
+
+fn metric(name: &str, help: &str, labels: Vec<(String, String)>, value: MetricValue) -> Metric {
+    Metric {
+        name: name.to_owned(),
+        help: help.to_owned(),
+        labels,
+        value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sockhost_sdk::telemetry::{RequestEndEvent, RequestStartEvent};
+    use sockhost_sdk::types::Origin;
+
+    use super::*;
+
+    fn origin(host: &str) -> Origin {
+        Origin {
+            scheme: "https".into(),
+            host: host.into(),
+            port: 443,
+        }
+    }
+
+    fn end(host: &str, status: Option<u16>, total_us: u64) -> Event {
+        Event {
+            at: 0,
+            kind: EventKind::RequestEnd(RequestEndEvent {
+                id: 1,
+                origin: origin(host),
+                method: "GET".into(),
+                status,
+                protocol: Some("h2".into()),
+                bytes_sent: 100,
+                bytes_received: 1000,
+                time_to_first_byte: Some(total_us / 2),
+                total: total_us,
+                error: status.is_none().then(|| "reset".to_owned()),
+            }),
+        }
+    }
+
+    fn find<'a>(m: &'a [Metric], name: &str, origin: &str) -> &'a MetricValue {
+        &m.iter()
+            .find(|m| m.name == name && m.labels.iter().any(|(_, v)| v == origin))
+            .unwrap_or_else(|| panic!("no {name} for {origin}"))
+            .value
+    }
+
+    #[test]
+    fn counts_bytes_and_latency_per_origin() {
+        let mut s = Stats::default();
+        let start = Event {
+            at: 0,
+            kind: EventKind::RequestStart(RequestStartEvent {
+                id: 1,
+                origin: origin("a.test"),
+                method: "GET".into(),
+                headers: vec![],
+            }),
+        };
+        s.record(
+            &[start, end("a.test", Some(200), 3_000), end("a.test", Some(404), 30_000), end("b.test", None, 1_000)],
+            7,
+        );
+        let m = s.metrics();
+        assert!(matches!(find(&m, "sockhost_requests_total", "https://a.test:443"), MetricValue::Counter(2)));
+        assert!(matches!(find(&m, "sockhost_requests_total", "https://b.test:443"), MetricValue::Counter(1)));
+        assert!(matches!(find(&m, "sockhost_request_errors_total", "https://b.test:443"), MetricValue::Counter(1)));
+        assert!(matches!(find(&m, "sockhost_response_bytes_received_total", "https://a.test:443"), MetricValue::Counter(2000)));
+        let MetricValue::Histogram(h) = find(&m, "sockhost_request_duration_ms", "https://a.test:443") else {
+            panic!()
+        };
+        assert_eq!(h.count(), 2);
+        assert_eq!(h.sum, 33.0);
+        assert!(m.iter().any(|m| m.name == "sockhost_events_dropped_total" && matches!(m.value, MetricValue::Counter(7))));
+        assert!(m.iter().any(|m| m.name == "sockhost_requests_started_total" && matches!(m.value, MetricValue::Counter(1))));
+    }
+
+    #[test]
+    fn origins_are_bounded() {
+        let mut s = Stats::default();
+        let events: Vec<Event> = (0..MAX_ORIGINS + 10)
+            .map(|i| end(&format!("h{i}.test"), Some(200), 1000))
+            .collect();
+        s.record(&events, 0);
+        assert_eq!(s.origins.len(), MAX_ORIGINS + 1);
+        assert!(matches!(find(&s.metrics(), "sockhost_requests_total", OTHER), MetricValue::Counter(10)));
+    }
+}

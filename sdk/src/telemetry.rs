@@ -1,0 +1,83 @@
+//! Telemetry probes (`telemetry-probe` world): receive batches of network
+//! events, hand back metrics when the host collects.
+
+use crate::__bindings::telemetry::exports::sockhost::plugin::telemetry as wit;
+
+pub use wit::{
+    ConnectAttemptEvent, ConnectResultEvent, CongestionSample, DnsEvent, Event, EventKind,
+    Histogram, Metric, MetricValue, PluginFaultEvent, RequestEndEvent, RequestStartEvent,
+    TlsEvent,
+};
+
+/// A telemetry probe.
+pub trait Probe: 'static {
+    /// The probe's initial state.
+    fn new() -> Self
+    where
+        Self: Sized;
+
+    /// A batch of events, oldest first; `dropped` events were lost since the
+    /// previous batch because the host's bus was full.
+    fn on_events(&mut self, events: Vec<Event>, dropped: u64);
+
+    /// The metrics so far. The host rejects NaN or infinite values and
+    /// histograms whose counts do not have one more entry than bounds.
+    fn collect(&mut self) -> Vec<Metric>;
+}
+
+impl Histogram {
+    /// An empty histogram with ascending upper `bounds`; values above the
+    /// last bound fall in one more bucket.
+    pub fn with_bounds(bounds: Vec<f64>) -> Self {
+        let counts = vec![0; bounds.len() + 1];
+        Histogram {
+            bounds,
+            counts,
+            sum: 0.0,
+        }
+    }
+
+    /// Counts `value` in its bucket.
+    pub fn observe(&mut self, value: f64) {
+        let i = self.bounds.partition_point(|b| *b < value);
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
+        self.sum += value;
+    }
+
+    /// How many values were observed.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+#[doc(hidden)]
+#[allow(missing_debug_implementations)]
+pub struct Adapter<T>(std::marker::PhantomData<T>);
+
+impl<T: Probe> wit::Guest for Adapter<T> {
+    fn on_events(events: Vec<Event>, dropped: u64) {
+        crate::instance::with(T::new, |p: &mut T| p.on_events(events, dropped))
+    }
+
+    fn collect() -> Vec<Metric> {
+        crate::instance::with(T::new, |p: &mut T| p.collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets() {
+        let mut h = Histogram::with_bounds(vec![1.0, 10.0]);
+        for v in [0.5, 1.0, 5.0, 10.0, 11.0, 1000.0] {
+            h.observe(v);
+        }
+        assert_eq!(h.counts, vec![2, 2, 2]);
+        assert_eq!(h.count(), 6);
+        assert_eq!(h.sum, 1027.5);
+    }
+}
