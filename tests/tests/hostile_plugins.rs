@@ -234,8 +234,8 @@ fn absurd_congestion_windows_are_refused_and_the_last_sane_window_kept() {
         e => panic!("expected an invalid-result fault, got {e}"),
     }
     assert_eq!(
-        h.last_sane(),
-        sane,
+        (h.last_sane().window, h.last_sane().pacing_rate),
+        (sane.window, sane.pacing_rate),
         "the last sane window is kept for the fallback"
     );
     // The instance was restarted, so the old controller is gone...
