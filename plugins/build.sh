@@ -75,7 +75,7 @@ echo "build.sh: toolchain $toolchain"
 
 # --- the componentize tool (a host-workspace binary) ------------------------
 (cd "$repo" && cargo build --quiet -p sockhost-componentize)
-componentize="$repo/target/debug/sockhost-componentize"
+componentize="${CARGO_TARGET_DIR:-$repo/target}/debug/sockhost-componentize"
 
 # field FILE KEY: the string value of KEY in FILE's [plugin] table.
 field() {

@@ -292,7 +292,7 @@ impl Manifest {
                 return Err(fail("plugin.component", "is empty".to_owned()));
             }
             let dir = path.parent().unwrap_or(Path::new(""));
-            let component = dir.join(&p.component);
+            let component = normalize(&dir.join(&p.component));
             let sha256 = parse_sha256(&p.sha256).map_err(|e| fail("plugin.sha256", e))?;
             Identity {
                 name: p.name.clone(),
@@ -458,6 +458,27 @@ impl Manifest {
     }
 }
 
+/// `path` with `.` and `dir/..` removed, without touching the file system
+/// (the component need not exist yet to validate its manifest).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let popped = matches!(out.components().next_back(), Some(Component::Normal(_)))
+                    && out.pop();
+                if !popped {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn is_plugin_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
@@ -508,7 +529,11 @@ mod tests {
     #[test]
     fn defaults_deny_everything() {
         let m = parse(&base("extension")).unwrap();
-        assert_eq!(m.plugin.component, Path::new("/plugins/x/../dist/x.wasm"));
+        assert_eq!(m.plugin.component, Path::new("/plugins/dist/x.wasm"));
+        let rel = Manifest::parse(&base("extension"), Path::new("x/plugin.toml")).unwrap();
+        assert_eq!(rel.plugin.component, Path::new("dist/x.wasm"));
+        let up = Manifest::parse(&base("extension"), Path::new("plugin.toml")).unwrap();
+        assert_eq!(up.plugin.component, Path::new("../dist/x.wasm"));
         assert_eq!(m.plugin.sha256, [0xab; 32]);
         assert!(m.capabilities.hosts.is_empty());
         assert!(!m.capabilities.may_see_host("example.com"));
