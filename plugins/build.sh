@@ -18,8 +18,11 @@
 # installs it; nothing is downloaded from outside the package registries).
 # Then tools/componentize makes it a component of the manifest's world.
 #
-# Builds are reproducible: paths are remapped and the toolchain is recorded
-# in dist/TOOLCHAIN, so the same sources and toolchain give the same bytes.
+# Builds are reproducible: the sources are copied to one fixed folder
+# (rustc's crate hashes, and so symbol names and type ids, depend on where a
+# path dependency such as sdk/ lives), embedded paths are remapped, and the
+# toolchain is recorded in dist/TOOLCHAIN, so the same sources and
+# toolchain give the same bytes on any machine and in any checkout.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,11 +68,17 @@ else
 fi
 toolchain="$recipe: $($wasm_rustc -V)"
 
+# The fixed folder the in-tree plugins are built in (see the top).
+stage=/tmp/sockhost-plugin-build
+mkdir -p "$stage"
+exec 9>"$stage/.lock"
+flock 9 || die "cannot lock $stage"
+
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 rust_src=$($wasm_rustc --print sysroot)/lib/rustlib/src/rust
 # Absolute paths end up in panic messages; remapping them makes the bytes
-# independent of where the checkout and the caches are.
-rustflags="--remap-path-prefix=$repo=/sockhost --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$rust_src=/rust-src"
+# independent of where the sources and the caches are.
+rustflags="--remap-path-prefix=$stage/src=/sockhost --remap-path-prefix=$repo=/sockhost --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$rust_src=/rust-src"
 
 echo "build.sh: toolchain $toolchain"
 
@@ -86,12 +95,25 @@ field() {
         }' "$1"
 }
 
-# build_workspace DIR: builds the cargo workspace at DIR for wasm32.
+# build_workspace DIR TARGET_DIR: builds the cargo workspace at DIR for wasm32.
 build_workspace() {
     echo "build.sh: building $1"
-    (cd "$1" && env "${wasm_env[@]}" RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$1/target" \
+    (cd "$1" && env "${wasm_env[@]}" RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$2" \
         "${wasm_cargo[@]}" build --quiet --release --locked --target "$target" "${build_std[@]}" --workspace) ||
         die "cargo build failed in $1"
+}
+
+# stage_sources: copies what the in-tree plugins are built from to $stage/src
+# (modification times kept, so cargo rebuilds only what changed).
+stage_sources() {
+    mkdir -p "$stage/src"
+    local part
+    for part in wit sdk plugins; do
+        rm -rf "${stage:?}/src/$part"
+        mkdir -p "$stage/src/$part"
+        (cd "$repo/$part" && tar --exclude=./target --exclude=./dist -cf - .) |
+            (cd "$stage/src/$part" && tar -xf -)
+    done
 }
 
 failures=()
@@ -107,7 +129,7 @@ componentize_one() {
     world=$(field "$manifest" world)
     component=$(field "$manifest" component)
     [[ -n $crate && -n $world && -n $component ]] || die "$manifest: cannot read crate name, world or component"
-    module="$ws/target/$target/release/${crate//-/_}.wasm"
+    module="$ws/$target/release/${crate//-/_}.wasm"
     [[ -f $module ]] || die "$module was not built (is $crate a cdylib?)"
     # A plugin with its own wit/ folder (a fixture importing something
     # sockhost does not define) names its world after the plugin.
@@ -143,15 +165,16 @@ componentize_one() {
 if ((${#crates[@]})); then
     for c in "${crates[@]}"; do
         [[ -f "$c/plugin.toml" ]] || die "$c has no plugin.toml"
-        build_workspace "$c"
-        componentize_one "$c" "$c"
+        build_workspace "$c" "$c/target"
+        componentize_one "$c" "$c/target"
     done
 else
-    build_workspace "$here"
+    stage_sources
+    build_workspace "$stage/src/plugins" "$stage/target"
     mapfile -t dirs < <(cd "$here" && find . -name plugin.toml -not -path './target/*' -not -path './dist/*' |
         sed 's|/plugin.toml$||; s|^\./||' | LC_ALL=C sort)
     for d in "${dirs[@]}"; do
-        componentize_one "$here/$d" "$here"
+        componentize_one "$here/$d" "$stage/target"
     done
     if ((check)); then
         [[ $(cat "$here/dist/TOOLCHAIN" 2>/dev/null) == "$toolchain" ]] ||

@@ -5,8 +5,8 @@ use crate::__bindings::connect::exports::sockhost::plugin::connect as wit;
 use crate::types::Origin;
 
 pub use wit::{
-    Attempt, AttemptPlan, AttemptReport, Candidate, CandidateSource, ConnectRequest,
-    HistoryEntry, Outcome,
+    Attempt, AttemptPlan, AttemptReport, Candidate, CandidateSource, ConnectRequest, HistoryEntry,
+    Outcome,
 };
 
 /// A connection policy. One value lives as long as the plugin instance, so

@@ -41,7 +41,12 @@
 
 // wit-bindgen's generated glue is the only unsafe code in the SDK.
 #[doc(hidden)]
-#[allow(unsafe_code, missing_docs, missing_debug_implementations, unused_qualifications)]
+#[allow(
+    unsafe_code,
+    missing_docs,
+    missing_debug_implementations,
+    unused_qualifications
+)]
 #[path = "bindings.rs"]
 pub mod __bindings;
 

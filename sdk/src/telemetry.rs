@@ -4,9 +4,8 @@
 use crate::__bindings::telemetry::exports::sockhost::plugin::telemetry as wit;
 
 pub use wit::{
-    ConnectAttemptEvent, ConnectResultEvent, CongestionSample, DnsEvent, Event, EventKind,
-    Histogram, Metric, MetricValue, PluginFaultEvent, RequestEndEvent, RequestStartEvent,
-    TlsEvent,
+    CongestionSample, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind,
+    Histogram, Metric, MetricValue, PluginFaultEvent, RequestEndEvent, RequestStartEvent, TlsEvent,
 };
 
 /// A telemetry probe.

@@ -6,7 +6,9 @@
 //! That is what you want on a link you own and have measured, and exactly
 //! what you do not want on a shared one: it is an example, not a policy.
 
-use sockhost_sdk::congestion::{AckSample, CongestionEvent, Controller, ControllerConfig, RttEstimate};
+use sockhost_sdk::congestion::{
+    AckSample, CongestionEvent, Controller, ControllerConfig, RttEstimate,
+};
 use sockhost_sdk::log;
 
 /// The window, in datagrams.
@@ -78,7 +80,12 @@ mod tests {
         });
         assert_eq!(c.window(), 76_800);
         assert_eq!(c.pacing_rate(), None);
-        let rtt = RttEstimate { latest: 10_000, smoothed: 10_000, variance: 0, min: 10_000 };
+        let rtt = RttEstimate {
+            latest: 10_000,
+            smoothed: 10_000,
+            variance: 0,
+            min: 10_000,
+        };
         c.on_ack(1, &[], &rtt, 0);
         assert_eq!(c.pacing_rate(), Some(7_680_000));
         c.on_mtu_update(1400);

@@ -164,7 +164,7 @@ pub(crate) fn truncate(mut s: String) -> String {
             end -= 1;
         }
         s.truncate(end);
-        s.push_str("…");
+        s.push('…');
     }
     s
 }

@@ -45,7 +45,11 @@ pub fn parse(text: &str) -> Result<List, ListError> {
             message,
         };
         if let Some(name) = line.strip_prefix("$removeparam=") {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
                 return Err(fail(format!("{name:?} is not a query parameter name")));
             }
             list.remove_params.push(name.to_owned());
@@ -65,9 +69,9 @@ pub fn parse(text: &str) -> Result<List, ListError> {
         let mut condition = RuleCondition::any();
         if let Some(options) = options {
             for opt in options.split(',') {
-                condition
-                    .resource_types
-                    .push(resource_type(opt).ok_or_else(|| fail(format!("unknown option {opt:?}")))?);
+                condition.resource_types.push(
+                    resource_type(opt).ok_or_else(|| fail(format!("unknown option {opt:?}")))?,
+                );
             }
         }
         // `||host^` alone is a host-suffix condition: the host indexes
@@ -82,9 +86,17 @@ pub fn parse(text: &str) -> Result<List, ListError> {
         }
         list.rules.push(Rule {
             id: list.rules.len() as u32 + 1,
-            priority: if allow { ALLOW_PRIORITY } else { BLOCK_PRIORITY },
+            priority: if allow {
+                ALLOW_PRIORITY
+            } else {
+                BLOCK_PRIORITY
+            },
             condition,
-            action: if allow { RuleAction::Allow } else { RuleAction::Block },
+            action: if allow {
+                RuleAction::Allow
+            } else {
+                RuleAction::Block
+            },
         });
     }
     Ok(list)
@@ -159,7 +171,8 @@ mod tests {
 
     #[test]
     fn entries_become_rules() {
-        let list = parse("||ads.example^\n@@||ads.example/ok/*\n/banner/*.gif$image,script\n").unwrap();
+        let list =
+            parse("||ads.example^\n@@||ads.example/ok/*\n/banner/*.gif$image,script\n").unwrap();
         let [host, allow, pattern] = &list.rules[..] else {
             panic!("{:?}", list.rules)
         };
@@ -168,8 +181,14 @@ mod tests {
         assert!(matches!(host.action, RuleAction::Block));
         assert!(matches!(allow.action, RuleAction::Allow));
         assert!(allow.priority > host.priority);
-        assert_eq!(allow.condition.url_pattern.as_deref(), Some("||ads.example/ok/*"));
-        assert_eq!(pattern.condition.url_pattern.as_deref(), Some("/banner/*.gif"));
+        assert_eq!(
+            allow.condition.url_pattern.as_deref(),
+            Some("||ads.example/ok/*")
+        );
+        assert_eq!(
+            pattern.condition.url_pattern.as_deref(),
+            Some("/banner/*.gif")
+        );
         assert_eq!(
             pattern.condition.resource_types,
             vec![ResourceType::Image, ResourceType::Script]
@@ -179,7 +198,10 @@ mod tests {
     #[test]
     fn bad_lines_are_named() {
         assert_eq!(parse("! ok\n\n$bogus").unwrap_err().line, 3);
-        assert!(parse("||x^$nonsense").unwrap_err().message.contains("nonsense"));
+        assert!(parse("||x^$nonsense")
+            .unwrap_err()
+            .message
+            .contains("nonsense"));
         assert!(parse("$removeparam=a b").is_err());
         assert!(parse("@@").is_err());
     }
@@ -189,8 +211,14 @@ mod tests {
         let names = vec!["utm_source".to_owned(), "fbclid".to_owned()];
         for (url, want) in [
             ("https://a.test/p?utm_source=x", Some("https://a.test/p")),
-            ("https://a.test/p?a=1&utm_source=x&b=2", Some("https://a.test/p?a=1&b=2")),
-            ("https://a.test/p?fbclid=1#top", Some("https://a.test/p#top")),
+            (
+                "https://a.test/p?a=1&utm_source=x&b=2",
+                Some("https://a.test/p?a=1&b=2"),
+            ),
+            (
+                "https://a.test/p?fbclid=1#top",
+                Some("https://a.test/p#top"),
+            ),
             ("https://a.test/p?utm_sourcex=1", None),
             ("https://a.test/p", None),
             ("https://a.test/p#utm_source=1", None),

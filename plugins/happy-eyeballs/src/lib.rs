@@ -31,17 +31,25 @@ struct HappyEyeballs {
 impl HappyEyeballs {
     fn learn(&mut self, origin: &Origin, candidates: &[Candidate], reports: &[AttemptReport]) {
         let find = |id: u32| candidates.iter().find(|c| c.id == id);
-        let won = |r: &&AttemptReport| matches!(r.outcome, Outcome::Connected | Outcome::ConnectedLate);
+        let won =
+            |r: &&AttemptReport| matches!(r.outcome, Outcome::Connected | Outcome::ConnectedLate);
         let lost = |r: &&AttemptReport| matches!(r.outcome, Outcome::Failed(_) | Outcome::TimedOut);
-        let kind = |r: &AttemptReport| find(r.candidate).map(|c| (c.transport, c.address.ip.is_ipv6()));
-        let any = |pred: &dyn Fn(&&AttemptReport) -> bool, want: &dyn Fn((Transport, bool)) -> bool| {
-            reports.iter().filter(pred).any(|r| kind(r).is_some_and(want))
+        let kind =
+            |r: &AttemptReport| find(r.candidate).map(|c| (c.transport, c.address.ip.is_ipv6()));
+        let any = |pred: &dyn Fn(&&AttemptReport) -> bool,
+                   want: &dyn Fn((Transport, bool)) -> bool| {
+            reports
+                .iter()
+                .filter(pred)
+                .any(|r| kind(r).is_some_and(want))
         };
         let key = origin.to_url_prefix();
         let mut l = self.learned.get(&key).copied().unwrap_or_default();
         if any(&won, &|(t, _)| t == Transport::Quic) {
             l.quic_blackholed = false;
-        } else if any(&lost, &|(t, _)| t == Transport::Quic) && any(&won, &|(t, _)| t == Transport::Tcp) {
+        } else if any(&lost, &|(t, _)| t == Transport::Quic)
+            && any(&won, &|(t, _)| t == Transport::Tcp)
+        {
             l.quic_blackholed = true;
         }
         if any(&won, &|(_, v6)| v6) {
@@ -116,10 +124,18 @@ mod tests {
         );
         assert_eq!(first(&he.plan(&req)), 1, "TCP leads after the black hole");
         // QUIC working again restores the lead.
-        he.report(&req.origin, &cands, &[report(2, Outcome::Connected), report(1, Outcome::Cancelled)]);
+        he.report(
+            &req.origin,
+            &cands,
+            &[report(2, Outcome::Connected), report(1, Outcome::Cancelled)],
+        );
         assert_eq!(first(&he.plan(&req)), 2);
         // A network change forgets.
-        he.report(&req.origin, &cands, &[report(2, Outcome::TimedOut), report(1, Outcome::Connected)]);
+        he.report(
+            &req.origin,
+            &cands,
+            &[report(2, Outcome::TimedOut), report(1, Outcome::Connected)],
+        );
         let mut changed = req.clone();
         changed.network_changed = true;
         assert_eq!(first(&he.plan(&changed)), 2);
@@ -138,7 +154,10 @@ mod tests {
         he.report(
             &req.origin,
             &cands,
-            &[report(1, Outcome::Failed("unreachable".into())), report(2, Outcome::Connected)],
+            &[
+                report(1, Outcome::Failed("unreachable".into())),
+                report(2, Outcome::Connected),
+            ],
         );
         assert_eq!(first(&he.plan(&req)), 2);
     }
@@ -153,7 +172,11 @@ mod tests {
         for i in 0..MAX_ORIGINS + 5 {
             let mut req = plan::tests::request(cands.clone(), vec![]);
             req.origin.host = format!("h{i}.test");
-            he.report(&req.origin, &cands, &[report(2, Outcome::TimedOut), report(1, Outcome::Connected)]);
+            he.report(
+                &req.origin,
+                &cands,
+                &[report(2, Outcome::TimedOut), report(1, Outcome::Connected)],
+            );
         }
         assert_eq!(he.learned.len(), MAX_ORIGINS);
     }

@@ -25,7 +25,9 @@ fn history_says_broken(history: &[HistoryEntry], f: impl Fn(&HistoryEntry) -> bo
     let (ok, bad) = history
         .iter()
         .filter(|h| f(h))
-        .fold((0u64, 0u64), |(o, b), h| (o + u64::from(h.successes), b + u64::from(h.failures)));
+        .fold((0u64, 0u64), |(o, b), h| {
+            (o + u64::from(h.successes), b + u64::from(h.failures))
+        });
     bad > 0 && ok == 0
 }
 
@@ -34,7 +36,16 @@ fn history_says_broken(history: &[HistoryEntry], f: impl Fn(&HistoryEntry) -> bo
 /// families interleaved starting with the preferred one.
 fn order(cands: &[Candidate], transport: Transport, prefer_v6: bool) -> Vec<&Candidate> {
     let mut own: Vec<&Candidate> = cands.iter().filter(|c| c.transport == transport).collect();
-    let rank = |c: &Candidate| (!c.ech, if c.priority == 0 { u32::MAX } else { u32::from(c.priority) });
+    let rank = |c: &Candidate| {
+        (
+            !c.ech,
+            if c.priority == 0 {
+                u32::MAX
+            } else {
+                u32::from(c.priority)
+            },
+        )
+    };
     own.sort_by_key(|c| rank(c));
     let mut out = Vec::with_capacity(own.len());
     let mut start = 0;
@@ -73,8 +84,8 @@ pub fn plan(request: &ConnectRequest, learned: Learned) -> AttemptPlan {
     } else {
         learned
     };
-    let quic_bad = learned.quic_blackholed
-        || history_says_broken(history, |h| h.transport == Transport::Quic);
+    let quic_bad =
+        learned.quic_blackholed || history_says_broken(history, |h| h.transport == Transport::Quic);
     let v6_bad = learned.ipv6_broken || history_says_broken(history, |h| h.ipv6);
     let prefer_v6 = !v6_bad;
 
@@ -127,14 +138,26 @@ pub(crate) mod tests {
                 },
                 port: 443,
             },
-            alpn: vec![if transport == Transport::Quic { "h3" } else { "h2" }.into()],
-            source: if v6 { CandidateSource::Aaaa } else { CandidateSource::A },
+            alpn: vec![if transport == Transport::Quic {
+                "h3"
+            } else {
+                "h2"
+            }
+            .into()],
+            source: if v6 {
+                CandidateSource::Aaaa
+            } else {
+                CandidateSource::A
+            },
             priority: 0,
             ech: false,
         }
     }
 
-    pub(crate) fn request(candidates: Vec<Candidate>, history: Vec<HistoryEntry>) -> ConnectRequest {
+    pub(crate) fn request(
+        candidates: Vec<Candidate>,
+        history: Vec<HistoryEntry>,
+    ) -> ConnectRequest {
         ConnectRequest {
             origin: Origin {
                 scheme: "https".into(),
@@ -200,7 +223,10 @@ pub(crate) mod tests {
     #[test]
     fn a_blackholed_quic_goes_after_tcp() {
         let r = request(
-            vec![cand(1, Transport::Tcp, true), cand(2, Transport::Quic, true)],
+            vec![
+                cand(1, Transport::Tcp, true),
+                cand(2, Transport::Quic, true),
+            ],
             vec![],
         );
         let learned = Learned {
@@ -211,9 +237,15 @@ pub(crate) mod tests {
         // The host's history alone says the same.
         let r = request(
             r.candidates.clone(),
-            vec![hist(Transport::Quic, true, 0, 2), hist(Transport::Tcp, true, 3, 0)],
+            vec![
+                hist(Transport::Quic, true, 0, 2),
+                hist(Transport::Tcp, true, 3, 0),
+            ],
         );
-        assert_eq!(delays(&plan(&r, Learned::default())), vec![(1, 0), (2, 50_000)]);
+        assert_eq!(
+            delays(&plan(&r, Learned::default())),
+            vec![(1, 0), (2, 50_000)]
+        );
         // A network change forgets both.
         let mut changed = r.clone();
         changed.network_changed = true;
@@ -223,10 +255,16 @@ pub(crate) mod tests {
     #[test]
     fn broken_ipv6_leads_with_ipv4() {
         let r = request(
-            vec![cand(1, Transport::Tcp, true), cand(2, Transport::Tcp, false)],
+            vec![
+                cand(1, Transport::Tcp, true),
+                cand(2, Transport::Tcp, false),
+            ],
             vec![hist(Transport::Tcp, true, 0, 1)],
         );
-        assert_eq!(delays(&plan(&r, Learned::default())), vec![(2, 0), (1, 250_000)]);
+        assert_eq!(
+            delays(&plan(&r, Learned::default())),
+            vec![(2, 0), (1, 250_000)]
+        );
     }
 
     #[test]
@@ -250,7 +288,10 @@ pub(crate) mod tests {
         // Two transports whose schedules would collide at 250 ms and 300 ms
         // are fine; with a 0 ms head start they would not be.
         let r = request(
-            vec![cand(1, Transport::Quic, true), cand(2, Transport::Tcp, true)],
+            vec![
+                cand(1, Transport::Quic, true),
+                cand(2, Transport::Tcp, true),
+            ],
             vec![],
         );
         let p = plan(&r, Learned::default());

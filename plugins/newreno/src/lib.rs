@@ -11,7 +11,9 @@
 //!
 //! No pacing rate is returned: the host paces from the window and RTT.
 
-use sockhost_sdk::congestion::{AckSample, CongestionEvent, Controller, ControllerConfig, RttEstimate};
+use sockhost_sdk::congestion::{
+    AckSample, CongestionEvent, Controller, ControllerConfig, RttEstimate,
+};
 
 /// kLossReductionFactor as a fraction.
 const LOSS_REDUCTION: (u64, u64) = (1, 2);

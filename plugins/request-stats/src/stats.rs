@@ -57,7 +57,8 @@ impl Stats {
                 EventKind::RequestStart(_) => self.started += 1,
                 EventKind::RequestEnd(end) => {
                     let key = end.origin.to_url_prefix();
-                    let key = if self.origins.contains_key(&key) || self.origins.len() < MAX_ORIGINS {
+                    let key = if self.origins.contains_key(&key) || self.origins.len() < MAX_ORIGINS
+                    {
                         key
                     } else {
                         OTHER.to_owned()
@@ -113,7 +114,12 @@ impl Stats {
                 labels(),
                 MetricValue::Counter(s.errors),
             ));
-            for (i, n) in s.by_status_class.iter().enumerate().filter(|(_, n)| **n > 0) {
+            for (i, n) in s
+                .by_status_class
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+            {
                 let mut l = labels();
                 l.push(("status".to_owned(), format!("{}xx", i + 1)));
                 out.push(metric(
@@ -214,21 +220,46 @@ mod tests {
             }),
         };
         s.record(
-            &[start, end("a.test", Some(200), 3_000), end("a.test", Some(404), 30_000), end("b.test", None, 1_000)],
+            &[
+                start,
+                end("a.test", Some(200), 3_000),
+                end("a.test", Some(404), 30_000),
+                end("b.test", None, 1_000),
+            ],
             7,
         );
         let m = s.metrics();
-        assert!(matches!(find(&m, "sockhost_requests_total", "https://a.test:443"), MetricValue::Counter(2)));
-        assert!(matches!(find(&m, "sockhost_requests_total", "https://b.test:443"), MetricValue::Counter(1)));
-        assert!(matches!(find(&m, "sockhost_request_errors_total", "https://b.test:443"), MetricValue::Counter(1)));
-        assert!(matches!(find(&m, "sockhost_response_bytes_received_total", "https://a.test:443"), MetricValue::Counter(2000)));
-        let MetricValue::Histogram(h) = find(&m, "sockhost_request_duration_ms", "https://a.test:443") else {
+        assert!(matches!(
+            find(&m, "sockhost_requests_total", "https://a.test:443"),
+            MetricValue::Counter(2)
+        ));
+        assert!(matches!(
+            find(&m, "sockhost_requests_total", "https://b.test:443"),
+            MetricValue::Counter(1)
+        ));
+        assert!(matches!(
+            find(&m, "sockhost_request_errors_total", "https://b.test:443"),
+            MetricValue::Counter(1)
+        ));
+        assert!(matches!(
+            find(
+                &m,
+                "sockhost_response_bytes_received_total",
+                "https://a.test:443"
+            ),
+            MetricValue::Counter(2000)
+        ));
+        let MetricValue::Histogram(h) =
+            find(&m, "sockhost_request_duration_ms", "https://a.test:443")
+        else {
             panic!()
         };
         assert_eq!(h.count(), 2);
         assert_eq!(h.sum, 33.0);
-        assert!(m.iter().any(|m| m.name == "sockhost_events_dropped_total" && matches!(m.value, MetricValue::Counter(7))));
-        assert!(m.iter().any(|m| m.name == "sockhost_requests_started_total" && matches!(m.value, MetricValue::Counter(1))));
+        assert!(m.iter().any(|m| m.name == "sockhost_events_dropped_total"
+            && matches!(m.value, MetricValue::Counter(7))));
+        assert!(m.iter().any(|m| m.name == "sockhost_requests_started_total"
+            && matches!(m.value, MetricValue::Counter(1))));
     }
 
     #[test]
@@ -239,6 +270,9 @@ mod tests {
             .collect();
         s.record(&events, 0);
         assert_eq!(s.origins.len(), MAX_ORIGINS + 1);
-        assert!(matches!(find(&s.metrics(), "sockhost_requests_total", OTHER), MetricValue::Counter(10)));
+        assert!(matches!(
+            find(&s.metrics(), "sockhost_requests_total", OTHER),
+            MetricValue::Counter(10)
+        ));
     }
 }
