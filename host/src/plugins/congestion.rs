@@ -169,7 +169,7 @@ impl CongestionPlugin {
                 .invalid_result(
                     function,
                     format!(
-                        "window of {} bytes is outside 1..={} ",
+                        "window of {} bytes is outside 1..={} (the configured maximum)",
                         update.window, c.maximum_window
                     ),
                 )
