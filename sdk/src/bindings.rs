@@ -13,62 +13,40 @@ pub mod base {
     });
 }
 
+/// A world's bindings, sharing `base`'s interfaces, with an export macro
+/// `register!` can call from the plugin's crate.
+macro_rules! world {
+    ($world:literal, $export_macro:literal) => {
+        wit_bindgen::generate!({
+            world: $world,
+            path: "../wit/0.1.0",
+            with: {
+                "sockhost:plugin/types@0.1.0": crate::__bindings::base::sockhost::plugin::types,
+                "sockhost:plugin/log@0.1.0": crate::__bindings::base::sockhost::plugin::log,
+                "sockhost:plugin/storage@0.1.0": crate::__bindings::base::sockhost::plugin::storage,
+            },
+            pub_export_macro: true,
+            export_macro_name: $export_macro,
+        });
+    };
+}
+
 /// `congestion-policy`.
 pub mod congestion {
-    wit_bindgen::generate!({
-        world: "congestion-policy",
-        path: "../wit/0.1.0",
-        with: {
-            "sockhost:plugin/types@0.1.0": crate::__bindings::base::sockhost::plugin::types,
-            "sockhost:plugin/log@0.1.0": crate::__bindings::base::sockhost::plugin::log,
-            "sockhost:plugin/storage@0.1.0": crate::__bindings::base::sockhost::plugin::storage,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export_congestion_policy",
-    });
+    world!("congestion-policy", "export_congestion_policy");
 }
 
 /// `connect-policy`.
 pub mod connect {
-    wit_bindgen::generate!({
-        world: "connect-policy",
-        path: "../wit/0.1.0",
-        with: {
-            "sockhost:plugin/types@0.1.0": crate::__bindings::base::sockhost::plugin::types,
-            "sockhost:plugin/log@0.1.0": crate::__bindings::base::sockhost::plugin::log,
-            "sockhost:plugin/storage@0.1.0": crate::__bindings::base::sockhost::plugin::storage,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export_connect_policy",
-    });
+    world!("connect-policy", "export_connect_policy");
 }
 
 /// `telemetry-probe`.
 pub mod telemetry {
-    wit_bindgen::generate!({
-        world: "telemetry-probe",
-        path: "../wit/0.1.0",
-        with: {
-            "sockhost:plugin/types@0.1.0": crate::__bindings::base::sockhost::plugin::types,
-            "sockhost:plugin/log@0.1.0": crate::__bindings::base::sockhost::plugin::log,
-            "sockhost:plugin/storage@0.1.0": crate::__bindings::base::sockhost::plugin::storage,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export_telemetry_probe",
-    });
+    world!("telemetry-probe", "export_telemetry_probe");
 }
 
 /// `extension`.
 pub mod extension {
-    wit_bindgen::generate!({
-        world: "extension",
-        path: "../wit/0.1.0",
-        with: {
-            "sockhost:plugin/types@0.1.0": crate::__bindings::base::sockhost::plugin::types,
-            "sockhost:plugin/log@0.1.0": crate::__bindings::base::sockhost::plugin::log,
-            "sockhost:plugin/storage@0.1.0": crate::__bindings::base::sockhost::plugin::storage,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export_extension",
-    });
+    world!("extension", "export_extension");
 }

@@ -65,6 +65,18 @@ impl RuleCondition {
     }
 }
 
+impl Registration {
+    /// No rules; the request hook sees every request the manifest lets the
+    /// extension see; no response hook.
+    pub fn every_request() -> Self {
+        Registration {
+            rules: Vec::new(),
+            request_filter: Some(RequestFilter::any()),
+            response_filter: None,
+        }
+    }
+}
+
 impl RequestFilter {
     /// A filter matching every request the manifest lets the extension see.
     pub fn any() -> Self {
