@@ -1,6 +1,8 @@
 //! Shared helpers for the end-to-end tests: where the repository's plugins
 //! and fixtures are, and how to build runtimes and requests for them.
 
+pub mod dns;
+
 use std::path::{Path, PathBuf};
 
 use sockhost::plugins::extension::{Header, Request, ResourceType};

@@ -1,4 +1,5 @@
 //! The network stack. Decisions here are sans-IO: they take `now` and
 //! events and return actions, so they are tested without sockets.
 
+pub mod dns;
 pub mod happy_eyeballs;
