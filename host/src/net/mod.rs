@@ -3,3 +3,4 @@
 
 pub mod dns;
 pub mod happy_eyeballs;
+pub mod tls;

@@ -1,0 +1,208 @@
+//! An HTTPS origin on loopback written with hyper, with a private CA made
+//! by rcgen: HTTP/1.1 and HTTP/2 by ALPN, counting its connections.
+//!
+//! Routes: `/` (a short text), `/bytes/N` (N bytes of a known pattern),
+//! `/slow/MS` (answers after MS milliseconds), `/headers` (the request
+//! headers back, one per line), anything else 404.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// What the origin serves and how.
+#[derive(Debug, Clone)]
+pub struct OriginOptions {
+    /// Names in the certificate.
+    pub names: Vec<String>,
+    /// ALPN protocols offered, in preference order.
+    pub alpn: Vec<&'static str>,
+    /// Serve a certificate that expired in 2020.
+    pub expired: bool,
+}
+
+impl Default for OriginOptions {
+    fn default() -> Self {
+        OriginOptions {
+            names: vec!["localhost".into(), "www.test".into(), "127.0.0.1".into()],
+            alpn: vec!["h2", "http/1.1"],
+            expired: false,
+        }
+    }
+}
+
+/// A running origin; stops when dropped.
+pub struct TestOrigin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The CA that signed its certificate, as a PEM file (`--ca`).
+    pub ca_file: PathBuf,
+    connections: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for TestOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestOrigin")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// The byte at offset `i` of `/bytes/N`.
+pub fn pattern_byte(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+impl TestOrigin {
+    /// Starts the origin on its own runtime.
+    pub fn start(options: OriginOptions) -> TestOrigin {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "sockhost test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::new(options.names.clone()).unwrap();
+        if options.expired {
+            leaf.not_before = rcgen::date_time_ymd(2019, 1, 1);
+            leaf.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        }
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(leaf_cert.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            )
+            .unwrap();
+        config.alpn_protocols = options.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        // Bound with std so that starting an origin works inside a test's
+        // own runtime too.
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let counter = connections.clone();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), hyper::service::service_fn(route))
+                        .await;
+                });
+            }
+        });
+        TestOrigin {
+            addr,
+            ca_file,
+            connections,
+            _dir: dir,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TestOrigin {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn route(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let version = format!("{:?}", req.version());
+    let text = |status: u16, body: String| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "text/plain")
+            .header("x-origin-version", version.clone())
+            .body(Full::new(Bytes::from(body)).boxed())
+            .unwrap()
+    };
+    if path == "/" {
+        return Ok(text(200, "hello from the test origin\n".into()));
+    }
+    if path == "/headers" {
+        let mut out = String::new();
+        for (name, value) in req.headers() {
+            out.push_str(&format!(
+                "{name}: {}\n",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+        }
+        return Ok(text(200, out));
+    }
+    if let Some(ms) = path
+        .strip_prefix("/slow/")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return Ok(text(200, format!("slept {ms} ms\n")));
+    }
+    if let Some(n) = path
+        .strip_prefix("/bytes/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        // Streamed in 64 KiB frames, so large bodies never sit in memory.
+        let chunks = (0..n.div_ceil(65536)).map(move |c| {
+            let start = c * 65536;
+            let end = (start + 65536).min(n);
+            let data: Vec<u8> = (start..end).map(pattern_byte).collect();
+            Ok::<_, Infallible>(Frame::data(Bytes::from(data)))
+        });
+        let body = StreamBody::new(futures_util::stream::iter(chunks));
+        return Ok(Response::builder()
+            .status(200)
+            .header("content-length", n.to_string())
+            .header("x-origin-version", version)
+            .body(BodyExt::boxed(body))
+            .unwrap());
+    }
+    Ok(text(404, format!("no route {path}\n")))
+}
