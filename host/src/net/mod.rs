@@ -3,4 +3,5 @@
 
 pub mod dns;
 pub mod happy_eyeballs;
+pub mod race;
 pub mod tls;

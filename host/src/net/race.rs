@@ -1,0 +1,503 @@
+//! The connection race, sans-IO: it takes the attempt plan, the time and
+//! attempt outcomes, and says which connections to start, which to cancel
+//! and who won. The tokio shell (`net::connect`) does the I/O.
+//!
+//! Rules:
+//! - each planned attempt starts at its delay from the start of the race, or
+//!   at once when every attempt started so far has failed (RFC 8305 §5: a
+//!   failure does not wait out the attempt delay);
+//! - **syn-retry**: a TCP attempt that has not connected after
+//!   [`RacePrefs::syn_retry`] gets one parallel twin to the same address, so
+//!   a dropped first SYN costs about that long instead of the kernel's 1 s
+//!   retransmission timeout;
+//! - the first attempt to connect wins; every other attempt is cancelled,
+//!   except a winner's own twin, which may finish and go to the idle pool
+//!   ([`Action::Keep`]) instead of being thrown away;
+//! - when every attempt has failed and none is left to start, the race is
+//!   lost.
+
+use std::time::{Duration, Instant};
+
+/// Index of an attempt within a race (planned attempts first, twins after).
+pub type AttemptId = usize;
+
+/// Tunables of the race.
+#[derive(Debug, Clone, Copy)]
+pub struct RacePrefs {
+    /// How long a TCP handshake may stay incomplete before a twin starts.
+    pub syn_retry: Duration,
+    /// Whether syn-retry is on.
+    pub syn_retry_enabled: bool,
+}
+
+impl Default for RacePrefs {
+    fn default() -> Self {
+        RacePrefs {
+            syn_retry: Duration::from_millis(250),
+            syn_retry_enabled: true,
+        }
+    }
+}
+
+/// One attempt of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedAttempt {
+    /// The candidate (endpoint) to connect to.
+    pub candidate: u32,
+    /// Delay from the start of the race.
+    pub delay: Duration,
+    /// Whether it is TCP (syn-retry applies) or QUIC (it does not).
+    pub tcp: bool,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start connecting attempt `attempt` to `candidate`.
+    Start {
+        /// The attempt.
+        attempt: AttemptId,
+        /// Its candidate.
+        candidate: u32,
+        /// Whether it is a syn-retry twin of another attempt.
+        twin_of: Option<AttemptId>,
+    },
+    /// Abandon this attempt.
+    Cancel(AttemptId),
+    /// Let this attempt finish; if it connects, pool the connection.
+    Keep(AttemptId),
+    /// Use this attempt's connection: the race is won.
+    Won(AttemptId),
+    /// Every attempt failed.
+    Lost,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It won.
+    Won,
+    /// It connected after another attempt won (pooled or dropped).
+    ConnectedLate,
+    /// It failed.
+    Failed,
+    /// It was cancelled.
+    Cancelled,
+    /// It was never started.
+    NotStarted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Running {
+        since: Instant,
+    },
+    Done(Outcome),
+    /// Kept after the race was decided; still running.
+    Kept,
+}
+
+#[derive(Debug, Clone)]
+struct Attempt {
+    candidate: u32,
+    /// When it is due, from the start of the race.
+    delay: Duration,
+    tcp: bool,
+    twin_of: Option<AttemptId>,
+    /// Invariant: a twin never gets a twin, and an attempt gets at most one.
+    twinned: bool,
+    state: State,
+    started: Option<Instant>,
+    ended: Option<Instant>,
+}
+
+/// One race.
+#[derive(Debug)]
+pub struct Race {
+    prefs: RacePrefs,
+    start: Instant,
+    attempts: Vec<Attempt>,
+    winner: Option<AttemptId>,
+    lost: bool,
+}
+
+/// How one attempt went, for the report to the connect policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptSummary {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// Its candidate.
+    pub candidate: u32,
+    /// Whether it was a syn-retry twin.
+    pub twin: bool,
+    /// When it started, from the start of the race.
+    pub started: Option<Duration>,
+    /// How long it ran.
+    pub elapsed: Option<Duration>,
+    /// How it ended (`NotStarted` for attempts the race never needed).
+    pub outcome: Outcome,
+}
+
+impl Race {
+    /// A race of `plan` starting at `now`. An empty plan is lost at once.
+    pub fn new(plan: &[PlannedAttempt], prefs: RacePrefs, now: Instant) -> Race {
+        let mut attempts: Vec<Attempt> = plan
+            .iter()
+            .map(|p| Attempt {
+                candidate: p.candidate,
+                delay: p.delay,
+                tcp: p.tcp,
+                twin_of: None,
+                twinned: false,
+                state: State::Pending,
+                started: None,
+                ended: None,
+            })
+            .collect();
+        // Start order is delay order; equal delays keep plan order.
+        attempts.sort_by_key(|a| a.delay);
+        Race {
+            prefs,
+            start: now,
+            attempts,
+            winner: None,
+            lost: false,
+        }
+    }
+
+    /// Whether the race is decided (won or lost).
+    pub fn is_decided(&self) -> bool {
+        self.winner.is_some() || self.lost
+    }
+
+    /// The winner, once there is one.
+    pub fn winner(&self) -> Option<AttemptId> {
+        self.winner
+    }
+
+    /// The candidate of `attempt`.
+    pub fn candidate(&self, attempt: AttemptId) -> u32 {
+        self.attempts[attempt].candidate
+    }
+
+    /// Advances the clock: starts what is due.
+    pub fn poll(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.is_decided() {
+            return actions;
+        }
+        self.start_due(now, &mut actions);
+        self.check_lost(&mut actions);
+        actions
+    }
+
+    /// When [`Race::poll`] next has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.is_decided() {
+            return None;
+        }
+        let next_start = self
+            .attempts
+            .iter()
+            .filter(|a| a.state == State::Pending)
+            .map(|a| self.start + a.delay)
+            .min();
+        let next_twin = self
+            .attempts
+            .iter()
+            .filter(|_| self.prefs.syn_retry_enabled)
+            .filter(|a| a.tcp && !a.twinned && a.twin_of.is_none())
+            .filter_map(|a| match a.state {
+                State::Running { since } => Some(since + self.prefs.syn_retry),
+                _ => None,
+            })
+            .min();
+        match (next_start, next_twin) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Attempt `attempt` connected at `now`.
+    pub fn on_connected(&mut self, attempt: AttemptId, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let a = &mut self.attempts[attempt];
+        match a.state {
+            State::Running { .. } if self.winner.is_none() => {
+                a.state = State::Done(Outcome::Won);
+                a.ended = Some(now);
+                self.winner = Some(attempt);
+                actions.push(Action::Won(attempt));
+                self.settle_others(attempt, now, &mut actions);
+            }
+            State::Running { .. } | State::Kept => {
+                a.state = State::Done(Outcome::ConnectedLate);
+                a.ended = Some(now);
+            }
+            _ => {}
+        }
+        actions
+    }
+
+    /// Attempt `attempt` failed at `now`.
+    pub fn on_failed(&mut self, attempt: AttemptId, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let a = &mut self.attempts[attempt];
+        if matches!(a.state, State::Running { .. } | State::Kept) {
+            a.state = State::Done(Outcome::Failed);
+            a.ended = Some(now);
+        }
+        if self.is_decided() {
+            return actions;
+        }
+        // Nothing running any more: the next attempt need not wait.
+        if !self.any_running() {
+            if let Some(next) = self.attempts.iter().position(|a| a.state == State::Pending) {
+                self.launch(next, now, &mut actions);
+            }
+        }
+        self.start_due(now, &mut actions);
+        self.check_lost(&mut actions);
+        actions
+    }
+
+    /// How each attempt went.
+    pub fn summary(&self) -> Vec<AttemptSummary> {
+        self.attempts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| AttemptSummary {
+                attempt: i,
+                candidate: a.candidate,
+                twin: a.twin_of.is_some(),
+                started: a.started.map(|s| s - self.start),
+                elapsed: a.started.zip(a.ended).map(|(s, e)| e - s),
+                outcome: match a.state {
+                    State::Pending => Outcome::NotStarted,
+                    State::Running { .. } | State::Kept => Outcome::Cancelled,
+                    State::Done(o) => o,
+                },
+            })
+            .collect()
+    }
+
+    fn any_running(&self) -> bool {
+        self.attempts
+            .iter()
+            .any(|a| matches!(a.state, State::Running { .. }))
+    }
+
+    fn launch(&mut self, i: AttemptId, now: Instant, actions: &mut Vec<Action>) {
+        let a = &mut self.attempts[i];
+        a.state = State::Running { since: now };
+        a.started = Some(now);
+        actions.push(Action::Start {
+            attempt: i,
+            candidate: a.candidate,
+            twin_of: a.twin_of,
+        });
+    }
+
+    fn start_due(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        for i in 0..self.attempts.len() {
+            if self.attempts[i].state == State::Pending
+                && self.start + self.attempts[i].delay <= now
+            {
+                self.launch(i, now, actions);
+            }
+        }
+        if !self.prefs.syn_retry_enabled {
+            return;
+        }
+        let due: Vec<AttemptId> = (0..self.attempts.len())
+            .filter(|&i| {
+                let a = &self.attempts[i];
+                a.tcp
+                    && !a.twinned
+                    && a.twin_of.is_none()
+                    && matches!(a.state, State::Running { since } if since + self.prefs.syn_retry <= now)
+            })
+            .collect();
+        for i in due {
+            self.attempts[i].twinned = true;
+            let twin = Attempt {
+                candidate: self.attempts[i].candidate,
+                delay: now - self.start,
+                tcp: true,
+                twin_of: Some(i),
+                twinned: true,
+                state: State::Pending,
+                started: None,
+                ended: None,
+            };
+            self.attempts.push(twin);
+            let id = self.attempts.len() - 1;
+            self.launch(id, now, actions);
+        }
+    }
+
+    fn settle_others(&mut self, winner: AttemptId, now: Instant, actions: &mut Vec<Action>) {
+        let twin_pair = |a: &Attempt, i: AttemptId| {
+            a.twin_of == Some(winner) || self.attempts[winner].twin_of == Some(i)
+        };
+        let decisions: Vec<(AttemptId, bool)> = self
+            .attempts
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| *i != winner && matches!(a.state, State::Running { .. }))
+            .map(|(i, a)| (i, twin_pair(a, i)))
+            .collect();
+        for (i, keep) in decisions {
+            if keep {
+                self.attempts[i].state = State::Kept;
+                actions.push(Action::Keep(i));
+            } else {
+                self.attempts[i].state = State::Done(Outcome::Cancelled);
+                self.attempts[i].ended = Some(now);
+                actions.push(Action::Cancel(i));
+            }
+        }
+    }
+
+    fn check_lost(&mut self, actions: &mut Vec<Action>) {
+        let all_failed = self
+            .attempts
+            .iter()
+            .all(|a| a.state == State::Done(Outcome::Failed));
+        if all_failed && !self.lost {
+            self.lost = true;
+            actions.push(Action::Lost);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn tcp(candidate: u32, delay: u64) -> PlannedAttempt {
+        PlannedAttempt {
+            candidate,
+            delay: ms(delay),
+            tcp: true,
+        }
+    }
+
+    fn starts(actions: &[Action]) -> Vec<(AttemptId, u32, Option<AttemptId>)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Start {
+                    attempt,
+                    candidate,
+                    twin_of,
+                } => Some((*attempt, *candidate, *twin_of)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn attempts_start_at_their_delays_and_the_first_to_connect_wins() {
+        let t0 = Instant::now();
+        let mut r = Race::new(
+            &[tcp(1, 0), tcp(2, 250)],
+            RacePrefs {
+                syn_retry_enabled: false,
+                ..RacePrefs::default()
+            },
+            t0,
+        );
+        assert_eq!(starts(&r.poll(t0)), vec![(0, 1, None)]);
+        assert_eq!(r.next_deadline(), Some(t0 + ms(250)));
+        assert!(r.poll(t0 + ms(100)).is_empty());
+        assert_eq!(starts(&r.poll(t0 + ms(250))), vec![(1, 2, None)]);
+        let a = r.on_connected(1, t0 + ms(260));
+        assert_eq!(a, vec![Action::Won(1), Action::Cancel(0)]);
+        assert_eq!(r.winner(), Some(1));
+        assert_eq!(r.next_deadline(), None);
+        let s = r.summary();
+        assert_eq!(s[0].outcome, Outcome::Cancelled);
+        assert_eq!(s[1].outcome, Outcome::Won);
+        assert_eq!(s[1].started, Some(ms(250)));
+        assert_eq!(s[1].elapsed, Some(ms(10)));
+    }
+
+    #[test]
+    fn a_failure_starts_the_next_attempt_at_once() {
+        let t0 = Instant::now();
+        let mut r = Race::new(
+            &[tcp(1, 0), tcp(2, 250), tcp(3, 500)],
+            RacePrefs::default(),
+            t0,
+        );
+        r.poll(t0);
+        let a = r.on_failed(0, t0 + ms(20));
+        assert_eq!(starts(&a), vec![(1, 2, None)]);
+        let a = r.on_failed(1, t0 + ms(30));
+        assert_eq!(starts(&a), vec![(2, 3, None)]);
+        let a = r.on_failed(2, t0 + ms(40));
+        assert_eq!(a, vec![Action::Lost]);
+        assert!(r.is_decided());
+    }
+
+    #[test]
+    fn syn_retry_starts_a_twin_and_the_twin_can_win() {
+        let t0 = Instant::now();
+        let mut r = Race::new(&[tcp(7, 0)], RacePrefs::default(), t0);
+        r.poll(t0);
+        assert_eq!(r.next_deadline(), Some(t0 + ms(250)));
+        assert!(r.poll(t0 + ms(249)).is_empty());
+        // The first SYN was dropped: at 250 ms a twin goes to the same address.
+        assert_eq!(starts(&r.poll(t0 + ms(250))), vec![(1, 7, Some(0))]);
+        // Only one twin per attempt, and twins get none.
+        assert!(r.poll(t0 + ms(600)).is_empty());
+        let a = r.on_connected(1, t0 + ms(251));
+        // The original may still connect (its SYN retransmits): keep it for the pool.
+        assert_eq!(a, vec![Action::Won(1), Action::Keep(0)]);
+        assert!(r.on_connected(0, t0 + ms(1000)).is_empty());
+        let s = r.summary();
+        assert_eq!(s[0].outcome, Outcome::ConnectedLate);
+        assert!(s[1].twin);
+    }
+
+    #[test]
+    fn a_twin_failing_does_not_lose_while_the_original_runs() {
+        let t0 = Instant::now();
+        let mut r = Race::new(&[tcp(7, 0)], RacePrefs::default(), t0);
+        r.poll(t0);
+        r.poll(t0 + ms(250));
+        assert!(r.on_failed(1, t0 + ms(260)).is_empty());
+        assert!(!r.is_decided());
+        assert_eq!(r.on_connected(0, t0 + ms(1000)), vec![Action::Won(0)]);
+    }
+
+    #[test]
+    fn quic_attempts_get_no_twin() {
+        let t0 = Instant::now();
+        let mut r = Race::new(
+            &[PlannedAttempt {
+                candidate: 1,
+                delay: ms(0),
+                tcp: false,
+            }],
+            RacePrefs::default(),
+            t0,
+        );
+        r.poll(t0);
+        assert!(r.poll(t0 + ms(1000)).is_empty());
+        assert_eq!(r.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_empty_plan_is_lost() {
+        let t0 = Instant::now();
+        let mut r = Race::new(&[], RacePrefs::default(), t0);
+        assert_eq!(r.poll(t0), vec![Action::Lost]);
+    }
+}
