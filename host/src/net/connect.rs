@@ -1,0 +1,215 @@
+//! The tokio shell around [`Race`]: it opens the TCP connections the race
+//! asks for, feeds their outcomes back, and hands over the winner. Kept
+//! attempts (a winner's syn-retry twin) finish in the background and, if
+//! they connect, go to the idle pool through a channel.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+
+use super::race::{Action, AttemptId, AttemptSummary, PlannedAttempt, Race, RacePrefs};
+
+/// Longest one TCP handshake may take.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection that finished after the race was won, for the idle pool.
+#[derive(Debug)]
+pub struct LateConnection {
+    /// Where it goes.
+    pub addr: SocketAddr,
+    /// The connection.
+    pub stream: TcpStream,
+}
+
+/// The race's winner.
+#[derive(Debug)]
+pub struct Connected {
+    /// The connection.
+    pub stream: TcpStream,
+    /// Where it goes.
+    pub addr: SocketAddr,
+    /// The winning candidate.
+    pub candidate: u32,
+    /// Every attempt of the race, as it stood when it was won.
+    pub attempts: Vec<AttemptSummary>,
+    /// From the start of the race to the winner's connection.
+    pub elapsed: Duration,
+}
+
+/// Every attempt failed.
+#[derive(Debug, thiserror::Error)]
+#[error("could not connect to {}: {}", what, describe(.failures))]
+pub struct ConnectError {
+    /// What was being connected to (host:port).
+    pub what: String,
+    /// Each attempt's address and error.
+    pub failures: Vec<(SocketAddr, String)>,
+    /// Every attempt of the race.
+    pub attempts: Vec<AttemptSummary>,
+}
+
+fn describe(failures: &[(SocketAddr, String)]) -> String {
+    if failures.is_empty() {
+        return "no addresses to try".to_owned();
+    }
+    failures
+        .iter()
+        .map(|(a, e)| format!("{a}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Opens TCP connections by racing a plan.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    /// Race tunables.
+    pub prefs: RacePrefs,
+    /// Per-attempt handshake timeout.
+    pub connect_timeout: Duration,
+    /// Where kept attempts that connect late are sent (the idle pool).
+    pub late: Option<mpsc::UnboundedSender<LateConnection>>,
+}
+
+impl Default for Connector {
+    fn default() -> Self {
+        Connector {
+            prefs: RacePrefs::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            late: None,
+        }
+    }
+}
+
+type AttemptResult = (AttemptId, std::io::Result<TcpStream>);
+
+impl Connector {
+    /// Races `plan` over `endpoints` (candidate id → address). `what` names
+    /// the destination in errors.
+    pub async fn race(
+        &self,
+        what: &str,
+        endpoints: &HashMap<u32, SocketAddr>,
+        plan: &[PlannedAttempt],
+    ) -> Result<Connected, ConnectError> {
+        let started = Instant::now();
+        let plan: Vec<PlannedAttempt> = plan
+            .iter()
+            .filter(|p| endpoints.contains_key(&p.candidate))
+            .copied()
+            .collect();
+        let mut race = Race::new(&plan, self.prefs, started);
+        let mut set: JoinSet<AttemptResult> = JoinSet::new();
+        let mut handles: HashMap<AttemptId, AbortHandle> = HashMap::new();
+        let mut failures = Vec::new();
+        let mut actions = race.poll(started);
+        // The stream of the attempt whose connection is being reported.
+        let mut just_connected: Option<(AttemptId, TcpStream)> = None;
+        loop {
+            let mut won = None;
+            for action in actions.drain(..) {
+                match action {
+                    Action::Start {
+                        attempt, candidate, ..
+                    } => {
+                        let addr = endpoints[&candidate];
+                        let timeout = self.connect_timeout;
+                        let h = set.spawn(async move { (attempt, connect(addr, timeout).await) });
+                        handles.insert(attempt, h);
+                    }
+                    Action::Cancel(attempt) => {
+                        if let Some(h) = handles.remove(&attempt) {
+                            h.abort();
+                        }
+                    }
+                    Action::Keep(_) => {}
+                    Action::Won(attempt) => won = Some(attempt),
+                    Action::Lost => {
+                        return Err(ConnectError {
+                            what: what.to_owned(),
+                            failures,
+                            attempts: race.summary(),
+                        });
+                    }
+                }
+            }
+            if let Some(attempt) = won {
+                let (id, stream) = just_connected.take().expect("a win follows a connection");
+                debug_assert_eq!(id, attempt);
+                let candidate = race.candidate(attempt);
+                let connected = Connected {
+                    addr: endpoints[&candidate],
+                    stream,
+                    candidate,
+                    attempts: race.summary(),
+                    elapsed: started.elapsed(),
+                };
+                if !set.is_empty() {
+                    tokio::spawn(finish_kept(set, self.late.clone()));
+                }
+                return Ok(connected);
+            }
+            // A connection that lost the race (the race already dropped it).
+            drop(just_connected.take());
+            let deadline = race.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                joined = set.join_next(), if !set.is_empty() => {
+                    let Some(Ok((attempt, result))) = joined else { continue };
+                    handles.remove(&attempt);
+                    let now = Instant::now();
+                    match result {
+                        Ok(stream) => {
+                            just_connected = Some((attempt, stream));
+                            actions = race.on_connected(attempt, now);
+                        }
+                        Err(e) => {
+                            failures.push((endpoints[&race.candidate(attempt)], e.to_string()));
+                            actions = race.on_failed(attempt, now);
+                        }
+                    }
+                }
+                _ = sleep => {
+                    actions = race.poll(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer in {timeout:?}"),
+            ))
+        }
+    };
+    // Requests are written whole; Nagle would only delay them.
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Lets kept attempts finish; those that connect go to the pool.
+async fn finish_kept(
+    mut set: JoinSet<AttemptResult>,
+    late: Option<mpsc::UnboundedSender<LateConnection>>,
+) {
+    while let Some(joined) = set.join_next().await {
+        if let (Ok((_, Ok(stream))), Some(late)) = (joined, &late) {
+            if let Ok(addr) = stream.peer_addr() {
+                let _ = late.send(LateConnection { addr, stream });
+            }
+        }
+    }
+}
