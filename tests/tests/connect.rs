@@ -83,11 +83,8 @@ async fn full_listener(free_after: Duration) -> SocketAddr {
         let _filler = filler;
         tokio::time::sleep(free_after).await;
         let mut accepted = Vec::new();
-        loop {
-            match listener.accept().await {
-                Ok((s, _)) => accepted.push(s),
-                Err(_) => break,
-            }
+        while let Ok((s, _)) = listener.accept().await {
+            accepted.push(s);
         }
     });
     addr
