@@ -4,5 +4,6 @@
 pub mod connect;
 pub mod dns;
 pub mod happy_eyeballs;
+pub mod pool;
 pub mod race;
 pub mod tls;
