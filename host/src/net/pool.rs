@@ -294,18 +294,19 @@ impl Pool {
     /// Gives waiting requests of `origin` usable connections, and starts
     /// handshakes within the limits.
     fn pump(&mut self, origin: &OriginKey, _now: Instant, actions: &mut Vec<Action>) {
-        loop {
-            let Some(&request) = self.origins.get(origin).and_then(|o| o.waiting.front()) else {
-                break;
-            };
+        while let Some(&request) = self.origins.get(origin).and_then(|o| o.waiting.front()) {
             let usable = self
                 .conns
                 .iter()
                 .filter(|(_, c)| &c.origin == origin)
-                .filter(|(_, c)| match (c.protocol, c.state) {
-                    (Some(Protocol::Http2), ConnState::Busy | ConnState::Idle { .. }) => true,
-                    (Some(Protocol::Http1), ConnState::Idle { .. }) => true,
-                    _ => false,
+                .filter(|(_, c)| {
+                    matches!(
+                        (c.protocol, c.state),
+                        (
+                            Some(Protocol::Http2),
+                            ConnState::Busy | ConnState::Idle { .. }
+                        ) | (Some(Protocol::Http1), ConnState::Idle { .. })
+                    )
                 })
                 // Prefer h2, then the most recently used idle connection
                 // (warmest congestion window).
