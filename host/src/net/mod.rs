@@ -4,6 +4,8 @@
 pub mod connect;
 pub mod dns;
 pub mod happy_eyeballs;
+pub mod http;
+pub mod manager;
 pub mod pool;
 pub mod race;
 pub mod tls;

@@ -1,0 +1,478 @@
+//! The embeddable host: `Host::builder()…build()` then `host.fetch(req)`,
+//! from any tokio program. Responses stream; an HTTP/1.1 connection goes
+//! back to the pool when its response body has been read to the end.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming};
+
+use crate::net::connect::Connector;
+use crate::net::dns::{DnsConfig, ResolveOverride, Resolver};
+use crate::net::http::{ConnectionInfo, Dialer, Sender, VersionPref};
+use crate::net::manager::{Lease, Manager};
+use crate::net::pool::{OriginKey, PoolPrefs};
+use crate::net::tls::{Tls, TlsOptions};
+
+/// Longest a request may wait for its response headers by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most request headers a caller may add.
+const MAX_REQUEST_HEADERS: usize = 256;
+
+/// Why a fetch failed. Every variant is one line a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The URL is not an http(s) URL with a host.
+    #[error("invalid URL {url:?}: {why}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A request header is invalid.
+    #[error("invalid header {0}")]
+    InvalidHeader(String),
+    /// DNS, connection or TLS failed.
+    #[error("{0}")]
+    Connect(String),
+    /// The server's response was not valid HTTP, or the connection broke.
+    #[error("HTTP error from {origin}: {message}")]
+    Http {
+        /// The origin.
+        origin: String,
+        /// What happened.
+        message: String,
+    },
+    /// No response headers within the timeout.
+    #[error("no response from {origin} within {timeout:?}")]
+    Timeout {
+        /// The origin.
+        origin: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The host could not be built.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A request.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    /// `GET`, `POST`, …
+    pub method: Method,
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for GET).
+    pub body: Bytes,
+}
+
+impl FetchRequest {
+    /// A GET of `url`.
+    pub fn get(url: impl Into<String>) -> Self {
+        FetchRequest {
+            method: Method::GET,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+}
+
+/// Timings of one fetch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// DNS (zero on a reused connection).
+    pub dns: Duration,
+    /// TCP connect (zero on a reused connection).
+    pub connect: Duration,
+    /// TLS handshake (zero on a reused connection or cleartext).
+    pub tls: Duration,
+    /// From the start of the fetch to the response headers.
+    pub first_byte: Duration,
+}
+
+/// A response whose body streams.
+#[derive(Debug)]
+pub struct FetchResponse {
+    /// The status.
+    pub status: StatusCode,
+    /// The HTTP version.
+    pub version: Version,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: ResponseBody,
+    /// The connection's setup.
+    pub connection: Arc<ConnectionInfo>,
+    /// Whether the connection was reused.
+    pub reused: bool,
+    /// Timings up to the headers.
+    pub timings: Timings,
+    /// When the fetch started.
+    pub started: Instant,
+}
+
+/// A streaming response body; returns its connection to the pool at the end.
+#[derive(Debug)]
+pub struct ResponseBody {
+    inner: Incoming,
+    lease: Option<Lease>,
+}
+
+impl ResponseBody {
+    /// The next chunk, `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, FetchError> {
+        loop {
+            match self.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(FetchError::Http {
+                        origin: String::new(),
+                        message: e.to_string(),
+                    })
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads the rest of the body into memory (for small bodies).
+    pub async fn bytes(mut self) -> Result<Bytes, FetchError> {
+        let mut out = Vec::new();
+        while let Some(c) = self.chunk().await? {
+            out.extend_from_slice(&c);
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            if let Some(lease) = self.lease.take() {
+                lease.give_back(true);
+            }
+        }
+        if let Poll::Ready(Some(Err(_))) = polled {
+            if let Some(lease) = self.lease.take() {
+                lease.give_back(false);
+            }
+        }
+        polled
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            // Unread HTTP/1.1 bytes make the connection unusable; an
+            // HTTP/2 stream is simply reset.
+            let reusable = self.inner.is_end_stream() || matches!(lease.sender, Sender::Http2(_));
+            lease.give_back(reusable);
+        }
+    }
+}
+
+/// Builds a [`Host`].
+#[derive(Debug, Default)]
+pub struct HostBuilder {
+    dns: DnsConfig,
+    tls: TlsOptions,
+    version: VersionPref,
+    pool: PoolPrefs,
+    connector: Connector,
+    request_timeout: Option<Duration>,
+}
+
+impl HostBuilder {
+    /// Use these name servers instead of the system's.
+    pub fn name_servers(mut self, servers: Vec<std::net::SocketAddr>) -> Self {
+        self.dns.name_servers = servers;
+        self
+    }
+
+    /// A curl-style `--resolve` override.
+    pub fn resolve(mut self, o: ResolveOverride) -> Self {
+        self.dns.overrides.push(o);
+        self
+    }
+
+    /// Trust the CA certificates in this PEM file too.
+    pub fn ca_file(mut self, path: PathBuf) -> Self {
+        self.tls.ca_files.push(path);
+        self
+    }
+
+    /// Trust only `--ca` files, not the platform's roots.
+    pub fn no_platform_roots(mut self) -> Self {
+        self.tls.no_platform_roots = true;
+        self
+    }
+
+    /// Force an HTTP version.
+    pub fn version(mut self, v: VersionPref) -> Self {
+        self.version = v;
+        self
+    }
+
+    /// Connection limits and idle timeout.
+    pub fn pool(mut self, prefs: PoolPrefs) -> Self {
+        self.pool = prefs;
+        self
+    }
+
+    /// Race tunables (syn-retry, connect timeout).
+    pub fn connector(mut self, c: Connector) -> Self {
+        self.connector = c;
+        self
+    }
+
+    /// Longest wait for response headers.
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = Some(t);
+        self
+    }
+
+    /// Builds the host; must be called within a tokio runtime.
+    pub fn build(self) -> Result<Host, FetchError> {
+        let resolver = Resolver::new(&self.dns).map_err(|e| FetchError::Setup(e.to_string()))?;
+        let tls = Tls::new(&self.tls).map_err(|e| FetchError::Setup(e.to_string()))?;
+        let dialer = Dialer {
+            resolver: Arc::new(resolver),
+            tls,
+            connector: self.connector,
+            version: self.version,
+        };
+        Ok(Host {
+            manager: Manager::start(dialer, self.pool),
+            version: self.version,
+            request_timeout: self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+        })
+    }
+}
+
+/// The socket process as a library.
+#[derive(Debug, Clone)]
+pub struct Host {
+    manager: Manager,
+    version: VersionPref,
+    request_timeout: Duration,
+}
+
+impl Host {
+    /// Starts building a host.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// Fetches `request`; the body streams from the returned response.
+    pub async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, FetchError> {
+        let started = Instant::now();
+        let (origin, path) = parse_url(&request.url)?;
+        let mut headers = HeaderMap::new();
+        if request.headers.len() > MAX_REQUEST_HEADERS {
+            return Err(FetchError::InvalidHeader(format!(
+                "list: more than {MAX_REQUEST_HEADERS} headers"
+            )));
+        }
+        for (name, value) in &request.headers {
+            let n = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| FetchError::InvalidHeader(format!("name {name:?}")))?;
+            let v = HeaderValue::from_str(value.trim())
+                .map_err(|_| FetchError::InvalidHeader(format!("value of {name}")))?;
+            headers.append(n, v);
+        }
+        let origin_text = origin.to_string();
+        let lease = self
+            .manager
+            .lease(origin.clone())
+            .await
+            .map_err(FetchError::Connect)?;
+        let reused = lease.reused;
+        let info = lease.info.clone();
+        let host_header = if (origin.scheme == "https" && origin.port == 443)
+            || (origin.scheme == "http" && origin.port == 80)
+        {
+            origin.host.clone()
+        } else {
+            format!("{}:{}", origin.host, origin.port)
+        };
+        let mut builder = http::Request::builder().method(request.method.clone());
+        let is_h2 = matches!(lease.sender, Sender::Http2(_));
+        builder = if is_h2 {
+            builder
+                .uri(format!("{}://{}{}", origin.scheme, host_header, path))
+                .version(Version::HTTP_2)
+        } else {
+            builder
+                .uri(path.clone())
+                .header(http::header::HOST, &host_header)
+        };
+        let mut req =
+            builder
+                .body(Full::new(request.body.clone()))
+                .map_err(|e| FetchError::InvalidUrl {
+                    url: request.url.clone(),
+                    why: e.to_string(),
+                })?;
+        if !headers.contains_key(http::header::USER_AGENT) {
+            req.headers_mut().insert(
+                http::header::USER_AGENT,
+                HeaderValue::from_static(concat!("sockhost/", env!("CARGO_PKG_VERSION"))),
+            );
+        }
+        for (n, v) in headers.iter() {
+            req.headers_mut().append(n.clone(), v.clone());
+        }
+        let _ = self.version;
+        let mut lease = lease;
+        let sent = async {
+            match &mut lease.sender {
+                Sender::Http1(s) => {
+                    s.ready().await?;
+                    s.send_request(req).await
+                }
+                Sender::Http2(s) => {
+                    s.ready().await?;
+                    s.send_request(req).await
+                }
+            }
+        };
+        let response = match tokio::time::timeout(self.request_timeout, sent).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                lease.give_back(false);
+                return Err(FetchError::Http {
+                    origin: origin_text,
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => {
+                lease.give_back(false);
+                return Err(FetchError::Timeout {
+                    origin: origin_text,
+                    timeout: self.request_timeout,
+                });
+            }
+        };
+        let first_byte = started.elapsed();
+        let (parts, incoming) = response.into_parts();
+        let timings = if reused {
+            Timings {
+                first_byte,
+                ..Timings::default()
+            }
+        } else {
+            Timings {
+                dns: info.dns,
+                connect: info.connect,
+                tls: info.tls,
+                first_byte,
+            }
+        };
+        Ok(FetchResponse {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body: ResponseBody {
+                inner: incoming,
+                lease: Some(lease),
+            },
+            connection: info,
+            reused,
+            timings,
+            started,
+        })
+    }
+}
+
+/// The origin and the path-and-query of an http(s) URL.
+fn parse_url(text: &str) -> Result<(OriginKey, String), FetchError> {
+    let bad = |why: &str| FetchError::InvalidUrl {
+        url: text.to_owned(),
+        why: why.to_owned(),
+    };
+    let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+    let scheme = url.scheme();
+    if scheme != "http" && scheme != "https" {
+        return Err(bad("only http and https URLs can be fetched"));
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        None => return Err(bad("it has no host")),
+    };
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| bad("it has no port"))?;
+    let mut path = url.path().to_owned();
+    if let Some(q) = url.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    Ok((
+        OriginKey {
+            scheme: scheme.to_owned(),
+            host,
+            port,
+        },
+        path,
+    ))
+}
+
+/// Reads a whole body (for tests and small responses).
+pub async fn read_all(body: ResponseBody) -> Result<Bytes, FetchError> {
+    Ok(body
+        .collect()
+        .await
+        .map_err(|e| FetchError::Http {
+            origin: String::new(),
+            message: e.to_string(),
+        })?
+        .to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        let (o, p) = parse_url("https://Example.com/a/b?c=d#frag").unwrap();
+        assert_eq!(o.to_string(), "https://example.com:443");
+        assert_eq!(p, "/a/b?c=d");
+        let (o, _) = parse_url("http://[::1]:8080").unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("[::1]", 8080));
+        for bad in [
+            "",
+            "example.com",
+            "ftp://example.com/",
+            "https://",
+            "http://exa mple.com/",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad:?}");
+        }
+    }
+}

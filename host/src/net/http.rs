@@ -1,0 +1,247 @@
+//! Opening one HTTP connection: resolve, race, TLS, then the hyper
+//! HTTP/1.1 or HTTP/2 handshake by ALPN. The connection's driver runs on
+//! its own task; its end is reported through a oneshot.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::oneshot;
+
+use super::connect::Connector;
+use super::dns::Resolver;
+use super::happy_eyeballs::builtin_plan;
+use super::pool::{OriginKey, Protocol};
+use super::race::{AttemptSummary, PlannedAttempt};
+use super::tls::{AlpnOffer, Tls};
+use crate::plugins::connect::{Candidate, CandidateSource, IpAddress, SocketAddress, Transport};
+
+/// The request body type of every connection.
+pub type ReqBody = Full<Bytes>;
+
+/// Which HTTP version to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VersionPref {
+    /// By ALPN (h2 preferred) over TLS; HTTP/1.1 over cleartext.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only (prior knowledge over cleartext).
+    Http2,
+}
+
+/// A way to send requests on a connection.
+#[derive(Debug)]
+pub enum Sender {
+    /// One request at a time; moved to the request while it runs.
+    Http1(http1::SendRequest<ReqBody>),
+    /// Cloned for every request.
+    Http2(http2::SendRequest<ReqBody>),
+}
+
+/// How the connection was set up (reported with the requests that used it).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionInfo {
+    /// The peer.
+    pub remote: Option<SocketAddr>,
+    /// DNS time.
+    pub dns: Duration,
+    /// TCP connect time (the race).
+    pub connect: Duration,
+    /// TLS handshake time (zero for cleartext).
+    pub tls: Duration,
+    /// TLS version, ALPN, resumption.
+    pub tls_version: Option<String>,
+    /// The negotiated ALPN.
+    pub alpn: Option<String>,
+    /// Whether the TLS session was resumed.
+    pub resumed: bool,
+    /// The race's attempts.
+    pub attempts: Vec<AttemptSummary>,
+    /// Addresses of the race's candidates.
+    pub candidates: Vec<(u32, SocketAddr)>,
+}
+
+/// A new connection.
+#[derive(Debug)]
+pub struct Established {
+    /// Its sender.
+    pub sender: Sender,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// How it was set up.
+    pub info: Arc<ConnectionInfo>,
+    /// Fires when the connection ends.
+    pub closed: oneshot::Receiver<()>,
+}
+
+/// Shared parts every connection needs.
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    /// Name resolution.
+    pub resolver: Arc<Resolver>,
+    /// TLS configurations.
+    pub tls: Tls,
+    /// The connection race.
+    pub connector: Connector,
+    /// HTTP version preference.
+    pub version: VersionPref,
+}
+
+impl Dialer {
+    /// Opens a connection to `origin`.
+    pub async fn dial(&self, origin: &OriginKey) -> Result<Established, String> {
+        let t0 = Instant::now();
+        let resolution = self
+            .resolver
+            .resolve(&origin.host, origin.port)
+            .await
+            .map_err(|e| e.to_string())?;
+        let dns = t0.elapsed();
+        let mut endpoints = HashMap::new();
+        let mut candidates = Vec::new();
+        for (i, addr) in resolution.addrs.iter().enumerate() {
+            let id = i as u32;
+            endpoints.insert(id, SocketAddr::new(addr.ip, origin.port));
+            candidates.push(candidate(id, SocketAddr::new(addr.ip, origin.port)));
+        }
+        let plan: Vec<PlannedAttempt> = builtin_plan(&candidates)
+            .attempts
+            .iter()
+            .map(|a| PlannedAttempt {
+                candidate: a.candidate,
+                delay: Duration::from_micros(a.delay),
+                tcp: true,
+            })
+            .collect();
+        let what = format!("{}:{}", origin.host, origin.port);
+        let t1 = Instant::now();
+        let won = self
+            .connector
+            .race(&what, &endpoints, &plan)
+            .await
+            .map_err(|e| e.to_string())?;
+        let connect = t1.elapsed();
+        let mut info = ConnectionInfo {
+            remote: Some(won.addr),
+            dns,
+            connect,
+            attempts: won.attempts.clone(),
+            candidates: endpoints.iter().map(|(k, v)| (*k, *v)).collect(),
+            ..ConnectionInfo::default()
+        };
+        info.candidates.sort();
+        let (closed_tx, closed) = oneshot::channel();
+        if origin.scheme == "https" {
+            let offer = match self.version {
+                VersionPref::Auto => AlpnOffer::Any,
+                VersionPref::Http1 => AlpnOffer::Http1,
+                VersionPref::Http2 => AlpnOffer::Http2,
+            };
+            // An IPv6 literal's brackets are URL syntax, not part of the name.
+            let name = origin.host.trim_start_matches('[').trim_end_matches(']');
+            let h = self
+                .tls
+                .connect(name, offer, won.stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            info.tls = h.elapsed;
+            info.tls_version = Some(h.version);
+            info.resumed = h.resumed;
+            info.alpn = h.alpn.clone();
+            let protocol = match h.alpn.as_deref() {
+                Some("h2") => Protocol::Http2,
+                _ => Protocol::Http1,
+            };
+            let sender = handshake(TokioIo::new(h.stream), protocol, closed_tx).await?;
+            Ok(Established {
+                sender,
+                protocol,
+                info: Arc::new(info),
+                closed,
+            })
+        } else {
+            let protocol = match self.version {
+                VersionPref::Http2 => Protocol::Http2,
+                _ => Protocol::Http1,
+            };
+            let sender = handshake(TokioIo::new(won.stream), protocol, closed_tx).await?;
+            Ok(Established {
+                sender,
+                protocol,
+                info: Arc::new(info),
+                closed,
+            })
+        }
+    }
+}
+
+async fn handshake<T>(
+    io: T,
+    protocol: Protocol,
+    closed: oneshot::Sender<()>,
+) -> Result<Sender, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    match protocol {
+        Protocol::Http1 => {
+            let (sender, conn) = http1::handshake(io)
+                .await
+                .map_err(|e| format!("HTTP/1.1 handshake failed: {e}"))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("HTTP/1.1 connection ended: {e}");
+                }
+                let _ = closed.send(());
+            });
+            Ok(Sender::Http1(sender))
+        }
+        Protocol::Http2 => {
+            let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| format!("HTTP/2 handshake failed: {e}"))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("HTTP/2 connection ended: {e}");
+                }
+                let _ = closed.send(());
+            });
+            Ok(Sender::Http2(sender))
+        }
+    }
+}
+
+fn candidate(id: u32, addr: SocketAddr) -> Candidate {
+    let (ip, source) = match addr.ip() {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            (IpAddress::Ipv4((a, b, c, d)), CandidateSource::A)
+        }
+        std::net::IpAddr::V6(v6) => {
+            let [a, b, c, d, e, f, g, h] = v6.segments();
+            (
+                IpAddress::Ipv6((a, b, c, d, e, f, g, h)),
+                CandidateSource::Aaaa,
+            )
+        }
+    };
+    Candidate {
+        id,
+        transport: Transport::Tcp,
+        address: SocketAddress {
+            ip,
+            port: addr.port(),
+        },
+        alpn: vec!["h2".into(), "http/1.1".into()],
+        source,
+        priority: 0,
+        ech: false,
+    }
+}

@@ -1,0 +1,248 @@
+//! The connection manager's tokio shell: one task owns the sans-IO
+//! [`Pool`] and every connection's sender, dials what the pool asks for,
+//! and lends connections to requests. A request gives its HTTP/1.1
+//! connection back when its response body has been read to the end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::http::{ConnectionInfo, Dialer, Sender};
+use super::pool::{Action, ConnId, OriginKey, Pool, PoolPrefs, Protocol, RequestId};
+
+/// A connection lent to one request.
+#[derive(Debug)]
+pub struct Lease {
+    /// The connection.
+    pub conn: ConnId,
+    /// How to send on it.
+    pub sender: Sender,
+    /// How it was set up.
+    pub info: Arc<ConnectionInfo>,
+    /// Whether the connection served an earlier request.
+    pub reused: bool,
+    manager: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Lease {
+    /// Gives the connection back: `reusable` is false when the response
+    /// was not read to the end (an HTTP/1.1 connection is then unusable).
+    pub fn give_back(self, reusable: bool) {
+        let sender = match self.sender {
+            Sender::Http1(s) if reusable && !s.is_closed() => Some(s),
+            _ => None,
+        };
+        let _ = self.manager.send(Cmd::Done {
+            conn: self.conn,
+            http1: sender,
+            broken: !reusable,
+        });
+    }
+}
+
+#[derive(Debug)]
+enum Cmd {
+    Request {
+        origin: OriginKey,
+        reply: oneshot::Sender<Result<Lease, String>>,
+    },
+    Dialed {
+        conn: ConnId,
+        result: Result<super::http::Established, String>,
+    },
+    Done {
+        conn: ConnId,
+        http1: Option<hyper::client::conn::http1::SendRequest<super::http::ReqBody>>,
+        broken: bool,
+    },
+    Closed {
+        conn: ConnId,
+    },
+}
+
+/// A handle to the manager task.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Manager {
+    /// Starts the manager on the current tokio runtime.
+    pub fn start(dialer: Dialer, prefs: PoolPrefs) -> Manager {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = Task {
+            pool: Pool::new(prefs),
+            dialer,
+            tx: tx.clone(),
+            conns: HashMap::new(),
+            waiting: HashMap::new(),
+            next_request: 1,
+        };
+        tokio::spawn(task.run(rx));
+        Manager { tx }
+    }
+
+    /// A connection to `origin`, when one is usable.
+    pub async fn lease(&self, origin: OriginKey) -> Result<Lease, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Request { origin, reply })
+            .map_err(|_| "the connection manager has stopped".to_owned())?;
+        rx.await
+            .map_err(|_| "the connection manager has stopped".to_owned())?
+    }
+}
+
+struct ConnEntry {
+    protocol: Protocol,
+    /// HTTP/1.1: present while idle. HTTP/2: always present.
+    sender: Option<Sender>,
+    info: Arc<ConnectionInfo>,
+    uses: u64,
+}
+
+struct Task {
+    pool: Pool,
+    dialer: Dialer,
+    tx: mpsc::UnboundedSender<Cmd>,
+    conns: HashMap<ConnId, ConnEntry>,
+    waiting: HashMap<RequestId, oneshot::Sender<Result<Lease, String>>>,
+    next_request: RequestId,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        loop {
+            let deadline = self.pool.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let actions = tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => return,
+                },
+                _ = sleep => self.pool.tick(Instant::now()),
+            };
+            self.perform(actions);
+        }
+    }
+
+    fn handle(&mut self, cmd: Cmd) -> Vec<Action> {
+        let now = Instant::now();
+        match cmd {
+            Cmd::Request { origin, reply } => {
+                let id = self.next_request;
+                self.next_request += 1;
+                self.waiting.insert(id, reply);
+                self.pool.request(id, origin, now)
+            }
+            Cmd::Dialed { conn, result } => match result {
+                Ok(est) => {
+                    let tx = self.tx.clone();
+                    let closed = est.closed;
+                    tokio::spawn(async move {
+                        let _ = closed.await;
+                        let _ = tx.send(Cmd::Closed { conn });
+                    });
+                    self.conns.insert(
+                        conn,
+                        ConnEntry {
+                            protocol: est.protocol,
+                            sender: Some(est.sender),
+                            info: est.info,
+                            uses: 0,
+                        },
+                    );
+                    self.pool.connected(conn, est.protocol, now)
+                }
+                Err(e) => self.pool.connect_failed(conn, &e, now),
+            },
+            Cmd::Done {
+                conn,
+                http1,
+                broken,
+            } => {
+                if broken
+                    && matches!(self.conns.get(&conn), Some(c) if c.protocol == Protocol::Http1)
+                {
+                    self.conns.remove(&conn);
+                    return self.pool.closed(conn, now);
+                }
+                if let (Some(entry), Some(s)) = (self.conns.get_mut(&conn), http1) {
+                    entry.sender = Some(Sender::Http1(s));
+                }
+                self.pool.request_done(conn, now)
+            }
+            Cmd::Closed { conn } => {
+                self.conns.remove(&conn);
+                self.pool.closed(conn, now)
+            }
+        }
+    }
+
+    fn perform(&mut self, actions: Vec<Action>) {
+        let mut queue = actions;
+        while !queue.is_empty() {
+            let mut more = Vec::new();
+            for action in queue {
+                match action {
+                    Action::Connect { conn, origin } => {
+                        let dialer = self.dialer.clone();
+                        let tx = self.tx.clone();
+                        tokio::spawn(async move {
+                            let result = dialer.dial(&origin).await;
+                            let _ = tx.send(Cmd::Dialed { conn, result });
+                        });
+                    }
+                    Action::Dispatch { request, conn } => {
+                        let Some(reply) = self.waiting.remove(&request) else {
+                            more.extend(self.pool.request_done(conn, Instant::now()));
+                            continue;
+                        };
+                        let Some(entry) = self.conns.get_mut(&conn) else {
+                            let _ = reply.send(Err("connection vanished".to_owned()));
+                            continue;
+                        };
+                        let sender = match &mut entry.sender {
+                            Some(Sender::Http2(s)) => Some(Sender::Http2(s.clone())),
+                            slot @ Some(Sender::Http1(_)) => slot.take(),
+                            None => None,
+                        };
+                        let Some(sender) = sender else {
+                            let _ = reply.send(Err("connection is busy".to_owned()));
+                            continue;
+                        };
+                        entry.uses += 1;
+                        let lease = Lease {
+                            conn,
+                            sender,
+                            info: entry.info.clone(),
+                            reused: entry.uses > 1,
+                            manager: self.tx.clone(),
+                        };
+                        if let Err(Ok(lease)) = reply.send(Ok(lease)) {
+                            // The requester gave up: the connection is free.
+                            lease.give_back(true);
+                        }
+                    }
+                    Action::Fail { request, error } => {
+                        if let Some(reply) = self.waiting.remove(&request) {
+                            let _ = reply.send(Err(error));
+                        }
+                    }
+                    Action::Close(conn) => {
+                        // Dropping the sender ends the connection's driver.
+                        self.conns.remove(&conn);
+                    }
+                }
+            }
+            queue = more;
+        }
+    }
+}

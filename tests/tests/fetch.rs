@@ -1,0 +1,164 @@
+//! `Host::fetch` through the whole stack (override → race → TLS → hyper →
+//! connection manager) against the in-repo HTTPS origin.
+
+use std::time::Duration;
+
+use sockhost::host::{read_all, FetchRequest, Host};
+use sockhost::net::dns::ResolveOverride;
+use sockhost::net::http::VersionPref;
+use sockhost_tests::origin::{pattern_byte, OriginOptions, TestOrigin};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn host(origin: &TestOrigin, version: VersionPref) -> Host {
+    Host::builder()
+        .resolve(
+            format!("www.test:{}:127.0.0.1", origin.addr.port())
+                .parse::<ResolveOverride>()
+                .unwrap(),
+        )
+        .ca_file(origin.ca_file.clone())
+        .no_platform_roots()
+        .version(version)
+        .build()
+        .unwrap()
+}
+
+fn url(origin: &TestOrigin, path: &str) -> String {
+    format!("https://www.test:{}{path}", origin.addr.port())
+}
+
+#[test]
+fn h2_and_h1_fetches_return_the_right_bodies_and_versions() {
+    let origin = TestOrigin::start(OriginOptions::default());
+    rt().block_on(async {
+        for (pref, want) in [
+            (VersionPref::Auto, http::Version::HTTP_2),
+            (VersionPref::Http2, http::Version::HTTP_2),
+            (VersionPref::Http1, http::Version::HTTP_11),
+        ] {
+            let h = host(&origin, pref);
+            let r = h.fetch(FetchRequest::get(url(&origin, "/"))).await.unwrap();
+            assert_eq!(r.status, 200);
+            assert_eq!(r.version, want, "{pref:?}");
+            assert_eq!(
+                read_all(r.body).await.unwrap(),
+                "hello from the test origin\n"
+            );
+            // A streamed body of 3 MiB arrives whole and in order.
+            let r = h
+                .fetch(FetchRequest::get(url(&origin, "/bytes/3145728")))
+                .await
+                .unwrap();
+            let mut body = r.body;
+            let mut n = 0usize;
+            while let Some(chunk) = body.chunk().await.unwrap() {
+                for (i, b) in chunk.iter().enumerate() {
+                    assert_eq!(*b, pattern_byte(n + i), "byte {}", n + i);
+                }
+                n += chunk.len();
+            }
+            assert_eq!(n, 3 << 20);
+            // The connection was reused for the second request.
+            let r = h.fetch(FetchRequest::get(url(&origin, "/"))).await.unwrap();
+            assert!(r.reused, "{pref:?}");
+            read_all(r.body).await.unwrap();
+        }
+    });
+}
+
+async fn burst(h: &Host, origin: &TestOrigin, n: usize) {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let h = h.clone();
+        let u = url(origin, "/slow/100");
+        tasks.push(tokio::spawn(async move {
+            let r = h.fetch(FetchRequest::get(u)).await.unwrap();
+            assert_eq!(r.status, 200);
+            read_all(r.body).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[test]
+fn twenty_concurrent_requests_use_six_h1_connections_or_one_h2() {
+    let h1_origin = TestOrigin::start(OriginOptions {
+        alpn: vec!["http/1.1"],
+        ..OriginOptions::default()
+    });
+    let h2_origin = TestOrigin::start(OriginOptions::default());
+    rt().block_on(async {
+        let h = host(&h1_origin, VersionPref::Auto);
+        let started = std::time::Instant::now();
+        burst(&h, &h1_origin, 20).await;
+        assert!(
+            h1_origin.connections() <= 6,
+            "{} h1 connections",
+            h1_origin.connections()
+        );
+        assert!(
+            h1_origin.connections() >= 2,
+            "requests were not spread: {}",
+            h1_origin.connections()
+        );
+        // 20 requests of 100 ms over 6 connections: at least 4 rounds.
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let h = host(&h2_origin, VersionPref::Auto);
+        burst(&h, &h2_origin, 20).await;
+        assert_eq!(h2_origin.connections(), 1);
+    });
+}
+
+#[test]
+fn bad_urls_and_unreachable_hosts_are_one_line_errors() {
+    let origin = TestOrigin::start(OriginOptions::default());
+    rt().block_on(async {
+        let h = host(&origin, VersionPref::Auto);
+        let e = h
+            .fetch(FetchRequest::get("ftp://www.test/"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("only http and https"), "{e}");
+        let e = h.fetch(FetchRequest::get("not a url")).await.unwrap_err();
+        assert!(e.to_string().starts_with("invalid URL"), "{e}");
+        // Nothing listens on this port: refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = h
+            .fetch(FetchRequest::get(format!(
+                "https://127.0.0.1:{}/",
+                closed.port()
+            )))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("could not connect"), "{e}");
+        // The origin's certificate is not for this name.
+        let e = h
+            .fetch(FetchRequest::get(format!(
+                "https://127.0.0.2:{}/",
+                origin.addr.port()
+            )))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("could not connect") || e.to_string().contains("certificate"),
+            "{e}"
+        );
+    });
+}
