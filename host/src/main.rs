@@ -20,6 +20,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Fetch a URL through the full stack (DNS, connection race, TLS,
+    /// HTTP/1.1 or HTTP/2) and write the body to stdout.
+    Fetch(cli::fetch::FetchArgs),
     /// Work with plugins.
     Plugin {
         #[command(subcommand)]
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Fetch(args) => cli::fetch::run(args),
         Command::Plugin {
             command:
                 PluginCommand::Check {

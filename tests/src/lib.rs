@@ -121,3 +121,23 @@ mod tests {
         assert!(t4.ends_with("[capabilities]\nstorage-quota = \"1 KiB\"\n"));
     }
 }
+
+/// The `sockhost` binary, built on first use (the tests of this crate run
+/// the CLI, which lives in another package).
+pub fn sockhost_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "sockhost", "--bin", "sockhost"])
+                .current_dir(repo())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the sockhost binary failed");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo().join("target"));
+            target.join("debug").join("sockhost")
+        })
+        .clone()
+}

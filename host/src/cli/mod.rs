@@ -2,5 +2,6 @@
 
 pub mod bench;
 pub mod check;
+pub mod fetch;
 pub mod paths;
 pub mod smoke;

@@ -1,0 +1,122 @@
+//! `sockhost fetch` as a user runs it, against the in-repo origin.
+
+use std::process::Command;
+
+use sockhost_tests::origin::{OriginOptions, TestOrigin};
+use sockhost_tests::sockhost_bin;
+
+fn fetch(origin: &TestOrigin, extra: &[&str], path: &str) -> std::process::Output {
+    Command::new(sockhost_bin())
+        .arg("fetch")
+        .arg(format!("https://www.test:{}{path}", origin.addr.port()))
+        .arg("--resolve")
+        .arg(format!("www.test:{}:127.0.0.1", origin.addr.port()))
+        .arg("--ca")
+        .arg(&origin.ca_file)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn fetch_prints_the_body_or_one_json_object() {
+    let origin = TestOrigin::start(OriginOptions::default());
+    let out = fetch(&origin, &[], "/");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"hello from the test origin\n");
+
+    let out = fetch(&origin, &["--json", "--http1.1"], "/bytes/1000");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["http_version"], "HTTP/1.1");
+    assert_eq!(v["bytes"], 1000);
+    assert_eq!(
+        v["remote_address"],
+        format!("127.0.0.1:{}", origin.addr.port())
+    );
+    assert_eq!(v["tls"]["alpn"], "http/1.1");
+    for t in ["dns", "connect", "tls", "first_byte", "total"] {
+        assert!(v["timings_ms"][t].as_f64().is_some(), "{t}: {v}");
+    }
+    assert_eq!(v["attempts"][0]["outcome"], "won");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body");
+    let out = fetch(
+        &origin,
+        &["-o", file.to_str().unwrap(), "-H", "X-Test: 1"],
+        "/headers",
+    );
+    assert!(out.status.success());
+    let body = std::fs::read_to_string(&file).unwrap();
+    assert!(body.contains("x-test: 1"), "{body}");
+}
+
+#[test]
+fn failures_are_one_line_and_exit_non_zero() {
+    let origin = TestOrigin::start(OriginOptions::default());
+    let run = |args: &[&str]| {
+        let out = Command::new(sockhost_bin())
+            .arg("fetch")
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        (out.status.success(), err)
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for (args, words) in [
+        (vec!["not a url".to_owned()], "invalid URL"),
+        (
+            vec![
+                "https://www.test/".to_owned(),
+                "--resolve".into(),
+                "bogus".into(),
+            ],
+            "--resolve",
+        ),
+        (
+            vec![format!("https://127.0.0.1:{}/", closed.port())],
+            "could not connect",
+        ),
+        // No --ca: the private CA is unknown.
+        (
+            vec![
+                format!("https://www.test:{}/", origin.addr.port()),
+                "--resolve".into(),
+                format!("www.test:{}:127.0.0.1", origin.addr.port()),
+            ],
+            "unknown issuer",
+        ),
+        (
+            vec![
+                "https://nonexistent.invalid/".to_owned(),
+                "--dns-server".into(),
+                "127.0.0.1:9".into(),
+                "--max-time".into(),
+                "3".into(),
+            ],
+            "could not resolve nonexistent.invalid",
+        ),
+    ] {
+        let (ok, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!ok, "{args:?} succeeded");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(words),
+            "{args:?}: {err}"
+        );
+    }
+}
