@@ -106,22 +106,6 @@ pub fn request(id: u64, url: &str) -> Request {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::set_key;
-
-    #[test]
-    fn set_key_replaces_or_adds() {
-        let t = "[plugin]\nname = \"x\"\n[limits]\nmemory = \"1 MiB\"\n".to_owned();
-        let t2 = set_key(t.clone(), "limits", "memory", "\"2 MiB\"");
-        assert!(t2.contains("memory = \"2 MiB\"") && !t2.contains("1 MiB"));
-        let t3 = set_key(t.clone(), "plugin", "version", "\"1.0.0\"");
-        assert!(t3.contains("[plugin]\nname = \"x\"\nversion = \"1.0.0\"\n[limits]"));
-        let t4 = set_key(t, "capabilities", "storage-quota", "\"1 KiB\"");
-        assert!(t4.ends_with("[capabilities]\nstorage-quota = \"1 KiB\"\n"));
-    }
-}
-
 /// The `sockhost` binary, built on first use (the tests of this crate run
 /// the CLI, which lives in another package).
 pub fn sockhost_bin() -> PathBuf {
@@ -140,4 +124,20 @@ pub fn sockhost_bin() -> PathBuf {
             target.join("debug").join("sockhost")
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_key;
+
+    #[test]
+    fn set_key_replaces_or_adds() {
+        let t = "[plugin]\nname = \"x\"\n[limits]\nmemory = \"1 MiB\"\n".to_owned();
+        let t2 = set_key(t.clone(), "limits", "memory", "\"2 MiB\"");
+        assert!(t2.contains("memory = \"2 MiB\"") && !t2.contains("1 MiB"));
+        let t3 = set_key(t.clone(), "plugin", "version", "\"1.0.0\"");
+        assert!(t3.contains("[plugin]\nname = \"x\"\nversion = \"1.0.0\"\n[limits]"));
+        let t4 = set_key(t, "capabilities", "storage-quota", "\"1 KiB\"");
+        assert!(t4.ends_with("[capabilities]\nstorage-quota = \"1 KiB\"\n"));
+    }
 }
