@@ -10,3 +10,4 @@
 pub mod host;
 pub mod net;
 pub mod plugins;
+pub mod rules;

@@ -54,6 +54,12 @@ enum PluginCommand {
 
 #[derive(Subcommand, Debug)]
 enum BenchCommand {
+    /// Declarative rule evaluation with a 10,000-rule list.
+    Rules {
+        /// Evaluations measured per figure.
+        #[arg(long, default_value_t = 100_000)]
+        iterations: u32,
+    },
     /// Plugin costs: compile, instantiate (pooling vs on-demand), and one
     /// call of each world's hot function.
     Plugins {
@@ -86,6 +92,9 @@ fn main() -> ExitCode {
                     no_cache,
                 },
         } => cli::check::run(&manifest, cache_dir, no_cache),
+        Command::Bench {
+            command: BenchCommand::Rules { iterations },
+        } => cli::bench_rules::run(iterations.max(1)),
         Command::Bench {
             command:
                 BenchCommand::Plugins {
