@@ -13,12 +13,14 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 
+use crate::extensions::{Extensions, PluginAction, RequestDecision};
 use crate::net::connect::Connector;
 use crate::net::dns::{DnsConfig, ResolveOverride, Resolver};
 use crate::net::http::{ConnectionInfo, Dialer, Sender, VersionPref};
 use crate::net::manager::{Lease, Manager};
 use crate::net::pool::{OriginKey, PoolPrefs};
 use crate::net::tls::{Tls, TlsOptions};
+use crate::plugins::extension::{ExtensionPlugin, ResourceType};
 
 /// Longest a request may wait for its response headers by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,10 +60,24 @@ pub enum FetchError {
         /// The timeout.
         timeout: Duration,
     },
+    /// An extension cancelled the request (or failed closed).
+    #[error("blocked by extension {extension}: {reason}")]
+    Blocked {
+        /// The extension.
+        extension: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// Extensions redirected the request too many times.
+    #[error("too many extension redirects (more than {0}) starting from {1}")]
+    TooManyRedirects(usize, String),
     /// The host could not be built.
     #[error("{0}")]
     Setup(String),
 }
+
+/// Most extension redirects one fetch follows.
+pub const MAX_EXTENSION_REDIRECTS: usize = 5;
 
 /// A request.
 #[derive(Debug, Clone)]
@@ -74,6 +90,8 @@ pub struct FetchRequest {
     pub headers: Vec<(String, String)>,
     /// The body (empty for GET).
     pub body: Bytes,
+    /// What is being loaded (what extension rules and filters see).
+    pub resource_type: ResourceType,
 }
 
 impl FetchRequest {
@@ -84,6 +102,7 @@ impl FetchRequest {
             url: url.into(),
             headers: Vec::new(),
             body: Bytes::new(),
+            resource_type: ResourceType::Document,
         }
     }
 }
@@ -120,6 +139,10 @@ pub struct FetchResponse {
     pub timings: Timings,
     /// When the fetch started.
     pub started: Instant,
+    /// The URL finally fetched (after extension redirects).
+    pub url: String,
+    /// What plugins did to the request and response.
+    pub actions: Vec<PluginAction>,
 }
 
 /// A streaming response body; returns its connection to the pool at the end.
@@ -203,9 +226,16 @@ pub struct HostBuilder {
     pool: PoolPrefs,
     connector: Connector,
     request_timeout: Option<Duration>,
+    extensions: Extensions,
 }
 
 impl HostBuilder {
+    /// Adds an extension; extensions see requests in the order added.
+    pub fn extension(mut self, plugin: ExtensionPlugin) -> Self {
+        self.extensions.push(plugin);
+        self
+    }
+
     /// Use these name servers instead of the system's.
     pub fn name_servers(mut self, servers: Vec<std::net::SocketAddr>) -> Self {
         self.dns.name_servers = servers;
@@ -268,6 +298,8 @@ impl HostBuilder {
             manager: Manager::start(dialer, self.pool),
             version: self.version,
             request_timeout: self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+            extensions: self.extensions,
+            next_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         })
     }
 }
@@ -278,6 +310,8 @@ pub struct Host {
     manager: Manager,
     version: VersionPref,
     request_timeout: Duration,
+    extensions: Extensions,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Host {
@@ -287,8 +321,73 @@ impl Host {
     }
 
     /// Fetches `request`; the body streams from the returned response.
+    /// Extensions decide first, before any network work.
     pub async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, FetchError> {
         let started = Instant::now();
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut actions = Vec::new();
+        let mut request = request;
+        let first_url = request.url.clone();
+        let mut hops = 0;
+        loop {
+            parse_url(&request.url)?;
+            if self.extensions.is_empty() {
+                break;
+            }
+            let decision = self
+                .extensions
+                .before_request(
+                    id,
+                    &request.url,
+                    request.method.as_str(),
+                    request.resource_type,
+                    &mut request.headers,
+                    &mut actions,
+                )
+                .await;
+            match decision {
+                RequestDecision::Continue => break,
+                RequestDecision::Cancel { extension, reason } => {
+                    return Err(FetchError::Blocked { extension, reason })
+                }
+                RequestDecision::Redirect { url, .. } => {
+                    hops += 1;
+                    if hops > MAX_EXTENSION_REDIRECTS {
+                        return Err(FetchError::TooManyRedirects(
+                            MAX_EXTENSION_REDIRECTS,
+                            first_url,
+                        ));
+                    }
+                    request.url = url;
+                }
+            }
+        }
+        let mut response = self.fetch_once(&request, started).await?;
+        if !self.extensions.is_empty() {
+            self.extensions
+                .after_response(
+                    id,
+                    &request.url,
+                    request.method.as_str(),
+                    request.resource_type,
+                    response.status.as_u16(),
+                    &mut response.headers,
+                    &mut actions,
+                )
+                .await
+                .map_err(|(extension, reason)| FetchError::Blocked { extension, reason })?;
+        }
+        response.actions = actions;
+        Ok(response)
+    }
+
+    async fn fetch_once(
+        &self,
+        request: &FetchRequest,
+        started: Instant,
+    ) -> Result<FetchResponse, FetchError> {
         let (origin, path) = parse_url(&request.url)?;
         let mut headers = HeaderMap::new();
         if request.headers.len() > MAX_REQUEST_HEADERS {
@@ -403,6 +502,8 @@ impl Host {
             reused,
             timings,
             started,
+            url: request.url.clone(),
+            actions: Vec::new(),
         })
     }
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod extensions;
 pub mod host;
 pub mod net;
 pub mod plugins;

@@ -378,6 +378,11 @@ impl ExtensionPlugin {
         self.inner.is_disabled()
     }
 
+    /// What a faulted call means for the request, per the manifest.
+    pub fn on_fault(&self) -> OnFault {
+        self.inner.on_fault()
+    }
+
     /// The supervised instance (for status and tests).
     pub fn supervised(&self) -> &Supervised<ExtensionBindings> {
         &self.inner
