@@ -28,6 +28,19 @@ pub struct PluginAction {
     pub detail: String,
 }
 
+/// The request being decided, as the host knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRef<'a> {
+    /// The host's id of the request.
+    pub id: u64,
+    /// Its URL.
+    pub url: &'a str,
+    /// Its method.
+    pub method: &'a str,
+    /// What is being loaded.
+    pub resource_type: ResourceType,
+}
+
 /// What the extensions decided about a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestDecision {
@@ -143,10 +156,7 @@ impl Extensions {
     /// error names a fail-closed extension that faulted.
     pub async fn after_response(
         &self,
-        id: u64,
-        url: &str,
-        method: &str,
-        resource_type: ResourceType,
+        req: RequestRef<'_>,
         status: u16,
         headers: &mut HeaderMap,
         actions: &mut Vec<PluginAction>,
@@ -271,19 +281,21 @@ fn decide(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn respond(
     live: &mut Live,
-    id: u64,
-    url: &str,
-    method: &str,
-    resource_type: ResourceType,
+    req_ref: RequestRef<'_>,
     status: u16,
     headers: &mut HeaderMap,
     actions: &mut Vec<PluginAction>,
 ) -> Result<(), (String, String)> {
     live.refresh();
     let name = live.plugin.name().to_owned();
+    let RequestRef {
+        id,
+        url,
+        method,
+        resource_type,
+    } = req_ref;
     let lower = url.to_ascii_lowercase();
     let Some(req) = rule_request(&lower, method, resource_type) else {
         return Ok(());

@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 
-use crate::extensions::{Extensions, PluginAction, RequestDecision};
+use crate::extensions::{Extensions, PluginAction, RequestDecision, RequestRef};
 use crate::net::connect::Connector;
 use crate::net::dns::{DnsConfig, ResolveOverride, Resolver};
 use crate::net::http::{ConnectionInfo, Dialer, Sender, VersionPref};
@@ -368,10 +368,12 @@ impl Host {
         if !self.extensions.is_empty() {
             self.extensions
                 .after_response(
-                    id,
-                    &request.url,
-                    request.method.as_str(),
-                    request.resource_type,
+                    RequestRef {
+                        id,
+                        url: &request.url,
+                        method: request.method.as_str(),
+                        resource_type: request.resource_type,
+                    },
                     response.status.as_u16(),
                     &mut response.headers,
                     &mut actions,
