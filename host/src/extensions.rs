@@ -163,22 +163,20 @@ impl Extensions {
     ) -> Result<(), (String, String)> {
         for ext in &self.list {
             let ext = ext.clone();
-            let url_owned = url.to_owned();
-            let method_owned = method.to_owned();
+            let (id, resource_type) = (req.id, req.resource_type);
+            let url_owned = req.url.to_owned();
+            let method_owned = req.method.to_owned();
             let mut hdrs = std::mem::take(headers);
             let result = tokio::task::spawn_blocking(move || {
                 let mut live = ext.lock().unwrap_or_else(|p| p.into_inner());
                 let mut acts = Vec::new();
-                let r = respond(
-                    &mut live,
+                let req = RequestRef {
                     id,
-                    &url_owned,
-                    &method_owned,
+                    url: &url_owned,
+                    method: &method_owned,
                     resource_type,
-                    status,
-                    &mut hdrs,
-                    &mut acts,
-                );
+                };
+                let r = respond(&mut live, req, status, &mut hdrs, &mut acts);
                 (r, hdrs, acts)
             })
             .await
