@@ -20,7 +20,10 @@ use crate::net::http::{ConnectionInfo, Dialer, Sender, VersionPref};
 use crate::net::manager::{Lease, Manager};
 use crate::net::pool::{OriginKey, PoolPrefs};
 use crate::net::tls::{Tls, TlsOptions};
+use crate::plugins::connect::Origin;
 use crate::plugins::extension::{ExtensionPlugin, ResourceType};
+use crate::plugins::telemetry::{EventKind, RequestEndEvent, RequestStartEvent, TelemetryPlugin};
+use crate::telemetry::Bus;
 
 /// Longest a request may wait for its response headers by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -150,6 +153,18 @@ pub struct FetchResponse {
 pub struct ResponseBody {
     inner: Incoming,
     lease: Option<Lease>,
+    /// The request-end event to publish when the body ends or is dropped.
+    end: Option<(Bus, RequestEndEvent, Instant)>,
+}
+
+impl ResponseBody {
+    fn finish(&mut self, error: Option<String>) {
+        if let Some((bus, mut event, started)) = self.end.take() {
+            event.total = started.elapsed().as_micros() as u64;
+            event.error = error;
+            bus.publish(EventKind::RequestEnd(event));
+        }
+    }
 }
 
 impl ResponseBody {
@@ -192,15 +207,26 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            if let Some(lease) = self.lease.take() {
-                lease.give_back(true);
+        match &polled {
+            Poll::Ready(None) => {
+                if let Some(lease) = self.lease.take() {
+                    lease.give_back(true);
+                }
+                self.finish(None);
             }
-        }
-        if let Poll::Ready(Some(Err(_))) = polled {
-            if let Some(lease) = self.lease.take() {
-                lease.give_back(false);
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(lease) = self.lease.take() {
+                    lease.give_back(false);
+                }
+                let e = e.to_string();
+                self.finish(Some(e));
             }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some((_, event, _))) = (frame.data_ref(), self.end.as_mut()) {
+                    event.bytes_received += data.len() as u64;
+                }
+            }
+            Poll::Pending => {}
         }
         polled
     }
@@ -208,6 +234,9 @@ impl Body for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        if self.end.is_some() {
+            self.finish(Some("response body dropped before its end".into()));
+        }
         if let Some(lease) = self.lease.take() {
             // Unread HTTP/1.1 bytes make the connection unusable; an
             // HTTP/2 stream is simply reset.
@@ -227,9 +256,17 @@ pub struct HostBuilder {
     connector: Connector,
     request_timeout: Option<Duration>,
     extensions: Extensions,
+    probes: Vec<TelemetryPlugin>,
 }
 
 impl HostBuilder {
+    /// Adds a telemetry probe; it receives events in batches, off the
+    /// request path.
+    pub fn probe(mut self, probe: TelemetryPlugin) -> Self {
+        self.probes.push(probe);
+        self
+    }
+
     /// Adds an extension; extensions see requests in the order added.
     pub fn extension(mut self, plugin: ExtensionPlugin) -> Self {
         self.extensions.push(plugin);
@@ -288,11 +325,13 @@ impl HostBuilder {
     pub fn build(self) -> Result<Host, FetchError> {
         let resolver = Resolver::new(&self.dns).map_err(|e| FetchError::Setup(e.to_string()))?;
         let tls = Tls::new(&self.tls).map_err(|e| FetchError::Setup(e.to_string()))?;
+        let bus = Bus::start(self.probes);
         let dialer = Dialer {
             resolver: Arc::new(resolver),
             tls,
             connector: self.connector,
             version: self.version,
+            bus: bus.clone(),
         };
         Ok(Host {
             manager: Manager::start(dialer, self.pool),
@@ -300,6 +339,7 @@ impl HostBuilder {
             request_timeout: self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
             extensions: self.extensions,
             next_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+            bus,
         })
     }
 }
@@ -312,12 +352,18 @@ pub struct Host {
     request_timeout: Duration,
     extensions: Extensions,
     next_id: Arc<std::sync::atomic::AtomicU64>,
+    bus: Bus,
 }
 
 impl Host {
     /// Starts building a host.
     pub fn builder() -> HostBuilder {
         HostBuilder::default()
+    }
+
+    /// The telemetry bus (to flush it or collect the probes' metrics).
+    pub fn telemetry(&self) -> &Bus {
+        &self.bus
     }
 
     /// Fetches `request`; the body streams from the returned response.
@@ -364,7 +410,48 @@ impl Host {
                 }
             }
         }
-        let mut response = self.fetch_once(&request, started).await?;
+        let origin = parse_url(&request.url)?.0;
+        let wit_origin = Origin {
+            scheme: origin.scheme.clone(),
+            host: origin.host.clone(),
+            port: origin.port,
+        };
+        // Probes see the origin and method, not the URL or header values.
+        self.bus.publish(EventKind::RequestStart(RequestStartEvent {
+            id,
+            origin: wit_origin.clone(),
+            method: request.method.to_string(),
+            headers: Vec::new(),
+        }));
+        let end_event = RequestEndEvent {
+            id,
+            origin: wit_origin,
+            method: request.method.to_string(),
+            status: None,
+            protocol: None,
+            bytes_sent: request.body.len() as u64,
+            bytes_received: 0,
+            time_to_first_byte: None,
+            total: 0,
+            error: None,
+        };
+        let mut response = match self.fetch_once(&request, started).await {
+            Ok(r) => r,
+            Err(e) => {
+                let mut event = end_event;
+                event.total = started.elapsed().as_micros() as u64;
+                event.error = Some(e.to_string());
+                self.bus.publish(EventKind::RequestEnd(event));
+                return Err(e);
+            }
+        };
+        if self.bus.is_active() {
+            let mut event = end_event;
+            event.status = Some(response.status.as_u16());
+            event.protocol = Some(format!("{:?}", response.version));
+            event.time_to_first_byte = Some(response.timings.first_byte.as_micros() as u64);
+            response.body.end = Some((self.bus.clone(), event, started));
+        }
         if !self.extensions.is_empty() {
             self.extensions
                 .after_response(
@@ -499,6 +586,7 @@ impl Host {
             body: ResponseBody {
                 inner: incoming,
                 lease: Some(lease),
+                end: None,
             },
             connection: info,
             reused,

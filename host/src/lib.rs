@@ -12,3 +12,4 @@ pub mod host;
 pub mod net;
 pub mod plugins;
 pub mod rules;
+pub mod telemetry;

@@ -17,9 +17,14 @@ use super::connect::Connector;
 use super::dns::Resolver;
 use super::happy_eyeballs::builtin_plan;
 use super::pool::{OriginKey, Protocol};
-use super::race::{AttemptSummary, PlannedAttempt};
+use super::race::{AttemptSummary, Outcome, PlannedAttempt};
 use super::tls::{AlpnOffer, Tls};
-use crate::plugins::connect::{Candidate, CandidateSource, IpAddress, SocketAddress, Transport};
+use crate::plugins::connect::{
+    Candidate, CandidateSource, IpAddress, Origin, SocketAddress, Transport,
+};
+use crate::plugins::telemetry::{
+    ConnectAttemptEvent, ConnectResultEvent, DnsEvent, EventKind, TlsEvent,
+};
 
 /// The request body type of every connection.
 pub type ReqBody = Full<Bytes>;
@@ -92,18 +97,44 @@ pub struct Dialer {
     pub connector: Connector,
     /// HTTP version preference.
     pub version: VersionPref,
+    /// Where DNS, connection and TLS events go.
+    pub bus: crate::telemetry::Bus,
 }
 
 impl Dialer {
     /// Opens a connection to `origin`.
     pub async fn dial(&self, origin: &OriginKey) -> Result<Established, String> {
         let t0 = Instant::now();
-        let resolution = self
-            .resolver
-            .resolve(&origin.host, origin.port)
-            .await
-            .map_err(|e| e.to_string())?;
+        let wit_origin = Origin {
+            scheme: origin.scheme.clone(),
+            host: origin.host.clone(),
+            port: origin.port,
+        };
+        let resolution = match self.resolver.resolve(&origin.host, origin.port).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.bus.publish(EventKind::Dns(DnsEvent {
+                    name: origin.host.clone(),
+                    record_type: "A/AAAA".into(),
+                    answers: 0,
+                    elapsed: t0.elapsed().as_micros() as u64,
+                    cached: false,
+                    error: Some(e.to_string()),
+                }));
+                return Err(e.to_string());
+            }
+        };
         let dns = t0.elapsed();
+        for q in &resolution.queries {
+            self.bus.publish(EventKind::Dns(DnsEvent {
+                name: resolution.host.clone(),
+                record_type: q.record_type.into(),
+                answers: q.answers,
+                elapsed: q.elapsed.as_micros() as u64,
+                cached: false,
+                error: q.error.clone(),
+            }));
+        }
         let mut endpoints = HashMap::new();
         let mut candidates = Vec::new();
         for (i, addr) in resolution.addrs.iter().enumerate() {
@@ -122,11 +153,34 @@ impl Dialer {
             .collect();
         let what = format!("{}:{}", origin.host, origin.port);
         let t1 = Instant::now();
-        let won = self
-            .connector
-            .race(&what, &endpoints, &plan)
-            .await
-            .map_err(|e| e.to_string())?;
+        let raced = self.connector.race(&what, &endpoints, &plan).await;
+        let summary = match &raced {
+            Ok(w) => w.attempts.clone(),
+            Err(e) => e.attempts.clone(),
+        };
+        for a in summary.iter().filter(|a| a.started.is_some()) {
+            let address = wit_address(endpoints[&a.candidate]);
+            self.bus
+                .publish(EventKind::ConnectAttempt(ConnectAttemptEvent {
+                    origin: wit_origin.clone(),
+                    transport: Transport::Tcp,
+                    address,
+                }));
+            self.bus
+                .publish(EventKind::ConnectResult(ConnectResultEvent {
+                    origin: wit_origin.clone(),
+                    transport: Transport::Tcp,
+                    address,
+                    elapsed: a.elapsed.unwrap_or_default().as_micros() as u64,
+                    error: match a.outcome {
+                        Outcome::Won | Outcome::ConnectedLate => None,
+                        Outcome::Failed => Some("failed".into()),
+                        Outcome::Cancelled => Some("cancelled".into()),
+                        Outcome::NotStarted => Some("not started".into()),
+                    },
+                }));
+        }
+        let won = raced.map_err(|e| e.to_string())?;
         let connect = t1.elapsed();
         let mut info = ConnectionInfo {
             remote: Some(won.addr),
@@ -146,11 +200,29 @@ impl Dialer {
             };
             // An IPv6 literal's brackets are URL syntax, not part of the name.
             let name = origin.host.trim_start_matches('[').trim_end_matches(']');
-            let h = self
-                .tls
-                .connect(name, offer, won.stream)
-                .await
-                .map_err(|e| e.to_string())?;
+            let t2 = Instant::now();
+            let h = match self.tls.connect(name, offer, won.stream).await {
+                Ok(h) => h,
+                Err(e) => {
+                    self.bus.publish(EventKind::Tls(TlsEvent {
+                        origin: wit_origin.clone(),
+                        version: String::new(),
+                        alpn: None,
+                        resumed: false,
+                        elapsed: t2.elapsed().as_micros() as u64,
+                        error: Some(e.to_string()),
+                    }));
+                    return Err(e.to_string());
+                }
+            };
+            self.bus.publish(EventKind::Tls(TlsEvent {
+                origin: wit_origin.clone(),
+                version: h.version.clone(),
+                alpn: h.alpn.clone(),
+                resumed: h.resumed,
+                elapsed: h.elapsed.as_micros() as u64,
+                error: None,
+            }));
             info.tls = h.elapsed;
             info.tls_version = Some(h.version);
             info.resumed = h.resumed;
@@ -216,6 +288,10 @@ where
             Ok(Sender::Http2(sender))
         }
     }
+}
+
+fn wit_address(addr: SocketAddr) -> SocketAddress {
+    candidate(0, addr).address
 }
 
 fn candidate(id: u32, addr: SocketAddr) -> Candidate {
