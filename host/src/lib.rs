@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod builtin;
+pub mod config;
 pub mod extensions;
 pub mod host;
 pub mod net;

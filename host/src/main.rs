@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Fetch a URL through the full stack (DNS, connection race, TLS,
     /// HTTP/1.1 or HTTP/2) and write the body to stdout.
-    Fetch(cli::fetch::FetchArgs),
+    Fetch(Box<cli::fetch::FetchArgs>),
     /// Work with plugins.
     Plugin {
         #[command(subcommand)]
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Fetch(args) => cli::fetch::run(args),
+        Command::Fetch(args) => cli::fetch::run(*args),
         Command::Plugin {
             command:
                 PluginCommand::Check {

@@ -120,3 +120,54 @@ fn failures_are_one_line_and_exit_non_zero() {
         );
     }
 }
+
+#[test]
+fn the_default_plugins_act_on_live_requests() {
+    let origin = TestOrigin::start(OriginOptions::default());
+    let port = origin.addr.port();
+    // The built-in blocklist cancels an ad host before connecting.
+    let out = Command::new(sockhost_bin())
+        .args(["fetch", &format!("https://ads.example:{port}/x.js")])
+        .args(["--resolve", &format!("ads.example:{port}:127.0.0.1")])
+        .arg("--ca")
+        .arg(&origin.ca_file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("blocked by extension blocklist"), "{err}");
+    assert_eq!(origin.connections(), 0);
+
+    // Its hook strips tracking parameters; request-stats counts the request.
+    let out = fetch(&origin, &["--json", "--metrics"], "/?utm_source=x&page=2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["url_fetched"], format!("https://www.test:{port}/?page=2"));
+    let actions = v["plugin_actions"].as_array().unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["plugin"] == "blocklist" && a["action"] == "hook-redirect"),
+        "{actions:?}"
+    );
+    let metrics = v["metrics"].as_str().unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "sockhost_requests_total{{origin=\"https://www.test:{port}\"}} 1"
+        )),
+        "{metrics}"
+    );
+
+    // Without the defaults, nothing acts.
+    let out = fetch(
+        &origin,
+        &["--json", "--no-default-plugins"],
+        "/?utm_source=x",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["plugin_actions"].as_array().unwrap().len(), 0);
+}

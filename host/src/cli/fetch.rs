@@ -6,10 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use sockhost::builtin;
+use sockhost::config::Config;
 use sockhost::host::{FetchRequest, Host};
 use sockhost::net::dns::ResolveOverride;
 use sockhost::net::http::VersionPref;
 use sockhost::net::race::Outcome;
+use sockhost::plugins::extension::ExtensionPlugin;
+use sockhost::plugins::telemetry::{Metric, MetricValue, TelemetryPlugin};
+use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions};
 
 /// The options of `sockhost fetch`.
 #[derive(clap::Args, Debug)]
@@ -50,6 +55,23 @@ pub struct FetchArgs {
     /// Give up on a response after this many seconds.
     #[arg(long = "max-time", value_name = "SECONDS", default_value_t = 30.0)]
     pub max_time: f64,
+    /// A config file: plugins and network preferences (default: the
+    /// embedded defaults, which load the built-in blocklist and
+    /// request-stats).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Load this extension too (repeatable).
+    #[arg(long = "extension", value_name = "PLUGIN.TOML")]
+    pub extensions: Vec<PathBuf>,
+    /// Load this telemetry probe too (repeatable).
+    #[arg(long = "probe", value_name = "PLUGIN.TOML")]
+    pub probes: Vec<PathBuf>,
+    /// Do not load the built-in plugins.
+    #[arg(long)]
+    pub no_default_plugins: bool,
+    /// Print what the probes collected (to stderr, or in the --json object).
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 /// Runs `sockhost fetch`.
@@ -65,7 +87,39 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
     if !(args.max_time > 0.0 && args.max_time.is_finite()) {
         bail!("--max-time must be a positive number of seconds");
     }
-    let mut builder = Host::builder()
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if args.no_default_plugins {
+        config.builtin_plugins = false;
+    }
+    config.extensions.extend(args.extensions.iter().cloned());
+    config.probes.extend(args.probes.iter().cloned());
+    let cache_dir = super::paths::cache_dir().filter(|d| std::fs::create_dir_all(d).is_ok());
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        engine: EngineOptions {
+            // One short-lived process: on-demand instances, no pool to reserve.
+            pooling: false,
+            cache_dir,
+        },
+        data_dir: super::paths::data_dir(),
+    })?;
+    let mut builder = config.apply(Host::builder());
+    if config.builtin_plugins {
+        builder = builder
+            .extension(ExtensionPlugin::start(builtin::BLOCKLIST.load(&runtime)?)?)
+            .probe(TelemetryPlugin::new(
+                builtin::REQUEST_STATS.load(&runtime)?,
+            )?);
+    }
+    for path in &config.extensions {
+        builder = builder.extension(ExtensionPlugin::start(runtime.load(path)?)?);
+    }
+    for path in &config.probes {
+        builder = builder.probe(TelemetryPlugin::new(runtime.load(path)?)?);
+    }
+    let mut builder = builder
         .version(if args.http1 {
             VersionPref::Http1
         } else if args.http2 {
@@ -73,7 +127,7 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         } else {
             VersionPref::Auto
         })
-        .request_timeout(Duration::from_secs_f64(args.max_time));
+        .request_timeout(Duration::from_secs_f64(args.max_time).min(config.request_timeout));
     for r in &args.resolve {
         builder = builder.resolve(r.parse::<ResolveOverride>().map_err(anyhow::Error::msg)?);
     }
@@ -121,6 +175,15 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
     }
     out.flush().context("cannot write the body")?;
     let total = response.started.elapsed();
+    let metrics = if args.metrics {
+        host.telemetry().flush(Duration::from_secs(2)).await;
+        Some(host.telemetry().collect().await)
+    } else {
+        None
+    };
+    if let (Some(m), false) = (&metrics, args.json) {
+        eprint!("{}", render_metrics(m));
+    }
     if args.json {
         let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
         let c = &response.connection;
@@ -161,9 +224,68 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
             },
             "bytes": bytes,
             "attempts": if response.reused { Vec::new() } else { attempts },
-            "plugin_actions": [],
+            "url_fetched": response.url,
+            "plugin_actions": response.actions.iter().map(|a| serde_json::json!({
+                "plugin": a.plugin, "action": a.action, "detail": a.detail,
+            })).collect::<Vec<_>>(),
+            "metrics": metrics.as_ref().map(|m| render_metrics(m)),
         });
         println!("{v}");
     }
     Ok(())
+}
+
+/// Prometheus text format, one block per probe.
+fn render_metrics(all: &[(String, Result<Vec<Metric>, String>)]) -> String {
+    let mut out = String::new();
+    for (probe, metrics) in all {
+        out.push_str(&format!("# probe {probe}\n"));
+        let metrics = match metrics {
+            Ok(m) => m,
+            Err(e) => {
+                out.push_str(&format!("# failed: {e}\n"));
+                continue;
+            }
+        };
+        for m in metrics {
+            let labels = |extra: Option<(&str, String)>| {
+                let mut l: Vec<String> = m
+                    .labels
+                    .iter()
+                    .map(|(k, v)| {
+                        format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+                    })
+                    .collect();
+                if let Some((k, v)) = extra {
+                    l.push(format!("{k}=\"{v}\""));
+                }
+                if l.is_empty() {
+                    String::new()
+                } else {
+                    format!("{{{}}}", l.join(","))
+                }
+            };
+            match &m.value {
+                MetricValue::Counter(v) => {
+                    out.push_str(&format!("{}{} {v}\n", m.name, labels(None)))
+                }
+                MetricValue::Gauge(v) => out.push_str(&format!("{}{} {v}\n", m.name, labels(None))),
+                MetricValue::Histogram(h) => {
+                    let mut cumulative = 0;
+                    for (i, c) in h.counts.iter().enumerate() {
+                        cumulative += c;
+                        let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
+                        out.push_str(&format!(
+                            "{}_bucket{} {cumulative}\n",
+                            m.name,
+                            labels(Some(("le", le)))
+                        ));
+                    }
+                    out.push_str(&format!("{}_sum{} {}\n", m.name, labels(None), h.sum));
+                    out.push_str(&format!("{}_count{} {cumulative}\n", m.name, labels(None)));
+                }
+            }
+        }
+    }
+    out
 }

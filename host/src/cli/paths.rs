@@ -13,3 +13,8 @@ fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
 pub fn cache_dir() -> Option<PathBuf> {
     xdg("XDG_CACHE_HOME", ".cache").map(|d| d.join("sockhost").join("wasm"))
 }
+
+/// `$XDG_DATA_HOME/sockhost`: plugin storage and other state.
+pub fn data_dir() -> Option<PathBuf> {
+    xdg("XDG_DATA_HOME", ".local/share").map(|d| d.join("sockhost"))
+}

@@ -244,8 +244,24 @@ impl PluginRuntime {
             )));
         }
         let bytes = std::fs::read(&path).map_err(|e| read_err(e.to_string()))?;
+        self.load_bytes(manifest, &bytes)
+    }
 
-        let actual: [u8; 32] = Sha256::digest(&bytes).into();
+    /// Loads a component given as bytes (plugins embedded in the binary);
+    /// the manifest's `component` path only names it in errors. The bytes
+    /// are checked against the manifest's sha256 like a file's.
+    pub fn load_bytes(&self, manifest: Manifest, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        let path = manifest.plugin.component.clone();
+        if bytes.len() as u64 > MAX_COMPONENT_SIZE {
+            return Err(LoadError::Read {
+                path,
+                message: format!(
+                    "{} bytes is larger than the {MAX_COMPONENT_SIZE}-byte limit",
+                    bytes.len()
+                ),
+            });
+        }
+        let actual: [u8; 32] = Sha256::digest(bytes).into();
         if actual != manifest.plugin.sha256 {
             return Err(LoadError::HashMismatch {
                 path,
@@ -253,8 +269,8 @@ impl PluginRuntime {
                 actual: hex::encode(actual),
             });
         }
-        if !wasmparser::Parser::is_component(&bytes) {
-            let detail = if wasmparser::Parser::is_core_wasm(&bytes) {
+        if !wasmparser::Parser::is_component(bytes) {
+            let detail = if wasmparser::Parser::is_core_wasm(bytes) {
                 "it is a core module (make it a component with plugins/build.sh)"
             } else {
                 "it does not start with the WebAssembly header"
@@ -265,7 +281,7 @@ impl PluginRuntime {
         let hits = self.engine.cache_hits();
         let started = Instant::now();
         let component =
-            Component::new(self.engine.engine(), &bytes).map_err(|e| LoadError::Compile {
+            Component::new(self.engine.engine(), bytes).map_err(|e| LoadError::Compile {
                 path: path.clone(),
                 message: format!("{e:#}"),
             })?;

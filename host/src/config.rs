@@ -1,0 +1,307 @@
+//! The config file (`--config FILE`, TOML): which plugins to load and the
+//! network preferences. Unknown fields are errors; every error names the
+//! file and the field.
+//!
+//! ```toml
+//! [plugins]
+//! builtin = true                                   # blocklist + request-stats, embedded
+//! extensions = ["plugins/blocklist/plugin.toml"]   # relative to this file
+//! probes = ["plugins/request-stats/plugin.toml"]
+//!
+//! [network]
+//! dns-servers = ["127.0.0.1:53"]
+//! max-connections-per-host = 6
+//! max-connections = 256
+//! idle-timeout = "90s"
+//! connect-timeout = "10s"
+//! syn-retry = "250ms"        # or "off"
+//! request-timeout = "30s"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sockhost_policy::parse_duration;
+
+use crate::host::HostBuilder;
+use crate::net::connect::Connector;
+use crate::net::pool::PoolPrefs;
+
+/// A config file, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Load the embedded blocklist and request-stats.
+    pub builtin_plugins: bool,
+    /// Extension manifests, in order.
+    pub extensions: Vec<PathBuf>,
+    /// Probe manifests.
+    pub probes: Vec<PathBuf>,
+    /// Name servers; empty means the system's.
+    pub dns_servers: Vec<SocketAddr>,
+    /// Connection limits and idle timeout.
+    pub pool: PoolPrefsEq,
+    /// Per-attempt TCP handshake timeout.
+    pub connect_timeout: Duration,
+    /// `None` turns syn-retry off.
+    pub syn_retry: Option<Duration>,
+    /// Longest wait for response headers.
+    pub request_timeout: Duration,
+}
+
+/// [`PoolPrefs`] with equality, for tests of parsed configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolPrefsEq {
+    /// HTTP/1.1 connections per origin.
+    pub max_per_host: usize,
+    /// Connections in all.
+    pub max_total: usize,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Config {
+    /// The embedded defaults: the built-in plugins and the preferences'
+    /// defaults.
+    fn default() -> Self {
+        let p = PoolPrefs::default();
+        Config {
+            builtin_plugins: true,
+            extensions: Vec::new(),
+            probes: Vec::new(),
+            dns_servers: Vec::new(),
+            pool: PoolPrefsEq {
+                max_per_host: p.max_per_host,
+                max_total: p.max_total,
+                idle_timeout: p.idle_timeout,
+            },
+            connect_timeout: crate::net::connect::DEFAULT_CONNECT_TIMEOUT,
+            syn_retry: Some(Duration::from_millis(250)),
+            request_timeout: crate::host::DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// A config file could not be read or is invalid.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// The field and what is wrong.
+    pub message: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Raw {
+    #[serde(default)]
+    plugins: RawPlugins,
+    #[serde(default)]
+    network: RawNetwork,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPlugins {
+    builtin: Option<bool>,
+    #[serde(default)]
+    extensions: Vec<PathBuf>,
+    #[serde(default)]
+    probes: Vec<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawNetwork {
+    #[serde(default)]
+    dns_servers: Vec<String>,
+    max_connections_per_host: Option<i64>,
+    max_connections: Option<i64>,
+    idle_timeout: Option<String>,
+    connect_timeout: Option<String>,
+    syn_retry: Option<String>,
+    request_timeout: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_owned(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config `text` as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let fail = |field: &str, message: String| ConfigError {
+            path: path.to_owned(),
+            message: if field.is_empty() {
+                message
+            } else {
+                format!("{field}: {message}")
+            },
+        };
+        let raw: Raw =
+            toml::from_str(text).map_err(|e| fail("", format!("invalid TOML: {}", e.message())))?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let mut c = Config {
+            builtin_plugins: raw.plugins.builtin.unwrap_or(false),
+            extensions: raw.plugins.extensions.iter().map(|p| dir.join(p)).collect(),
+            probes: raw.plugins.probes.iter().map(|p| dir.join(p)).collect(),
+            ..Config::default()
+        };
+        for (i, s) in raw.network.dns_servers.iter().enumerate() {
+            c.dns_servers.push(s.parse().map_err(|_| {
+                fail(
+                    &format!("network.dns-servers[{i}]"),
+                    format!("{s:?} is not ADDR:PORT"),
+                )
+            })?);
+        }
+        let count = |field: &str,
+                     v: Option<i64>,
+                     default: usize,
+                     max: usize|
+         -> Result<usize, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(n) if n >= 1 && (n as u64) <= max as u64 => Ok(n as usize),
+                Some(n) => Err(fail(field, format!("{n} is outside 1..={max}"))),
+            }
+        };
+        c.pool.max_per_host = count(
+            "network.max-connections-per-host",
+            raw.network.max_connections_per_host,
+            c.pool.max_per_host,
+            256,
+        )?;
+        c.pool.max_total = count(
+            "network.max-connections",
+            raw.network.max_connections,
+            c.pool.max_total,
+            65_536,
+        )?;
+        let duration =
+            |field: &str, v: &Option<String>, default: Duration| -> Result<Duration, ConfigError> {
+                match v {
+                    None => Ok(default),
+                    Some(t) => parse_duration(t).map_err(|e| fail(field, e)),
+                }
+            };
+        c.pool.idle_timeout = duration(
+            "network.idle-timeout",
+            &raw.network.idle_timeout,
+            c.pool.idle_timeout,
+        )?;
+        c.connect_timeout = duration(
+            "network.connect-timeout",
+            &raw.network.connect_timeout,
+            c.connect_timeout,
+        )?;
+        c.request_timeout = duration(
+            "network.request-timeout",
+            &raw.network.request_timeout,
+            c.request_timeout,
+        )?;
+        c.syn_retry = match raw.network.syn_retry.as_deref() {
+            None => c.syn_retry,
+            Some("off") => None,
+            Some(t) => Some(
+                parse_duration(t)
+                    .map_err(|e| fail("network.syn-retry", format!("{e} (or \"off\")")))?,
+            ),
+        };
+        for (field, d) in [
+            ("network.connect-timeout", c.connect_timeout),
+            ("network.request-timeout", c.request_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(fail(field, "must be more than 0".into()));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Applies the network preferences to a host builder.
+    pub fn apply(&self, mut b: HostBuilder) -> HostBuilder {
+        if !self.dns_servers.is_empty() {
+            b = b.name_servers(self.dns_servers.clone());
+        }
+        let mut connector = Connector {
+            connect_timeout: self.connect_timeout,
+            ..Connector::default()
+        };
+        match self.syn_retry {
+            Some(d) => connector.prefs.syn_retry = d,
+            None => connector.prefs.syn_retry_enabled = false,
+        }
+        b.pool(PoolPrefs {
+            max_per_host: self.pool.max_per_host,
+            max_total: self.pool.max_total,
+            idle_timeout: self.pool.idle_timeout,
+        })
+        .connector(connector)
+        .request_timeout(self.request_timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_parses() {
+        let c = Config::parse(
+            "[plugins]\nbuiltin = true\nextensions = [\"x/plugin.toml\"]\n\
+             [network]\ndns-servers = [\"127.0.0.1:5353\"]\nmax-connections-per-host = 2\n\
+             syn-retry = \"off\"\nidle-timeout = \"5s\"\n",
+            Path::new("/etc/sockhost/config.toml"),
+        )
+        .unwrap();
+        assert!(c.builtin_plugins);
+        assert_eq!(
+            c.extensions,
+            vec![PathBuf::from("/etc/sockhost/x/plugin.toml")]
+        );
+        assert_eq!(c.dns_servers.len(), 1);
+        assert_eq!(c.pool.max_per_host, 2);
+        assert_eq!(c.syn_retry, None);
+        assert_eq!(c.pool.idle_timeout, Duration::from_secs(5));
+        // A config file without [plugins].builtin loads only what it lists.
+        assert!(
+            !Config::parse("", Path::new("c.toml"))
+                .unwrap()
+                .builtin_plugins
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        for (text, words) in [
+            (
+                "[network]\nmax-connections = 0\n",
+                "network.max-connections: 0 is outside",
+            ),
+            ("[network]\nsyn-retry = \"soon\"\n", "network.syn-retry"),
+            (
+                "[network]\ndns-servers = [\"localhost\"]\n",
+                "network.dns-servers[0]",
+            ),
+            ("[network]\nbogus = 1\n", "unknown field"),
+            (
+                "[network]\nconnect-timeout = \"0ms\"\n",
+                "network.connect-timeout: must be more than 0",
+            ),
+            ("not toml [", "invalid TOML"),
+        ] {
+            let e = Config::parse(text, Path::new("cfg.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("cfg.toml: ") && e.contains(words), "{e}");
+        }
+    }
+}
