@@ -7,6 +7,7 @@
 //! builtin = true                                   # blocklist + request-stats, embedded
 //! extensions = ["plugins/blocklist/plugin.toml"]   # relative to this file
 //! probes = ["plugins/request-stats/plugin.toml"]
+//! connect-policy = "plugins/happy-eyeballs/plugin.toml"   # default: built-in RFC 8305
 //!
 //! [network]
 //! dns-servers = ["127.0.0.1:53"]
@@ -38,6 +39,8 @@ pub struct Config {
     pub extensions: Vec<PathBuf>,
     /// Probe manifests.
     pub probes: Vec<PathBuf>,
+    /// The connect-policy plugin's manifest.
+    pub connect_policy: Option<PathBuf>,
     /// Name servers; empty means the system's.
     pub dns_servers: Vec<SocketAddr>,
     /// Connection limits and idle timeout.
@@ -70,6 +73,7 @@ impl Default for Config {
             builtin_plugins: true,
             extensions: Vec::new(),
             probes: Vec::new(),
+            connect_policy: None,
             dns_servers: Vec::new(),
             pool: PoolPrefsEq {
                 max_per_host: p.max_per_host,
@@ -110,6 +114,7 @@ struct RawPlugins {
     extensions: Vec<PathBuf>,
     #[serde(default)]
     probes: Vec<PathBuf>,
+    connect_policy: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -152,6 +157,7 @@ impl Config {
             builtin_plugins: raw.plugins.builtin.unwrap_or(false),
             extensions: raw.plugins.extensions.iter().map(|p| dir.join(p)).collect(),
             probes: raw.plugins.probes.iter().map(|p| dir.join(p)).collect(),
+            connect_policy: raw.plugins.connect_policy.as_ref().map(|p| dir.join(p)),
             ..Config::default()
         };
         for (i, s) in raw.network.dns_servers.iter().enumerate() {

@@ -20,7 +20,7 @@ use crate::net::http::{ConnectionInfo, Dialer, Sender, VersionPref};
 use crate::net::manager::{Lease, Manager};
 use crate::net::pool::{OriginKey, PoolPrefs};
 use crate::net::tls::{Tls, TlsOptions};
-use crate::plugins::connect::Origin;
+use crate::plugins::connect::{ConnectPlugin, Origin};
 use crate::plugins::extension::{ExtensionPlugin, ResourceType};
 use crate::plugins::telemetry::{EventKind, RequestEndEvent, RequestStartEvent, TelemetryPlugin};
 use crate::telemetry::Bus;
@@ -257,9 +257,17 @@ pub struct HostBuilder {
     request_timeout: Option<Duration>,
     extensions: Extensions,
     probes: Vec<TelemetryPlugin>,
+    connect_policy: Option<ConnectPlugin>,
 }
 
 impl HostBuilder {
+    /// Plans connections with this connect-policy plugin instead of the
+    /// built-in RFC 8305 plan.
+    pub fn connect_policy(mut self, plugin: ConnectPlugin) -> Self {
+        self.connect_policy = Some(plugin);
+        self
+    }
+
     /// Adds a telemetry probe; it receives events in batches, off the
     /// request path.
     pub fn probe(mut self, probe: TelemetryPlugin) -> Self {
@@ -332,6 +340,10 @@ impl HostBuilder {
             connector: self.connector,
             version: self.version,
             bus: bus.clone(),
+            policy: self
+                .connect_policy
+                .map(|p| Arc::new(std::sync::Mutex::new(p))),
+            history: Arc::default(),
         };
         Ok(Host {
             manager: Manager::start(dialer, self.pool),

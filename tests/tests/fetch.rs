@@ -162,3 +162,36 @@ fn bad_urls_and_unreachable_hosts_are_one_line_errors() {
         );
     });
 }
+
+#[test]
+fn the_connect_policy_plugin_plans_the_race_and_a_refused_address_fails_over() {
+    use sockhost::plugins::connect::ConnectPlugin;
+    let origin = TestOrigin::start(OriginOptions::default());
+    let (prt, _d) = sockhost_tests::runtime();
+    let policy =
+        ConnectPlugin::new(prt.load(&sockhost_tests::plugin("happy-eyeballs")).unwrap()).unwrap();
+    let port = origin.addr.port();
+    rt().block_on(async {
+        // Nothing listens on 127.0.0.2: the first candidate is refused.
+        let h = Host::builder()
+            .resolve(
+                format!("www.test:{port}:127.0.0.2,127.0.0.1")
+                    .parse::<ResolveOverride>()
+                    .unwrap(),
+            )
+            .ca_file(origin.ca_file.clone())
+            .no_platform_roots()
+            .connect_policy(policy)
+            .build()
+            .unwrap();
+        let r = h.fetch(FetchRequest::get(url(&origin, "/"))).await.unwrap();
+        assert_eq!(r.connection.planned_by, "happy-eyeballs");
+        let outcomes: Vec<_> = r.connection.attempts.iter().map(|a| a.outcome).collect();
+        use sockhost::net::race::Outcome;
+        assert_eq!(outcomes, vec![Outcome::Failed, Outcome::Won]);
+        // The refused attempt did not hold the winner back by the 250 ms
+        // attempt delay.
+        assert!(r.connection.attempts[1].started.unwrap() < Duration::from_millis(200));
+        read_all(r.body).await.unwrap();
+    });
+}

@@ -12,6 +12,7 @@ use sockhost::host::{FetchRequest, Host};
 use sockhost::net::dns::ResolveOverride;
 use sockhost::net::http::VersionPref;
 use sockhost::net::race::Outcome;
+use sockhost::plugins::connect::ConnectPlugin;
 use sockhost::plugins::extension::ExtensionPlugin;
 use sockhost::plugins::telemetry::{Metric, MetricValue, TelemetryPlugin};
 use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions};
@@ -66,6 +67,10 @@ pub struct FetchArgs {
     /// Load this telemetry probe too (repeatable).
     #[arg(long = "probe", value_name = "PLUGIN.TOML")]
     pub probes: Vec<PathBuf>,
+    /// Plan connections with this connect-policy plugin (default: the
+    /// built-in RFC 8305 plan).
+    #[arg(long = "connect-policy", value_name = "PLUGIN.TOML")]
+    pub connect_policy: Option<PathBuf>,
     /// Do not load the built-in plugins.
     #[arg(long)]
     pub no_default_plugins: bool,
@@ -118,6 +123,13 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
     }
     for path in &config.probes {
         builder = builder.probe(TelemetryPlugin::new(runtime.load(path)?)?);
+    }
+    if let Some(path) = args
+        .connect_policy
+        .as_ref()
+        .or(config.connect_policy.as_ref())
+    {
+        builder = builder.connect_policy(ConnectPlugin::new(runtime.load(path)?)?);
     }
     let mut builder = builder
         .version(if args.http1 {
@@ -212,6 +224,7 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
             "http_version": format!("{:?}", response.version),
             "remote_address": c.remote.map(|a| a.to_string()),
             "reused_connection": response.reused,
+            "planned_by": (!response.reused).then(|| c.planned_by.clone()),
             "tls": c.tls_version.as_ref().map(|v| serde_json::json!({
                 "version": v, "alpn": c.alpn, "resumed": c.resumed,
             })),

@@ -19,8 +19,11 @@ use super::happy_eyeballs::builtin_plan;
 use super::pool::{OriginKey, Protocol};
 use super::race::{AttemptSummary, Outcome, PlannedAttempt};
 use super::tls::{AlpnOffer, Tls};
+use std::sync::Mutex;
+
 use crate::plugins::connect::{
-    Candidate, CandidateSource, IpAddress, Origin, SocketAddress, Transport,
+    AttemptReport, Candidate, CandidateSource, ConnectPlugin, ConnectRequest, HistoryEntry,
+    IpAddress, Origin, Outcome as ConnectOutcome, Plan, PlanSource, SocketAddress, Transport,
 };
 use crate::plugins::telemetry::{
     ConnectAttemptEvent, ConnectResultEvent, DnsEvent, EventKind, TlsEvent,
@@ -71,6 +74,9 @@ pub struct ConnectionInfo {
     pub attempts: Vec<AttemptSummary>,
     /// Addresses of the race's candidates.
     pub candidates: Vec<(u32, SocketAddr)>,
+    /// Who planned the race: the connect-policy plugin's name, or
+    /// `builtin`.
+    pub planned_by: String,
 }
 
 /// A new connection.
@@ -99,6 +105,36 @@ pub struct Dialer {
     pub version: VersionPref,
     /// Where DNS, connection and TLS events go.
     pub bus: crate::telemetry::Bus,
+    /// The connect-policy plugin, if any (the built-in RFC 8305 plan
+    /// otherwise, and whenever it faults under fail-open).
+    pub policy: Option<Arc<Mutex<ConnectPlugin>>>,
+    /// Outcomes per origin, handed to the policy as history.
+    pub history: Arc<Mutex<HashMap<OriginKey, Vec<HistoryEntry>>>>,
+}
+
+/// Plans the race for `request`: the policy plugin's plan, or the built-in.
+async fn plan_race(
+    policy: Option<Arc<Mutex<ConnectPlugin>>>,
+    request: ConnectRequest,
+) -> Result<(Plan, String), String> {
+    let Some(policy) = policy else {
+        return Ok((builtin_plan(&request.candidates), "builtin".to_owned()));
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut p = policy.lock().unwrap_or_else(|e| e.into_inner());
+        let name = p.supervised().name().to_owned();
+        match p.plan(&request) {
+            Ok((plan, PlanSource::Plugin)) => Ok((plan, name)),
+            Ok((plan, PlanSource::Fallback(e))) => {
+                Ok((plan, format!("builtin ({name} failed: {e})")))
+            }
+            Err(e) => Err(format!(
+                "connect policy {name} failed and fails closed: {e}"
+            )),
+        }
+    })
+    .await
+    .map_err(|e| format!("connect policy task failed: {e}"))?
 }
 
 impl Dialer {
@@ -142,7 +178,22 @@ impl Dialer {
             endpoints.insert(id, SocketAddr::new(addr.ip, origin.port));
             candidates.push(candidate(id, SocketAddr::new(addr.ip, origin.port)));
         }
-        let plan: Vec<PlannedAttempt> = builtin_plan(&candidates)
+        let history = self
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(origin)
+            .cloned()
+            .unwrap_or_default();
+        let request = ConnectRequest {
+            origin: wit_origin.clone(),
+            candidates: candidates.clone(),
+            history,
+            network_changed: false,
+            now: now_us(),
+        };
+        let (plan, planned_by) = plan_race(self.policy.clone(), request).await?;
+        let plan: Vec<PlannedAttempt> = plan
             .attempts
             .iter()
             .map(|a| PlannedAttempt {
@@ -180,6 +231,7 @@ impl Dialer {
                     },
                 }));
         }
+        self.learn(origin, &wit_origin, &candidates, &summary, &endpoints);
         let won = raced.map_err(|e| e.to_string())?;
         let connect = t1.elapsed();
         let mut info = ConnectionInfo {
@@ -187,6 +239,7 @@ impl Dialer {
             dns,
             connect,
             attempts: won.attempts.clone(),
+            planned_by,
             candidates: endpoints.iter().map(|(k, v)| (*k, *v)).collect(),
             ..ConnectionInfo::default()
         };
@@ -253,6 +306,93 @@ impl Dialer {
         }
     }
 }
+
+impl Dialer {
+    /// Updates the history and reports the race to the policy (off the
+    /// request path: the report is not awaited).
+    fn learn(
+        &self,
+        origin: &OriginKey,
+        wit_origin: &Origin,
+        candidates: &[Candidate],
+        summary: &[AttemptSummary],
+        endpoints: &HashMap<u32, SocketAddr>,
+    ) {
+        let now = now_us();
+        {
+            let mut all = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            if all.len() >= MAX_HISTORY_ORIGINS && !all.contains_key(origin) {
+                all.clear();
+            }
+            let h = all.entry(origin.clone()).or_default();
+            for a in summary.iter().filter(|a| a.started.is_some()) {
+                let ipv6 = endpoints[&a.candidate].is_ipv6();
+                let idx = match h
+                    .iter()
+                    .position(|e| e.transport == Transport::Tcp && e.ipv6 == ipv6)
+                {
+                    Some(i) => i,
+                    None => {
+                        h.push(HistoryEntry {
+                            transport: Transport::Tcp,
+                            ipv6,
+                            successes: 0,
+                            failures: 0,
+                            last_connect_time: None,
+                            last_attempt: None,
+                        });
+                        h.len() - 1
+                    }
+                };
+                let e = &mut h[idx];
+                match a.outcome {
+                    Outcome::Won | Outcome::ConnectedLate => {
+                        e.successes = e.successes.saturating_add(1);
+                        e.last_connect_time = a.elapsed.map(|d| d.as_micros() as u64);
+                    }
+                    Outcome::Failed => e.failures = e.failures.saturating_add(1),
+                    _ => {}
+                }
+                e.last_attempt = Some(now);
+            }
+        }
+        let Some(policy) = self.policy.clone() else {
+            return;
+        };
+        let reports: Vec<AttemptReport> = summary
+            .iter()
+            .filter(|a| !a.twin)
+            .map(|a| AttemptReport {
+                candidate: a.candidate,
+                outcome: match a.outcome {
+                    Outcome::Won => ConnectOutcome::Connected,
+                    Outcome::ConnectedLate => ConnectOutcome::ConnectedLate,
+                    Outcome::Failed => ConnectOutcome::Failed("connection failed".into()),
+                    Outcome::Cancelled => ConnectOutcome::Cancelled,
+                    Outcome::NotStarted => ConnectOutcome::NotStarted,
+                },
+                elapsed: a.elapsed.unwrap_or_default().as_micros() as u64,
+            })
+            .collect();
+        let (origin, candidates) = (wit_origin.clone(), candidates.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let mut p = policy.lock().unwrap_or_else(|e| e.into_inner());
+            // A fault is recorded by the runtime; nothing waits on it.
+            let _ = p.report(&origin, &candidates, &reports);
+        });
+    }
+}
+
+/// Microseconds on the host's monotonic clock (what `instant-us` means to
+/// connect policies).
+fn now_us() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// Origins whose connection history is kept; past it the history starts
+/// over (the policy then plans with defaults, which is always safe).
+const MAX_HISTORY_ORIGINS: usize = 4096;
 
 async fn handshake<T>(
     io: T,
