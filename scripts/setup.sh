@@ -5,7 +5,7 @@
 set -euo pipefail
 
 need=()
-for pkg in rustc-web cargo-web rust-web-src wasi-libc ca-certificates; do
+for pkg in rustc-web cargo-web rust-web-src wasi-libc ca-certificates nginx curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -2,6 +2,7 @@
 //! and fixtures are, and how to build runtimes and requests for them.
 
 pub mod dns;
+pub mod nginx;
 pub mod origin;
 
 use std::path::{Path, PathBuf};

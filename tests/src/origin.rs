@@ -59,6 +59,35 @@ impl std::fmt::Debug for TestOrigin {
     }
 }
 
+/// A private CA and a leaf certificate for `names`, signed by it:
+/// (CA PEM, leaf certificate, leaf key).
+fn issue(names: &[&str], expired: bool) -> (String, rcgen::Certificate, rcgen::KeyPair) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "sockhost test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    if expired {
+        leaf.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        leaf.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    (ca_cert.pem(), leaf_cert, leaf_key)
+}
+
+/// PEM files for another server (nginx): (CA, certificate, key).
+pub fn certificates(names: &[&str]) -> (String, String, String) {
+    let (ca, cert, key) = issue(names, false);
+    (ca, cert.pem(), key.serialize_pem())
+}
+
 /// The byte at offset `i` of `/bytes/N`.
 pub fn pattern_byte(i: usize) -> u8 {
     (i % 251) as u8
@@ -68,23 +97,10 @@ impl TestOrigin {
     /// Starts the origin on its own runtime.
     pub fn start(options: OriginOptions) -> TestOrigin {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "sockhost test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let mut leaf = rcgen::CertificateParams::new(options.names.clone()).unwrap();
-        if options.expired {
-            leaf.not_before = rcgen::date_time_ymd(2019, 1, 1);
-            leaf.not_after = rcgen::date_time_ymd(2020, 1, 1);
-        }
-        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let names: Vec<&str> = options.names.iter().map(String::as_str).collect();
+        let (ca_pem, leaf_cert, leaf_key) = issue(&names, options.expired);
         let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+        std::fs::write(&ca_file, ca_pem).unwrap();
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)

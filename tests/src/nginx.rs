@@ -1,0 +1,135 @@
+//! nginx from Debian as an origin nobody here wrote: TLS, HTTP/2 and
+//! HTTP/1.1, serving generated files from a temporary folder. The harness
+//! writes the config, starts nginx in the foreground and stops it on drop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The nginx binary (`scripts/setup.sh` installs Debian's package).
+pub const NGINX: &str = "/usr/sbin/nginx";
+
+/// A running nginx.
+#[derive(Debug)]
+pub struct Nginx {
+    /// Where it listens (TLS; HTTP/2 and HTTP/1.1 by ALPN).
+    pub addr: SocketAddr,
+    /// The CA that signed its certificate (`--ca`).
+    pub ca_file: PathBuf,
+    /// The folder it serves; tests may add files.
+    pub root: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx serving `files` (name, size in bytes of a known pattern).
+    pub fn start(files: &[(&str, u64)]) -> Nginx {
+        assert!(
+            Path::new(NGINX).exists(),
+            "{NGINX} is missing: install nginx (bash scripts/setup.sh does)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("www");
+        std::fs::create_dir_all(&root).unwrap();
+        for (name, size) in files {
+            let path = root.join(name);
+            if *size > 64 << 20 {
+                // Large files are sparse: nginx streams zeros from the page cache.
+                let f = std::fs::File::create(&path).unwrap();
+                f.set_len(*size).unwrap();
+            } else {
+                let data: Vec<u8> = (0..*size as usize)
+                    .map(crate::origin::pattern_byte)
+                    .collect();
+                std::fs::write(&path, data).unwrap();
+            }
+        }
+        let (ca_pem, cert_pem, key_pem) = crate::origin::certificates(&["localhost", "nginx.test"]);
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert_pem).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key_pem).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.path().display();
+        let user = if is_root() { "user root root;" } else { "" };
+        let conf = format!(
+            "{user}
+worker_processes 2;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp;
+    proxy_temp_path {d}/tmp;
+    fastcgi_temp_path {d}/tmp;
+    uwsgi_temp_path {d}/tmp;
+    scgi_temp_path {d}/tmp;
+    sendfile on;
+    keepalive_requests 100000;
+    http2_max_requests 100000;
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {d}/cert.pem;
+        ssl_certificate_key {d}/key.pem;
+        root {d}/www;
+        location / {{ }}
+    }}
+}}
+"
+        );
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new(NGINX)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nginx starts");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < until,
+                "nginx did not listen on {addr}: {}",
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nginx {
+            addr,
+            ca_file,
+            root,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::fs::read_to_string("/proc/self/status")
+            .map(|s| {
+                s.lines()
+                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+            })
+            .unwrap_or(false)
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
