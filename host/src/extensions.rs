@@ -68,6 +68,8 @@ struct Live {
     ruleset: RuleSet,
     /// The plugin's rules version the ruleset was compiled from.
     version: u64,
+    /// Whether any rule modifies response headers.
+    has_response_rules: bool,
 }
 
 impl Live {
@@ -90,12 +92,14 @@ pub struct Extensions {
 impl Extensions {
     /// Adds a started extension.
     pub fn push(&mut self, plugin: ExtensionPlugin) {
-        let ruleset = RuleSet::new(&plugin.rules());
+        let rules = plugin.rules();
+        let ruleset = RuleSet::new(&rules);
         let version = plugin.rules_version();
         self.list.push(Arc::new(Mutex::new(Live {
             plugin,
             ruleset,
             version,
+            has_response_rules: has_response_rules(&rules),
         })));
     }
 
@@ -105,6 +109,8 @@ impl Extensions {
     }
 
     /// Runs rules and hooks for a request; `headers` are changed in place.
+    /// Rules run inline (native, microseconds); a hook runs only when the
+    /// extension's filter and grants match, on a thread allowed to block.
     pub async fn before_request(
         &self,
         id: u64,
@@ -114,15 +120,30 @@ impl Extensions {
         headers: &mut Vec<(String, String)>,
         actions: &mut Vec<PluginAction>,
     ) -> RequestDecision {
+        let lower = url.to_ascii_lowercase();
+        let host = rule_request(&lower, method, resource_type)
+            .map(|r| r.host.to_owned())
+            .unwrap_or_default();
         for ext in &self.list {
+            let wants_hook = {
+                let mut live = ext.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(d) =
+                    apply_rules(&mut live, &lower, method, resource_type, headers, actions)
+                {
+                    return d;
+                }
+                live.plugin.wants_request(&host, method, resource_type)
+            };
+            if !wants_hook {
+                continue;
+            }
             let ext = ext.clone();
-            let url_owned = url.to_owned();
-            let method_owned = method.to_owned();
+            let (url_owned, method_owned) = (url.to_owned(), method.to_owned());
             let mut hdrs = std::mem::take(headers);
-            let result = tokio::task::spawn_blocking(move || {
+            let (decision, hdrs, acts) = run_blocking(move || {
                 let mut live = ext.lock().unwrap_or_else(|p| p.into_inner());
                 let mut acts = Vec::new();
-                let d = decide(
+                let d = call_hook(
                     &mut live,
                     id,
                     &url_owned,
@@ -134,15 +155,6 @@ impl Extensions {
                 (d, hdrs, acts)
             })
             .await;
-            let (decision, hdrs, acts) = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    return RequestDecision::Cancel {
-                        extension: "sockhost".into(),
-                        reason: format!("extension task failed: {e}"),
-                    }
-                }
-            };
             *headers = hdrs;
             actions.extend(acts);
             if decision != RequestDecision::Continue {
@@ -161,13 +173,24 @@ impl Extensions {
         headers: &mut HeaderMap,
         actions: &mut Vec<PluginAction>,
     ) -> Result<(), (String, String)> {
+        let lower = req.url.to_ascii_lowercase();
+        let host = rule_request(&lower, req.method, req.resource_type)
+            .map(|r| r.host.to_owned())
+            .unwrap_or_default();
         for ext in &self.list {
+            {
+                let mut live = ext.lock().unwrap_or_else(|p| p.into_inner());
+                live.refresh();
+                if !live.has_response_rules && !live.plugin.wants_response(&host) {
+                    continue;
+                }
+            }
             let ext = ext.clone();
             let (id, resource_type) = (req.id, req.resource_type);
             let url_owned = req.url.to_owned();
             let method_owned = req.method.to_owned();
             let mut hdrs = std::mem::take(headers);
-            let result = tokio::task::spawn_blocking(move || {
+            let result = run_blocking(move || {
                 let mut live = ext.lock().unwrap_or_else(|p| p.into_inner());
                 let mut acts = Vec::new();
                 let req = RequestRef {
@@ -179,8 +202,7 @@ impl Extensions {
                 let r = respond(&mut live, req, status, &mut hdrs, &mut acts);
                 (r, hdrs, acts)
             })
-            .await
-            .map_err(|e| ("sockhost".to_owned(), format!("extension task failed: {e}")))?;
+            .await;
             let (r, hdrs, acts) = result;
             *headers = hdrs;
             actions.extend(acts);
@@ -190,7 +212,85 @@ impl Extensions {
     }
 }
 
-fn decide(
+fn has_response_rules(rules: &[crate::plugins::extension::Rule]) -> bool {
+    rules.iter().any(|r| {
+        matches!(
+            r.action,
+            crate::plugins::extension::RuleAction::ModifyResponseHeaders(_)
+        )
+    })
+}
+
+/// Runs `f`, which may block on a plugin call bounded by its budget,
+/// without stalling the runtime: in place on a multi-threaded runtime
+/// (cheapest), on the blocking pool otherwise.
+async fn run_blocking<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(f)
+    } else {
+        tokio::task::spawn_blocking(f)
+            .await
+            .expect("extension calls do not panic: faults are contained")
+    }
+}
+
+/// The extension's declarative rules for a request (native). `Some` when
+/// they decide it.
+fn apply_rules(
+    live: &mut Live,
+    lower_url: &str,
+    method: &str,
+    resource_type: ResourceType,
+    headers: &mut Vec<(String, String)>,
+    actions: &mut Vec<PluginAction>,
+) -> Option<RequestDecision> {
+    live.refresh();
+    if live.ruleset.is_empty() {
+        return None;
+    }
+    let name = live.plugin.name().to_owned();
+    let act = |action: &'static str, detail: String| PluginAction {
+        plugin: name.clone(),
+        action,
+        detail,
+    };
+    let req = rule_request(lower_url, method, resource_type)?;
+    let d = live.ruleset.evaluate(&req);
+    match d.verdict {
+        Some((rule, Verdict::Block)) => {
+            actions.push(act("rule-block", format!("rule {rule}")));
+            return Some(RequestDecision::Cancel {
+                extension: name.clone(),
+                reason: format!("blocked by rule {rule}"),
+            });
+        }
+        Some((rule, Verdict::Redirect(target))) => {
+            actions.push(act("rule-redirect", format!("rule {rule} to {target}")));
+            return Some(RequestDecision::Redirect {
+                extension: name.clone(),
+                url: target,
+            });
+        }
+        Some((rule, Verdict::Allow)) => actions.push(act("rule-allow", format!("rule {rule}"))),
+        None => {}
+    }
+    for (rule, change) in &d.request_headers {
+        apply_change(headers, change);
+        actions.push(act(
+            "rule-headers",
+            format!("rule {rule}: {}", describe(change)),
+        ));
+    }
+    None
+}
+
+/// The extension's on-request hook.
+fn call_hook(
     live: &mut Live,
     id: u64,
     url: &str,
@@ -199,44 +299,12 @@ fn decide(
     headers: &mut Vec<(String, String)>,
     actions: &mut Vec<PluginAction>,
 ) -> RequestDecision {
-    live.refresh();
     let name = live.plugin.name().to_owned();
     let act = |action: &'static str, detail: String| PluginAction {
         plugin: name.clone(),
         action,
         detail,
     };
-    let lower = url.to_ascii_lowercase();
-    if let Some(req) = rule_request(&lower, method, resource_type) {
-        let d = live.ruleset.evaluate(&req);
-        match d.verdict {
-            Some((rule, Verdict::Block)) => {
-                actions.push(act("rule-block", format!("rule {rule}")));
-                return RequestDecision::Cancel {
-                    extension: name,
-                    reason: format!("blocked by rule {rule}"),
-                };
-            }
-            Some((rule, Verdict::Redirect(target))) => {
-                actions.push(act("rule-redirect", format!("rule {rule} to {target}")));
-                return RequestDecision::Redirect {
-                    extension: name,
-                    url: target,
-                };
-            }
-            Some((rule, Verdict::Allow)) => {
-                actions.push(act("rule-allow", format!("rule {rule}")));
-            }
-            None => {}
-        }
-        for (rule, change) in &d.request_headers {
-            apply_change(headers, change);
-            actions.push(act(
-                "rule-headers",
-                format!("rule {rule}: {}", describe(change)),
-            ));
-        }
-    }
     let request = Request {
         id,
         url: url.to_owned(),

@@ -54,6 +54,9 @@ enum PluginCommand {
 
 #[derive(Subcommand, Debug)]
 enum BenchCommand {
+    /// sockhost vs curl against the same server (see scripts/bench-http.sh),
+    /// and the request path with default plugins vs none.
+    Http(Box<cli::bench_http::BenchHttpArgs>),
     /// Declarative rule evaluation with a 10,000-rule list.
     Rules {
         /// Evaluations measured per figure.
@@ -92,6 +95,9 @@ fn main() -> ExitCode {
                     no_cache,
                 },
         } => cli::check::run(&manifest, cache_dir, no_cache),
+        Command::Bench {
+            command: BenchCommand::Http(args),
+        } => cli::bench_http::run(*args),
         Command::Bench {
             command: BenchCommand::Rules { iterations },
         } => cli::bench_rules::run(iterations.max(1)),

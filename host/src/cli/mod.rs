@@ -1,6 +1,7 @@
 //! The subcommands of the `sockhost` binary.
 
 pub mod bench;
+pub mod bench_http;
 pub mod bench_rules;
 pub mod check;
 pub mod fetch;

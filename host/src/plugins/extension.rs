@@ -378,6 +378,28 @@ impl ExtensionPlugin {
         self.inner.is_disabled()
     }
 
+    /// Whether `on_request` would call into the plugin for a request to
+    /// `host`: cheap, no WASM. True when the plugin must be (re)initialised
+    /// first, since its filter is not known until then.
+    pub fn wants_request(&self, host: &str, method: &str, resource_type: ResourceType) -> bool {
+        if !self.inner.manifest().capabilities.may_see_host(host) {
+            return false;
+        }
+        if self.initialized != self.inner.generation() || self.inner.is_disabled() {
+            return !self.inner.is_disabled();
+        }
+        self.request_filter
+            .as_ref()
+            .is_some_and(|f| filter_matches(f, host, method, resource_type))
+    }
+
+    /// Whether `on_response` would call into the plugin for `host`.
+    pub fn wants_response(&self, host: &str) -> bool {
+        self.inner.manifest().capabilities.may_see_host(host)
+            && !self.inner.is_disabled()
+            && (self.initialized != self.inner.generation() || self.response_filter.is_some())
+    }
+
     /// What a faulted call means for the request, per the manifest.
     pub fn on_fault(&self) -> OnFault {
         self.inner.on_fault()

@@ -1,0 +1,255 @@
+//! `sockhost bench http`: sockhost against curl on the same server, in one
+//! run, interleaved round by round: a large download (throughput) and many
+//! small requests (requests per second); then sockhost with its default
+//! plugins against sockhost with none.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use sockhost::builtin;
+use sockhost::host::{FetchRequest, Host};
+use sockhost::net::dns::ResolveOverride;
+use sockhost::net::http::VersionPref;
+use sockhost::plugins::extension::{ExtensionPlugin, ResourceType};
+use sockhost::plugins::telemetry::TelemetryPlugin;
+use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions};
+
+/// The options of `sockhost bench http`.
+#[derive(clap::Args, Debug)]
+pub struct BenchHttpArgs {
+    /// A large file to download (e.g. 1 GiB).
+    #[arg(long)]
+    pub large_url: String,
+    /// A small file to request many times.
+    #[arg(long)]
+    pub small_url: String,
+    /// The server's CA.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// HOST:PORT:ADDR override, passed to curl too.
+    #[arg(long)]
+    pub resolve: Option<String>,
+    /// Rounds of each measurement (alternating sockhost and curl).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Small requests per round.
+    #[arg(long, default_value_t = 10_000)]
+    pub small_requests: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+/// Runs the benchmark.
+pub fn run(args: BenchHttpArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(bench(args))
+}
+
+fn builder(args: &BenchHttpArgs) -> anyhow::Result<sockhost::host::HostBuilder> {
+    let mut b = Host::builder()
+        .ca_file(args.ca.clone())
+        .version(VersionPref::Http2);
+    if let Some(r) = &args.resolve {
+        b = b.resolve(r.parse::<ResolveOverride>().map_err(anyhow::Error::msg)?);
+    }
+    Ok(b)
+}
+
+async fn download(host: &Host, url: &str) -> anyhow::Result<u64> {
+    let mut req = FetchRequest::get(url);
+    // Subresources, as most requests of a page are: rules apply, hooks
+    // registered for documents do not.
+    req.resource_type = ResourceType::Other;
+    let r = host.fetch(req).await?;
+    if r.status != 200 {
+        bail!("{url}: status {}", r.status);
+    }
+    let mut body = r.body;
+    let mut n = 0u64;
+    while let Some(c) = body.chunk().await? {
+        n += c.len() as u64;
+    }
+    Ok(n)
+}
+
+async fn many(host: &Host, url: &str, n: usize, concurrency: usize) -> anyhow::Result<()> {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (host, url, next) = (host.clone(), url.to_owned(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                download(&host, &url).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+fn curl_base(args: &BenchHttpArgs) -> Command {
+    let mut c = Command::new("curl");
+    c.args(["--http2", "--silent", "--show-error", "--fail"])
+        .arg("--cacert")
+        .arg(&args.ca);
+    if let Some(r) = &args.resolve {
+        c.args(["--resolve", r]);
+    }
+    c
+}
+
+fn curl_download(args: &BenchHttpArgs) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let out = curl_base(args)
+        .args(["-o", "/dev/null", &args.large_url])
+        .output()
+        .context("cannot run curl")?;
+    if !out.status.success() {
+        bail!("curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(t.elapsed())
+}
+
+fn curl_many(args: &BenchHttpArgs, config: &std::path::Path) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let out = curl_base(args)
+        .args([
+            "--parallel",
+            "--parallel-max",
+            &args.concurrency.to_string(),
+        ])
+        .arg("-K")
+        .arg(config)
+        .output()
+        .context("cannot run curl")?;
+    if !out.status.success() {
+        bail!("curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(t.elapsed())
+}
+
+async fn bench(args: BenchHttpArgs) -> anyhow::Result<()> {
+    let plain = builder(&args)?.build()?;
+    let size = download(&plain, &args.large_url).await?;
+    let mib = size as f64 / (1 << 20) as f64;
+    println!("sockhost bench http (interleaved, {} rounds)", args.rounds);
+    println!();
+    println!("download {:.0} MiB over HTTP/2", mib);
+    let (mut s_total, mut c_total) = (Duration::ZERO, Duration::ZERO);
+    for round in 1..=args.rounds {
+        let host = builder(&args)?.build()?;
+        let t = Instant::now();
+        download(&host, &args.large_url).await?;
+        let s = t.elapsed();
+        let c = curl_download(&args)?;
+        println!(
+            "  round {round}: sockhost {:>8.1} MiB/s   curl {:>8.1} MiB/s",
+            mib / s.as_secs_f64(),
+            mib / c.as_secs_f64()
+        );
+        s_total += s;
+        c_total += c;
+    }
+    println!(
+        "  throughput ratio sockhost/curl: {:.3}",
+        c_total.as_secs_f64() / s_total.as_secs_f64()
+    );
+
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("curl.cfg");
+    let mut cfg = String::new();
+    for _ in 0..args.small_requests {
+        cfg.push_str(&format!(
+            "url = \"{}\"\noutput = \"/dev/null\"\n",
+            args.small_url
+        ));
+    }
+    std::fs::write(&config, cfg)?;
+    println!();
+    println!(
+        "{} small requests, {} in flight, HTTP/2",
+        args.small_requests, args.concurrency
+    );
+    let (mut s_total, mut c_total) = (Duration::ZERO, Duration::ZERO);
+    for round in 1..=args.rounds {
+        let host = builder(&args)?.build()?;
+        let t = Instant::now();
+        many(
+            &host,
+            &args.small_url,
+            args.small_requests,
+            args.concurrency,
+        )
+        .await?;
+        let s = t.elapsed();
+        let c = curl_many(&args, &config)?;
+        let n = args.small_requests as f64;
+        println!(
+            "  round {round}: sockhost {:>8.0} req/s   curl {:>8.0} req/s",
+            n / s.as_secs_f64(),
+            n / c.as_secs_f64()
+        );
+        s_total += s;
+        c_total += c;
+    }
+    println!(
+        "  requests/s ratio sockhost/curl: {:.3}",
+        c_total.as_secs_f64() / s_total.as_secs_f64()
+    );
+
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        engine: EngineOptions::default(),
+        data_dir: None,
+    })?;
+    println!();
+    println!("the same small requests with blocklist + request-stats vs no plugins");
+    let (mut with_total, mut without_total) = (Duration::ZERO, Duration::ZERO);
+    for round in 1..=args.rounds {
+        let with = builder(&args)?
+            .extension(ExtensionPlugin::start(builtin::BLOCKLIST.load(&runtime)?)?)
+            .probe(TelemetryPlugin::new(
+                builtin::REQUEST_STATS.load(&runtime)?,
+            )?)
+            .build()?;
+        let without = builder(&args)?.build()?;
+        let t = Instant::now();
+        many(
+            &with,
+            &args.small_url,
+            args.small_requests,
+            args.concurrency,
+        )
+        .await?;
+        let w = t.elapsed();
+        let t = Instant::now();
+        many(
+            &without,
+            &args.small_url,
+            args.small_requests,
+            args.concurrency,
+        )
+        .await?;
+        let wo = t.elapsed();
+        let n = args.small_requests as f64;
+        println!(
+            "  round {round}: plugins {:>8.0} req/s   none {:>8.0} req/s",
+            n / w.as_secs_f64(),
+            n / wo.as_secs_f64()
+        );
+        with_total += w;
+        without_total += wo;
+    }
+    println!(
+        "  throughput ratio plugins/none: {:.3}",
+        without_total.as_secs_f64() / with_total.as_secs_f64()
+    );
+    Ok(())
+}
