@@ -28,6 +28,9 @@ pub struct OriginOptions {
     pub alpn: Vec<&'static str>,
     /// Serve a certificate that expired in 2020.
     pub expired: bool,
+    /// Hold every connection after the first this long before its TLS
+    /// handshake (a slow new connection, for first-usable dispatch).
+    pub slow_new_connections: Option<Duration>,
 }
 
 impl Default for OriginOptions {
@@ -36,6 +39,7 @@ impl Default for OriginOptions {
             names: vec!["localhost".into(), "www.test".into(), "127.0.0.1".into()],
             alpn: vec!["h2", "http/1.1"],
             expired: false,
+            slow_new_connections: None,
         }
     }
 }
@@ -133,9 +137,13 @@ impl TestOrigin {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
-                counter.fetch_add(1, Ordering::SeqCst);
+                let index = counter.fetch_add(1, Ordering::SeqCst);
                 let acceptor = acceptor.clone();
+                let delay = options.slow_new_connections.filter(|_| index > 0);
                 tokio::spawn(async move {
+                    if let Some(d) = delay {
+                        tokio::time::sleep(d).await;
+                    }
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };

@@ -195,3 +195,36 @@ fn the_connect_policy_plugin_plans_the_race_and_a_refused_address_fails_over() {
         read_all(r.body).await.unwrap();
     });
 }
+
+#[test]
+fn a_freed_pooled_connection_serves_a_request_before_a_slow_new_one_is_ready() {
+    let origin = TestOrigin::start(OriginOptions {
+        alpn: vec!["http/1.1"],
+        slow_new_connections: Some(Duration::from_millis(800)),
+        ..OriginOptions::default()
+    });
+    rt().block_on(async {
+        let h = host(&origin, VersionPref::Auto);
+        // Warm one connection.
+        let r = h.fetch(FetchRequest::get(url(&origin, "/"))).await.unwrap();
+        read_all(r.body).await.unwrap();
+        // A holds the pooled connection for 150 ms.
+        let ha = h.clone();
+        let ua = url(&origin, "/slow/150");
+        let a = tokio::spawn(async move {
+            let r = ha.fetch(FetchRequest::get(ua)).await.unwrap();
+            read_all(r.body).await.unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // B finds no idle connection: a new one starts, but its handshake
+        // is held for 800 ms. B must not wait for it.
+        let started = std::time::Instant::now();
+        let r = h.fetch(FetchRequest::get(url(&origin, "/"))).await.unwrap();
+        let took = started.elapsed();
+        read_all(r.body).await.unwrap();
+        a.await.unwrap();
+        assert!(r.reused, "B should have run on the freed pooled connection");
+        assert!(took < Duration::from_millis(600), "B waited {took:?}");
+        assert_eq!(origin.connections(), 2, "the new connection was still made");
+    });
+}
