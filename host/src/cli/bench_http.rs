@@ -1,7 +1,8 @@
 //! `sockhost bench http`: sockhost against curl on the same server, in one
 //! run, interleaved round by round: a large download (throughput) and many
 //! small requests (requests per second); then sockhost with its default
-//! plugins against sockhost with none.
+//! plugins against sockhost with none. sockhost runs in this process, on
+//! one thread unless `--multi-thread`; curl runs as a child process.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -40,13 +41,25 @@ pub struct BenchHttpArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Run sockhost on tokio's multi-threaded runtime instead of one thread.
+    #[arg(long)]
+    pub multi_thread: bool,
 }
 
 /// Runs the benchmark.
 pub fn run(args: BenchHttpArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // One thread by default, as `sockhost fetch` runs: on a small machine
+    // the multi-threaded scheduler's cross-thread wake-ups cost more than
+    // they bring to one transfer.
+    let rt = if args.multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
     rt.block_on(bench(args))
 }
 

@@ -81,7 +81,9 @@ pub struct FetchArgs {
 
 /// Runs `sockhost fetch`.
 pub fn run(args: FetchArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // One request: one thread moves the bytes fastest (no cross-thread
+    // wake-ups); plugin calls go to the blocking pool.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
