@@ -373,6 +373,11 @@ impl Host {
         HostBuilder::default()
     }
 
+    /// Connections and waiting requests in the pool right now.
+    pub async fn pool_stats(&self) -> Option<crate::net::manager::PoolStats> {
+        self.manager.stats().await
+    }
+
     /// The telemetry bus (to flush it or collect the probes' metrics).
     pub fn telemetry(&self) -> &Bus {
         &self.bus

@@ -51,6 +51,7 @@ pub struct TestOrigin {
     /// The CA that signed its certificate, as a PEM file (`--ca`).
     pub ca_file: PathBuf,
     connections: Arc<AtomicUsize>,
+    open: Arc<(AtomicUsize, AtomicUsize)>,
     _dir: tempfile::TempDir,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -131,6 +132,9 @@ impl TestOrigin {
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
         let counter = connections.clone();
+        // (open now, most ever open at once)
+        let open: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
+        let open_task = open.clone();
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
             loop {
@@ -138,18 +142,21 @@ impl TestOrigin {
                     continue;
                 };
                 let index = counter.fetch_add(1, Ordering::SeqCst);
+                let now_open = open_task.0.fetch_add(1, Ordering::SeqCst) + 1;
+                open_task.1.fetch_max(now_open, Ordering::SeqCst);
+                let open_conn = open_task.clone();
                 let acceptor = acceptor.clone();
                 let delay = options.slow_new_connections.filter(|_| index > 0);
                 tokio::spawn(async move {
                     if let Some(d) = delay {
                         tokio::time::sleep(d).await;
                     }
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), hyper::service::service_fn(route))
-                        .await;
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(tls), hyper::service::service_fn(route))
+                            .await;
+                    }
+                    open_conn.0.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -157,9 +164,15 @@ impl TestOrigin {
             addr,
             ca_file,
             connections,
+            open,
             _dir: dir,
             runtime: Some(runtime),
         }
+    }
+
+    /// The most connections that were open at the same time.
+    pub fn max_open(&self) -> usize {
+        self.open.1.load(Ordering::SeqCst)
     }
 
     /// TCP connections accepted so far.

@@ -228,3 +228,75 @@ fn a_freed_pooled_connection_serves_a_request_before_a_slow_new_one_is_ready() {
         assert_eq!(origin.connections(), 2, "the new connection was still made");
     });
 }
+
+#[test]
+fn the_global_connection_cap_holds_and_queued_requests_still_finish() {
+    use sockhost::net::pool::PoolPrefs;
+    let origin = TestOrigin::start(OriginOptions {
+        names: vec!["a.test".into(), "b.test".into(), "c.test".into()],
+        alpn: vec!["http/1.1"],
+        ..OriginOptions::default()
+    });
+    let port = origin.addr.port();
+    rt().block_on(async {
+        let mut b = Host::builder()
+            .ca_file(origin.ca_file.clone())
+            .no_platform_roots()
+            .pool(PoolPrefs {
+                max_per_host: 6,
+                max_total: 2,
+                idle_timeout: Duration::from_secs(90),
+            });
+        for name in ["a.test", "b.test", "c.test"] {
+            b = b.resolve(
+                format!("{name}:{port}:127.0.0.1")
+                    .parse::<ResolveOverride>()
+                    .unwrap(),
+            );
+        }
+        let h = b.build().unwrap();
+        // Watch the pool while the requests run.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (h, done) = (h.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut most = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Some(s) = h.pool_stats().await {
+                        most = most.max(s.connections);
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                most
+            })
+        };
+        // Three origins (one server), two requests each, at once.
+        let mut tasks = Vec::new();
+        for name in ["a.test", "b.test", "c.test", "a.test", "b.test", "c.test"] {
+            let (h, u) = (h.clone(), format!("https://{name}:{port}/slow/100"));
+            tasks.push(tokio::spawn(async move {
+                let r = h.fetch(FetchRequest::get(u)).await.unwrap();
+                assert_eq!(r.status, 200);
+                read_all(r.body).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .expect("a queued request never finished")
+                .unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let most = watcher.await.unwrap();
+        assert!(most <= 2, "the pool held {most} connections at once");
+        assert!(most >= 1);
+        assert!(origin.connections() >= 3, "every origin got a connection");
+        // The server saw at most the cap, give or take a close it had not
+        // yet noticed when the next connection arrived.
+        assert!(
+            origin.max_open() <= 3,
+            "{} connections open at once",
+            origin.max_open()
+        );
+    });
+}

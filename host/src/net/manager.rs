@@ -60,6 +60,18 @@ enum Cmd {
     Closed {
         conn: ConnId,
     },
+    Stats {
+        reply: oneshot::Sender<PoolStats>,
+    },
+}
+
+/// What the pool holds right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections, including handshakes and closes in progress.
+    pub connections: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
 }
 
 /// A handle to the manager task.
@@ -82,6 +94,13 @@ impl Manager {
         };
         tokio::spawn(task.run(rx));
         Manager { tx }
+    }
+
+    /// What the pool holds right now.
+    pub async fn stats(&self) -> Option<PoolStats> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Cmd::Stats { reply }).ok()?;
+        rx.await.ok()
     }
 
     /// A connection to `origin`, when one is usable.
@@ -182,6 +201,13 @@ impl Task {
             Cmd::Closed { conn } => {
                 self.conns.remove(&conn);
                 self.pool.closed(conn, now)
+            }
+            Cmd::Stats { reply } => {
+                let _ = reply.send(PoolStats {
+                    connections: self.pool.total_connections(),
+                    waiting: self.pool.waiting(),
+                });
+                Vec::new()
             }
         }
     }

@@ -106,6 +106,9 @@ enum ConnState {
     Idle {
         since: Instant,
     },
+    /// Told to close; still counted against the limits until the shell
+    /// reports it closed, so a new connection never overlaps it.
+    Closing,
 }
 
 #[derive(Debug, Clone)]
@@ -202,8 +205,7 @@ impl Pool {
                 .map(|(id, _)| *id)
                 .collect();
             for id in surplus {
-                self.conns.remove(&id);
-                actions.push(Action::Close(id));
+                self.close(id, &mut actions);
             }
         }
         self.pump(&origin, now, &mut actions);
@@ -273,11 +275,17 @@ impl Pool {
             .collect();
         let mut actions = Vec::new();
         for id in expired {
-            self.conns.remove(&id);
-            actions.push(Action::Close(id));
+            self.close(id, &mut actions);
         }
         self.pump_all(now, &mut actions);
         actions
+    }
+
+    fn close(&mut self, id: ConnId, actions: &mut Vec<Action>) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.state = ConnState::Closing;
+            actions.push(Action::Close(id));
+        }
     }
 
     /// When [`Pool::tick`] next has something to close.
@@ -380,6 +388,10 @@ impl Pool {
     /// At the global cap, closes the oldest idle connection of another
     /// origin to make room. Returns whether it did.
     fn evict_idle(&mut self, for_origin: &OriginKey, actions: &mut Vec<Action>) -> bool {
+        // A close already under way frees a slot soon: do not close more.
+        if self.conns.values().any(|c| c.state == ConnState::Closing) {
+            return false;
+        }
         let victim = self
             .conns
             .iter()
@@ -392,9 +404,9 @@ impl Pool {
             .map(|(_, id)| id);
         match victim {
             Some(id) => {
-                self.conns.remove(&id);
-                actions.push(Action::Close(id));
-                true
+                self.close(id, actions);
+                // The slot frees when the shell reports the close.
+                false
             }
             None => false,
         }
@@ -539,9 +551,12 @@ mod tests {
         for c in &conns {
             p.connected(*c, Protocol::Http1, t);
         }
-        // a's request finishes: its idle connection is evicted for e.
+        // a's request finishes: its idle connection is closed for e, and
+        // e's connection starts only once that close is done.
         let a = p.request_done(conns[0], t);
         assert!(a.contains(&Action::Close(conns[0])), "{a:?}");
+        assert!(connects(&a).is_empty(), "{a:?}");
+        let a = p.closed(conns[0], t);
         let e = connects(&a);
         assert_eq!(e.len(), 1);
         assert_eq!(p.total_connections(), 4);
@@ -580,6 +595,8 @@ mod tests {
         assert_eq!(p.next_deadline(), Some(t + Duration::from_secs(6)));
         assert!(p.tick(t + Duration::from_secs(5)).is_empty());
         assert_eq!(p.tick(t + Duration::from_secs(6)), vec![Action::Close(c)]);
+        assert_eq!(p.total_connections(), 1, "counted until closed");
+        p.closed(c, t + Duration::from_secs(6));
         assert_eq!(p.total_connections(), 0);
     }
 }
