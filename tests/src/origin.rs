@@ -31,6 +31,10 @@ pub struct OriginOptions {
     /// Hold every connection after the first this long before its TLS
     /// handshake (a slow new connection, for first-usable dispatch).
     pub slow_new_connections: Option<Duration>,
+    /// Start with a full accept queue (backlog 0, filled by one idle
+    /// connection) and accept nothing for this long: SYNs arriving
+    /// meanwhile are dropped, as on a lossy path.
+    pub full_backlog_for: Option<Duration>,
 }
 
 impl Default for OriginOptions {
@@ -40,6 +44,7 @@ impl Default for OriginOptions {
             alpn: vec!["h2", "http/1.1"],
             expired: false,
             slow_new_connections: None,
+            full_backlog_for: None,
         }
     }
 }
@@ -128,15 +133,35 @@ impl TestOrigin {
         let connections = Arc::new(AtomicUsize::new(0));
         // Bound with std so that starting an origin works inside a test's
         // own runtime too.
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (std_listener, filler) = match options.full_backlog_for {
+            None => (std::net::TcpListener::bind("127.0.0.1:0").unwrap(), None),
+            Some(_) => {
+                let socket = runtime
+                    .block_on(async { tokio::net::TcpSocket::new_v4() })
+                    .unwrap();
+                socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                let listener = {
+                    let _guard = runtime.enter();
+                    socket.listen(0).unwrap()
+                };
+                let addr = listener.local_addr().unwrap();
+                let filler = std::net::TcpStream::connect(addr).unwrap();
+                (listener.into_std().unwrap(), Some(filler))
+            }
+        };
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
+        let hold = options.full_backlog_for;
         let counter = connections.clone();
         // (open now, most ever open at once)
         let open: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
         let open_task = open.clone();
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            if let Some(d) = hold {
+                tokio::time::sleep(d).await;
+            }
+            let _filler = filler;
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;

@@ -300,3 +300,39 @@ fn the_global_connection_cap_holds_and_queued_requests_still_finish() {
         );
     });
 }
+
+#[test]
+fn a_syn_retry_late_winner_joins_the_idle_pool() {
+    let origin = TestOrigin::start(OriginOptions {
+        alpn: vec!["http/1.1"],
+        full_backlog_for: Some(Duration::from_millis(100)),
+        ..OriginOptions::default()
+    });
+    rt().block_on(async {
+        let h = host(&origin, VersionPref::Auto);
+        let started = std::time::Instant::now();
+        let r = h.fetch(FetchRequest::get(url(&origin, "/"))).await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            r.connection.attempts.iter().any(|a| a.twin),
+            "{:?}",
+            r.connection.attempts
+        );
+        assert!(took < Duration::from_millis(900), "{took:?}");
+        read_all(r.body).await.unwrap();
+        // The original attempt's SYN is retransmitted at about 1 s and
+        // connects: it is adopted as a second, idle connection.
+        let until = std::time::Instant::now() + Duration::from_secs(4);
+        loop {
+            let s = h.pool_stats().await.unwrap();
+            if s.connections == 2 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "late winner not adopted: {s:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}

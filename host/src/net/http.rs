@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use super::connect::Connector;
@@ -90,6 +91,8 @@ pub struct Established {
     pub info: Arc<ConnectionInfo>,
     /// Fires when the connection ends.
     pub closed: oneshot::Receiver<()>,
+    /// Connections of the same race that connected after it was won.
+    pub late: Option<tokio::sync::mpsc::UnboundedReceiver<super::connect::LateConnection>>,
 }
 
 /// Shared parts every connection needs.
@@ -204,7 +207,14 @@ impl Dialer {
             .collect();
         let what = format!("{}:{}", origin.host, origin.port);
         let t1 = Instant::now();
-        let raced = self.connector.race(&what, &endpoints, &plan).await;
+        // Attempts kept past the race (a winner's syn-retry twin) that
+        // connect anyway come back here, for the idle pool.
+        let (late_tx, late_rx) = tokio::sync::mpsc::unbounded_channel();
+        let connector = Connector {
+            late: Some(late_tx),
+            ..self.connector.clone()
+        };
+        let raced = connector.race(&what, &endpoints, &plan).await;
         let summary = match &raced {
             Ok(w) => w.attempts.clone(),
             Err(e) => e.attempts.clone(),
@@ -244,6 +254,23 @@ impl Dialer {
             ..ConnectionInfo::default()
         };
         info.candidates.sort();
+        let mut est = self.establish(origin, won.stream, info).await?;
+        est.late = Some(late_rx);
+        Ok(est)
+    }
+
+    /// TLS (for https) and the HTTP handshake over a connected stream.
+    pub async fn establish(
+        &self,
+        origin: &OriginKey,
+        stream: TcpStream,
+        mut info: ConnectionInfo,
+    ) -> Result<Established, String> {
+        let wit_origin = Origin {
+            scheme: origin.scheme.clone(),
+            host: origin.host.clone(),
+            port: origin.port,
+        };
         let (closed_tx, closed) = oneshot::channel();
         if origin.scheme == "https" {
             let offer = match self.version {
@@ -254,7 +281,7 @@ impl Dialer {
             // An IPv6 literal's brackets are URL syntax, not part of the name.
             let name = origin.host.trim_start_matches('[').trim_end_matches(']');
             let t2 = Instant::now();
-            let h = match self.tls.connect(name, offer, won.stream).await {
+            let h = match self.tls.connect(name, offer, stream).await {
                 Ok(h) => h,
                 Err(e) => {
                     self.bus.publish(EventKind::Tls(TlsEvent {
@@ -290,18 +317,20 @@ impl Dialer {
                 protocol,
                 info: Arc::new(info),
                 closed,
+                late: None,
             })
         } else {
             let protocol = match self.version {
                 VersionPref::Http2 => Protocol::Http2,
                 _ => Protocol::Http1,
             };
-            let sender = handshake(TokioIo::new(won.stream), protocol, closed_tx).await?;
+            let sender = handshake(TokioIo::new(stream), protocol, closed_tx).await?;
             Ok(Established {
                 sender,
                 protocol,
                 info: Arc::new(info),
                 closed,
+                late: None,
             })
         }
     }

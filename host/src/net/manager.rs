@@ -63,6 +63,10 @@ enum Cmd {
     Stats {
         reply: oneshot::Sender<PoolStats>,
     },
+    Adopt {
+        origin: OriginKey,
+        est: super::http::Established,
+    },
 }
 
 /// What the pool holds right now.
@@ -162,25 +166,41 @@ impl Task {
                 self.pool.request(id, origin, now)
             }
             Cmd::Dialed { conn, result } => match result {
-                Ok(est) => {
-                    let tx = self.tx.clone();
-                    let closed = est.closed;
-                    tokio::spawn(async move {
-                        let _ = closed.await;
-                        let _ = tx.send(Cmd::Closed { conn });
-                    });
-                    self.conns.insert(
-                        conn,
-                        ConnEntry {
-                            protocol: est.protocol,
-                            sender: Some(est.sender),
-                            info: est.info,
-                            uses: 0,
-                        },
-                    );
-                    self.pool.connected(conn, est.protocol, now)
+                Ok(mut est) => {
+                    if let Some(mut late) = est.late.take() {
+                        let (dialer, tx) = (self.dialer.clone(), self.tx.clone());
+                        let origin = self.pool_origin(conn);
+                        tokio::spawn(async move {
+                            while let (Some(l), Some(origin)) = (late.recv().await, origin.as_ref())
+                            {
+                                let info = ConnectionInfo {
+                                    remote: Some(l.addr),
+                                    planned_by: "syn-retry late winner".into(),
+                                    ..ConnectionInfo::default()
+                                };
+                                if let Ok(est) = dialer.establish(origin, l.stream, info).await {
+                                    let _ = tx.send(Cmd::Adopt {
+                                        origin: origin.clone(),
+                                        est,
+                                    });
+                                }
+                            }
+                        });
+                    }
+                    self.insert(conn, est);
+                    let protocol = self.conns[&conn].protocol;
+                    self.pool.connected(conn, protocol, now)
                 }
                 Err(e) => self.pool.connect_failed(conn, &e, now),
+            },
+            Cmd::Adopt { origin, est } => match self.pool.adopt(origin, est.protocol, now) {
+                Some((conn, actions)) => {
+                    tracing::debug!("adopted a late connection as {conn}");
+                    self.insert(conn, est);
+                    actions
+                }
+                // Over the limits: dropping it closes it.
+                None => Vec::new(),
             },
             Cmd::Done {
                 conn,
@@ -210,6 +230,29 @@ impl Task {
                 Vec::new()
             }
         }
+    }
+
+    fn insert(&mut self, conn: ConnId, est: super::http::Established) {
+        let tx = self.tx.clone();
+        let closed = est.closed;
+        tokio::spawn(async move {
+            let _ = closed.await;
+            let _ = tx.send(Cmd::Closed { conn });
+        });
+        self.conns.insert(
+            conn,
+            ConnEntry {
+                protocol: est.protocol,
+                sender: Some(est.sender),
+                info: est.info,
+                uses: 0,
+            },
+        );
+    }
+
+    /// The origin a connection in the pool belongs to.
+    fn pool_origin(&self, conn: ConnId) -> Option<OriginKey> {
+        self.pool.origin_of(conn)
     }
 
     fn perform(&mut self, actions: Vec<Action>) {

@@ -157,6 +157,11 @@ impl Pool {
         self.conns.values().filter(|c| &c.origin == origin).count()
     }
 
+    /// The origin of connection `conn`.
+    pub fn origin_of(&self, conn: ConnId) -> Option<OriginKey> {
+        self.conns.get(&conn).map(|c| c.origin.clone())
+    }
+
     /// Connections and handshakes in all.
     pub fn total_connections(&self) -> usize {
         self.conns.len()
@@ -211,6 +216,44 @@ impl Pool {
         self.pump(&origin, now, &mut actions);
         self.pump_all(now, &mut actions);
         actions
+    }
+
+    /// A connection that was not asked for (a race's late winner) offers
+    /// itself to the pool: it becomes an idle connection of `origin` when
+    /// the limits allow, else `None` and the caller closes it.
+    pub fn adopt(
+        &mut self,
+        origin: OriginKey,
+        protocol: Protocol,
+        now: Instant,
+    ) -> Option<(ConnId, Vec<Action>)> {
+        let to_origin = self.connections_to(&origin);
+        let full = self.conns.len() >= self.prefs.max_total
+            || match protocol {
+                Protocol::Http1 => to_origin >= self.prefs.max_per_host,
+                Protocol::Http2 => self
+                    .conns
+                    .values()
+                    .any(|c| c.origin == origin && c.protocol == Some(Protocol::Http2)),
+            };
+        if full {
+            return None;
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.conns.insert(
+            conn,
+            Conn {
+                origin: origin.clone(),
+                protocol: Some(protocol),
+                state: ConnState::Idle { since: now },
+                active: 0,
+            },
+        );
+        self.origins.entry(origin.clone()).or_default().protocol = Some(protocol);
+        let mut actions = Vec::new();
+        self.pump(&origin, now, &mut actions);
+        Some((conn, actions))
     }
 
     /// Connection `conn`'s handshake failed. Waiting requests are failed
@@ -579,6 +622,24 @@ mod tests {
             matches!(&a[0], Action::Fail { request: 1, error } if error == "connection refused")
         );
         assert_eq!(p.waiting(), 0);
+    }
+
+    #[test]
+    fn a_late_winner_is_adopted_within_the_limits() {
+        let t = Instant::now();
+        let mut p = Pool::new(PoolPrefs::default());
+        let o = origin("h1.test");
+        let c = connects(&p.request(1, o.clone(), t))[0];
+        p.connected(c, Protocol::Http1, t);
+        // A late twin of c's race: an idle connection, used by the next request.
+        let (late, actions) = p.adopt(o.clone(), Protocol::Http1, t).unwrap();
+        assert!(actions.is_empty());
+        assert_eq!(dispatches(&p.request(2, o.clone(), t)), vec![(2, late)]);
+        // A second h2 connection to an origin is never adopted.
+        let o2 = origin("h2.test");
+        let c2 = connects(&p.request(3, o2.clone(), t))[0];
+        p.connected(c2, Protocol::Http2, t);
+        assert!(p.adopt(o2, Protocol::Http2, t).is_none());
     }
 
     #[test]
