@@ -336,3 +336,45 @@ fn a_syn_retry_late_winner_joins_the_idle_pool() {
         }
     });
 }
+
+#[test]
+fn an_https_record_points_the_connection_at_its_port() {
+    use sockhost_tests::dns::{TestDns, TestRecord};
+    let origin = TestOrigin::start(OriginOptions {
+        names: vec!["svc.test".into()],
+        ..OriginOptions::default()
+    });
+    // svc.test has an A record and an HTTPS record sending clients to the
+    // origin's real port; nothing listens on the URL's port 443.
+    let dns = TestDns::start(
+        "test.",
+        300,
+        &[
+            TestRecord::A("svc.test.", std::net::Ipv4Addr::LOCALHOST),
+            TestRecord::Https {
+                name: "svc.test.",
+                priority: 1,
+                alpn: vec!["h2"],
+                port: Some(origin.addr.port()),
+                ipv4_hints: vec![],
+                ipv6_hints: vec![],
+            },
+        ],
+    );
+    rt().block_on(async {
+        let h = Host::builder()
+            .name_servers(vec![dns.addr])
+            .ca_file(origin.ca_file.clone())
+            .no_platform_roots()
+            .build()
+            .unwrap();
+        let r = h
+            .fetch(FetchRequest::get("https://svc.test/"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.connection.remote, Some(origin.addr));
+        assert_eq!(r.version, http::Version::HTTP_2);
+        read_all(r.body).await.unwrap();
+    });
+}

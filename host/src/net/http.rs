@@ -176,10 +176,52 @@ impl Dialer {
         }
         let mut endpoints = HashMap::new();
         let mut candidates = Vec::new();
-        for (i, addr) in resolution.addrs.iter().enumerate() {
-            let id = i as u32;
-            endpoints.insert(id, SocketAddr::new(addr.ip, origin.port));
-            candidates.push(candidate(id, SocketAddr::new(addr.ip, origin.port)));
+        // HTTPS records (RFC 9460) in service mode for this very name that
+        // offer a TCP protocol: the origin's addresses (or the record's
+        // hints) at the record's port, ranked by its priority. Other target
+        // names and h3-only services need another resolution or QUIC.
+        for svc in &resolution.https {
+            let tcp_alpn: Vec<String> = svc
+                .alpn
+                .iter()
+                .filter(|a| *a == "h2" || *a == "http/1.1")
+                .cloned()
+                .collect();
+            let offers_tcp = !tcp_alpn.is_empty() || !svc.no_default_alpn;
+            if svc.priority == 0 || svc.target != resolution.host || !offers_tcp {
+                continue;
+            }
+            let port = svc.port.unwrap_or(origin.port);
+            let mut ips: Vec<std::net::IpAddr> = resolution.addrs.iter().map(|a| a.ip).collect();
+            if ips.is_empty() {
+                ips.extend(svc.ipv6_hints.iter().map(|&ip| std::net::IpAddr::V6(ip)));
+                ips.extend(svc.ipv4_hints.iter().map(|&ip| std::net::IpAddr::V4(ip)));
+            }
+            for ip in ips {
+                let addr = SocketAddr::new(ip, port);
+                if endpoints.values().any(|a| *a == addr) {
+                    continue;
+                }
+                let id = endpoints.len() as u32;
+                endpoints.insert(id, addr);
+                let mut c = candidate(id, addr);
+                c.source = CandidateSource::HttpsRecord;
+                c.priority = svc.priority;
+                c.ech = svc.ech_config.is_some();
+                if !tcp_alpn.is_empty() {
+                    c.alpn = tcp_alpn.clone();
+                }
+                candidates.push(c);
+            }
+        }
+        for addr in &resolution.addrs {
+            let addr = SocketAddr::new(addr.ip, origin.port);
+            if endpoints.values().any(|a| *a == addr) {
+                continue;
+            }
+            let id = endpoints.len() as u32;
+            endpoints.insert(id, addr);
+            candidates.push(candidate(id, addr));
         }
         let history = self
             .history
