@@ -233,24 +233,22 @@ async fn bench(args: BenchHttpArgs) -> anyhow::Result<()> {
             )?)
             .build()?;
         let without = builder(&args)?.build()?;
-        let t = Instant::now();
-        many(
-            &with,
-            &args.small_url,
-            args.small_requests,
-            args.concurrency,
-        )
-        .await?;
-        let w = t.elapsed();
-        let t = Instant::now();
-        many(
-            &without,
-            &args.small_url,
-            args.small_requests,
-            args.concurrency,
-        )
-        .await?;
-        let wo = t.elapsed();
+        let timed = |host: Host| {
+            let url = args.small_url.clone();
+            let (n, c) = (args.small_requests, args.concurrency);
+            async move {
+                let t = Instant::now();
+                many(&host, &url, n, c).await.map(|()| t.elapsed())
+            }
+        };
+        // Alternate which goes first, so warm-up favours neither.
+        let (w, wo) = if round % 2 == 1 {
+            let w = timed(with).await?;
+            (w, timed(without).await?)
+        } else {
+            let wo = timed(without).await?;
+            (timed(with).await?, wo)
+        };
         let n = args.small_requests as f64;
         println!(
             "  round {round}: plugins {:>8.0} req/s   none {:>8.0} req/s",
