@@ -173,16 +173,24 @@ impl Extensions {
         headers: &mut HeaderMap,
         actions: &mut Vec<PluginAction>,
     ) -> Result<(), (String, String)> {
-        let lower = req.url.to_ascii_lowercase();
-        let host = rule_request(&lower, req.method, req.resource_type)
-            .map(|r| r.host.to_owned())
-            .unwrap_or_default();
+        let mut host: Option<String> = None;
         for ext in &self.list {
             {
                 let mut live = ext.lock().unwrap_or_else(|p| p.into_inner());
                 live.refresh();
-                if !live.has_response_rules && !live.plugin.wants_response(&host) {
-                    continue;
+                if !live.has_response_rules {
+                    if !live.plugin.may_want_responses() {
+                        continue;
+                    }
+                    let host = host.get_or_insert_with(|| {
+                        let lower = req.url.to_ascii_lowercase();
+                        rule_request(&lower, req.method, req.resource_type)
+                            .map(|r| r.host.to_owned())
+                            .unwrap_or_default()
+                    });
+                    if !live.plugin.wants_response(host) {
+                        continue;
+                    }
                 }
             }
             let ext = ext.clone();

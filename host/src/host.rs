@@ -395,10 +395,10 @@ impl Host {
         let first_url = request.url.clone();
         let mut hops = 0;
         loop {
-            parse_url(&request.url)?;
             if self.extensions.is_empty() {
                 break;
             }
+            parse_url(&request.url)?;
             let decision = self
                 .extensions
                 .before_request(
@@ -427,7 +427,7 @@ impl Host {
                 }
             }
         }
-        let origin = parse_url(&request.url)?.0;
+        let (origin, path) = parse_url(&request.url)?;
         let wit_origin = Origin {
             scheme: origin.scheme.clone(),
             host: origin.host.clone(),
@@ -452,7 +452,7 @@ impl Host {
             total: 0,
             error: None,
         };
-        let mut response = match self.fetch_once(&request, started).await {
+        let mut response = match self.fetch_once(&request, origin, path, started).await {
             Ok(r) => r,
             Err(e) => {
                 let mut event = end_event;
@@ -492,9 +492,10 @@ impl Host {
     async fn fetch_once(
         &self,
         request: &FetchRequest,
+        origin: OriginKey,
+        path: String,
         started: Instant,
     ) -> Result<FetchResponse, FetchError> {
-        let (origin, path) = parse_url(&request.url)?;
         let mut headers = HeaderMap::new();
         if request.headers.len() > MAX_REQUEST_HEADERS {
             return Err(FetchError::InvalidHeader(format!(

@@ -393,6 +393,13 @@ impl ExtensionPlugin {
             .is_some_and(|f| filter_matches(f, host, method, resource_type))
     }
 
+    /// Whether `on_response` could call into the plugin for any host
+    /// (a response filter is registered, or `init` must run first).
+    pub fn may_want_responses(&self) -> bool {
+        !self.inner.is_disabled()
+            && (self.initialized != self.inner.generation() || self.response_filter.is_some())
+    }
+
     /// Whether `on_response` would call into the plugin for `host`.
     pub fn wants_response(&self, host: &str) -> bool {
         self.inner.manifest().capabilities.may_see_host(host)

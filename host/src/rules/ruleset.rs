@@ -17,6 +17,10 @@ use crate::plugins::extension::{HeaderChange, ResourceType, Rule, RuleAction};
 
 use super::pattern::UrlPattern;
 
+/// Up to this many pattern rules are checked directly rather than
+/// through the piece index.
+const SMALL_PIECE_INDEX: usize = 16;
+
 /// What the rules say about a request.
 #[derive(Debug, Clone, Default)]
 pub struct Decision {
@@ -116,6 +120,15 @@ impl RuleSet {
                     .map(|m| m.to_ascii_uppercase())
                     .collect(),
             });
+        }
+        // Scanning every 4-byte window of a URL costs more than checking a
+        // handful of patterns directly.
+        let indexed: usize = set.by_piece.values().map(Vec::len).sum();
+        if indexed <= SMALL_PIECE_INDEX {
+            for (_, ids) in set.by_piece.drain() {
+                set.generic.extend(ids);
+            }
+            set.generic.sort_unstable();
         }
         set
     }
