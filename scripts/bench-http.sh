@@ -7,7 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --release -p sockhost -p sockhost-tests --bins
 coproc NGINX { exec target/release/test-nginx; }
-trap 'kill "$NGINX_PID" 2>/dev/null || true' EXIT
+# Closing its stdin makes test-nginx stop nginx (master and workers) and
+# exit; a signal would leave nginx running.
+stop_nginx() {
+    exec {NGINX[1]}>&- 2>/dev/null || true
+    wait "$NGINX_PID" 2>/dev/null || true
+}
+trap stop_nginx EXIT
 read -r addr ca <&"${NGINX[0]}"
 port=${addr##*:}
 target/release/sockhost bench http \

@@ -42,21 +42,27 @@ impl Builtin {
     }
 }
 
+/// A runtime for unit tests that load the embedded plugins.
+#[cfg(test)]
+pub(crate) fn test_runtime() -> PluginRuntime {
+    use crate::plugins::{EngineOptions, RuntimeOptions};
+    PluginRuntime::new(RuntimeOptions {
+        engine: EngineOptions {
+            pooling: false,
+            cache_dir: None,
+        },
+        data_dir: None,
+    })
+    .expect("a plugin runtime")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::{EngineOptions, RuntimeOptions};
 
     #[test]
     fn the_embedded_plugins_load() {
-        let rt = PluginRuntime::new(RuntimeOptions {
-            engine: EngineOptions {
-                pooling: false,
-                cache_dir: None,
-            },
-            data_dir: None,
-        })
-        .unwrap();
+        let rt = test_runtime();
         for b in [BLOCKLIST, REQUEST_STATS] {
             let loaded = b.load(&rt).unwrap();
             assert_eq!(loaded.name(), b.name);

@@ -22,7 +22,10 @@ use crate::net::pool::{OriginKey, PoolPrefs};
 use crate::net::tls::{Tls, TlsOptions};
 use crate::plugins::connect::{ConnectPlugin, Origin};
 use crate::plugins::extension::{ExtensionPlugin, ResourceType};
-use crate::plugins::telemetry::{EventKind, RequestEndEvent, RequestStartEvent, TelemetryPlugin};
+use crate::plugins::telemetry::{
+    EventKind, HttpVersion, Method as WitMethod, RequestEndEvent, RequestStartEvent,
+    TelemetryPlugin,
+};
 use crate::telemetry::Bus;
 
 /// Longest a request may wait for its response headers by default.
@@ -153,16 +156,32 @@ pub struct FetchResponse {
 pub struct ResponseBody {
     inner: Incoming,
     lease: Option<Lease>,
-    /// The request-end event to publish when the body ends or is dropped.
-    end: Option<(Bus, RequestEndEvent, Instant)>,
+    /// The request-end event to publish when the body ends or is dropped
+    /// (boxed: the response is moved across await points, the event is big).
+    end: Option<Box<RequestEnd>>,
+}
+
+/// A request-end event waiting for its body to end.
+#[derive(Debug)]
+struct RequestEnd {
+    bus: Bus,
+    origin: Arc<Origin>,
+    event: RequestEndEvent,
+    started: Instant,
 }
 
 impl ResponseBody {
     fn finish(&mut self, error: Option<String>) {
-        if let Some((bus, mut event, started)) = self.end.take() {
+        if let Some(end) = self.end.take() {
+            let RequestEnd {
+                bus,
+                origin,
+                mut event,
+                started,
+            } = *end;
             event.total = started.elapsed().as_micros() as u64;
             event.error = error;
-            bus.publish(EventKind::RequestEnd(event));
+            bus.publish_for(&origin, EventKind::RequestEnd(event));
         }
     }
 }
@@ -222,8 +241,8 @@ impl Body for ResponseBody {
                 self.finish(Some(e));
             }
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some((_, event, _))) = (frame.data_ref(), self.end.as_mut()) {
-                    event.bytes_received += data.len() as u64;
+                if let (Some(data), Some(end)) = (frame.data_ref(), self.end.as_mut()) {
+                    end.event.bytes_received += data.len() as u64;
                 }
             }
             Poll::Pending => {}
@@ -394,11 +413,12 @@ impl Host {
         let mut request = request;
         let first_url = request.url.clone();
         let mut hops = 0;
+        // Parsed once, and again only when an extension redirects.
+        let mut parsed = parse_url(&request.url)?;
         loop {
             if self.extensions.is_empty() {
                 break;
             }
-            parse_url(&request.url)?;
             let decision = self
                 .extensions
                 .before_request(
@@ -424,50 +444,61 @@ impl Host {
                         ));
                     }
                     request.url = url;
+                    parsed = parse_url(&request.url)?;
                 }
             }
         }
-        let (origin, path) = parse_url(&request.url)?;
-        let wit_origin = Origin {
-            scheme: origin.scheme.clone(),
-            host: origin.host.clone(),
-            port: origin.port,
-        };
+        let (origin, path) = parsed;
         // Probes see the origin and method, not the URL or header values.
-        self.bus.publish(EventKind::RequestStart(RequestStartEvent {
-            id,
-            origin: wit_origin.clone(),
-            method: request.method.to_string(),
-            headers: Vec::new(),
-        }));
-        let end_event = RequestEndEvent {
-            id,
-            origin: wit_origin,
-            method: request.method.to_string(),
-            status: None,
-            protocol: None,
-            bytes_sent: request.body.len() as u64,
-            bytes_received: 0,
-            time_to_first_byte: None,
-            total: 0,
-            error: None,
-        };
+        // Nothing is built for them when there are none.
+        let end_event = self.bus.is_active().then(|| {
+            let wit_origin = self.bus.origin(&origin.scheme, &origin.host, origin.port);
+            let method = WitMethod::from_http(&request.method);
+            self.bus.publish_for(
+                &wit_origin,
+                EventKind::RequestStart(RequestStartEvent {
+                    id,
+                    origin: 0,
+                    method: method.clone(),
+                    headers: None,
+                }),
+            );
+            let event = RequestEndEvent {
+                id,
+                origin: 0,
+                method,
+                status: None,
+                protocol: None,
+                bytes_sent: request.body.len() as u64,
+                bytes_received: 0,
+                time_to_first_byte: None,
+                total: 0,
+                error: None,
+            };
+            (wit_origin, event)
+        });
         let mut response = match self.fetch_once(&request, origin, path, started).await {
             Ok(r) => r,
             Err(e) => {
-                let mut event = end_event;
-                event.total = started.elapsed().as_micros() as u64;
-                event.error = Some(e.to_string());
-                self.bus.publish(EventKind::RequestEnd(event));
+                if let Some((wit_origin, mut event)) = end_event {
+                    event.total = started.elapsed().as_micros() as u64;
+                    event.error = Some(e.to_string());
+                    self.bus
+                        .publish_for(&wit_origin, EventKind::RequestEnd(event));
+                }
                 return Err(e);
             }
         };
-        if self.bus.is_active() {
-            let mut event = end_event;
+        if let Some((wit_origin, mut event)) = end_event {
             event.status = Some(response.status.as_u16());
-            event.protocol = Some(format!("{:?}", response.version));
+            event.protocol = HttpVersion::from_http(response.version);
             event.time_to_first_byte = Some(response.timings.first_byte.as_micros() as u64);
-            response.body.end = Some((self.bus.clone(), event, started));
+            response.body.end = Some(Box::new(RequestEnd {
+                bus: self.bus.clone(),
+                origin: wit_origin,
+                event,
+                started,
+            }));
         }
         if !self.extensions.is_empty() {
             self.extensions

@@ -4,9 +4,12 @@
 use crate::__bindings::telemetry::exports::sockhost::plugin::telemetry as wit;
 
 pub use wit::{
-    CongestionSample, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind,
-    Histogram, Metric, MetricValue, PluginFaultEvent, RequestEndEvent, RequestStartEvent, TlsEvent,
+    Batch, CongestionSample, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind,
+    Histogram, HttpVersion, Method, Metric, MetricValue, OriginIndex, PluginFaultEvent,
+    RequestEndEvent, RequestStartEvent, TlsEvent,
 };
+
+use crate::types::Origin;
 
 /// A telemetry probe.
 pub trait Probe: 'static {
@@ -16,12 +19,50 @@ pub trait Probe: 'static {
         Self: Sized;
 
     /// A batch of events, oldest first; `dropped` events were lost since the
-    /// previous batch because the host's bus was full.
-    fn on_events(&mut self, events: Vec<Event>, dropped: u64);
+    /// previous batch because the host's bus was full. Events name their
+    /// origin by index: `batch.origin(event.origin)`.
+    fn on_events(&mut self, batch: Batch, dropped: u64);
 
     /// The metrics so far. The host rejects NaN or infinite values and
     /// histograms whose counts do not have one more entry than bounds.
     fn collect(&mut self) -> Vec<Metric>;
+}
+
+impl Batch {
+    /// The origin an event's `origin` index names. The host only sends
+    /// valid indexes; an invalid one gives `None` rather than a panic.
+    pub fn origin(&self, index: OriginIndex) -> Option<&Origin> {
+        self.origins.get(index as usize)
+    }
+}
+
+impl Method {
+    /// The method as sent, e.g. `GET`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Connect => "CONNECT",
+            Method::Trace => "TRACE",
+            Method::Other(m) => m,
+        }
+    }
+}
+
+impl HttpVersion {
+    /// The ALPN-style name: `http/1.1`, `h2` or `h3`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HttpVersion::Http1 => "http/1.1",
+            HttpVersion::Http2 => "h2",
+            HttpVersion::Http3 => "h3",
+        }
+    }
 }
 
 impl Histogram {
@@ -56,8 +97,8 @@ impl Histogram {
 pub struct Adapter<T>(std::marker::PhantomData<T>);
 
 impl<T: Probe> wit::Guest for Adapter<T> {
-    fn on_events(events: Vec<Event>, dropped: u64) {
-        crate::instance::with(T::new, |p: &mut T| p.on_events(events, dropped))
+    fn on_events(batch: Batch, dropped: u64) {
+        crate::instance::with(T::new, |p: &mut T| p.on_events(batch, dropped))
     }
 
     fn collect() -> Vec<Metric> {

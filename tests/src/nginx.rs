@@ -129,6 +129,18 @@ fn is_root() -> bool {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // SIGTERM: nginx's fast shutdown, in which the master stops its
+        // workers; a SIGKILL would leave the workers running, orphaned.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

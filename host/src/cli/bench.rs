@@ -13,7 +13,10 @@ use sockhost::plugins::congestion::{AckSample, CongestionPlugin, ControllerConfi
 use sockhost::plugins::extension::{
     ExtensionPlugin, Header, Request, RequestVerdict, ResourceType,
 };
-use sockhost::plugins::telemetry::{Event, EventKind, RequestEndEvent, TelemetryPlugin};
+use sockhost::plugins::telemetry::{
+    Batch, Event, EventKind, HttpVersion, Method, RequestEndEvent, RequestStartEvent,
+    TelemetryPlugin,
+};
 use sockhost::plugins::{EngineOptions, LoadedPlugin, PluginRuntime, RuntimeOptions};
 
 fn runtime(pooling: bool) -> anyhow::Result<PluginRuntime> {
@@ -192,23 +195,26 @@ pub fn run(dir: &Path, iterations: u32) -> anyhow::Result<()> {
         host: "www.example.com".into(),
         port: 443,
     };
-    let batch: Vec<Event> = (0..64u64)
-        .map(|i| Event {
-            at: i * 1000,
-            kind: EventKind::RequestEnd(RequestEndEvent {
-                id: i,
-                origin: origin.clone(),
-                method: "GET".into(),
-                status: Some(200),
-                protocol: Some("h2".into()),
-                bytes_sent: 0,
-                bytes_received: 15_000 + i,
-                time_to_first_byte: Some(12_000),
-                total: 30_000 + i * 10,
-                error: None,
-            }),
-        })
-        .collect();
+    let batch = Batch {
+        origins: vec![origin.clone()],
+        events: (0..64u64)
+            .map(|i| Event {
+                at: i * 1000,
+                kind: EventKind::RequestEnd(RequestEndEvent {
+                    id: i,
+                    origin: 0,
+                    method: Method::Get,
+                    status: Some(200),
+                    protocol: Some(HttpVersion::Http2),
+                    bytes_sent: 0,
+                    bytes_received: 15_000 + i,
+                    time_to_first_byte: Some(12_000),
+                    total: 30_000 + i * 10,
+                    error: None,
+                }),
+            })
+            .collect(),
+    };
     let batches = (n / 10).max(100);
     let mut total = Duration::ZERO;
     for _ in 0..batches {
@@ -216,14 +222,55 @@ pub fn run(dir: &Path, iterations: u32) -> anyhow::Result<()> {
         probe.on_events(&batch, 0)?;
         total += s.elapsed();
     }
+    // Request-start events: the probe only counts them, so this is mostly
+    // the cost of handing events across.
+    let starts = Batch {
+        origins: vec![origin],
+        events: (0..64u64)
+            .map(|i| Event {
+                at: i * 1000,
+                kind: EventKind::RequestStart(RequestStartEvent {
+                    id: i,
+                    origin: 0,
+                    method: Method::Get,
+                    headers: None,
+                }),
+            })
+            .collect(),
+    };
+    let empty = Batch {
+        origins: Vec::new(),
+        events: Vec::new(),
+    };
+    let mut start_total = Duration::ZERO;
+    let mut empty_total = Duration::ZERO;
+    for _ in 0..batches {
+        let s = Instant::now();
+        probe.on_events(&starts, 0)?;
+        start_total += s.elapsed();
+        let s = Instant::now();
+        probe.on_events(&empty, 1)?;
+        empty_total += s.elapsed();
+    }
     let metrics = probe.collect()?;
     println!();
     println!("telemetry-probe request-stats on-events");
     println!(
-        "  batch of 64 events   {}  ({batches} batches)",
+        "  batch of 64 request-end events    {}  ({batches} batches)",
         per_call(total, batches)
     );
-    println!("  per event            {}", per_call(total, batches * 64));
+    println!(
+        "  per request-end event             {}",
+        per_call(total, batches * 64)
+    );
+    println!(
+        "  per request-start event           {}",
+        per_call(start_total, batches * 64)
+    );
+    println!(
+        "  a call with no events             {}",
+        per_call(empty_total, batches)
+    );
     println!("  collect returned {} metrics", metrics.len());
     Ok(())
 }

@@ -108,6 +108,12 @@ async fn many(host: &Host, url: &str, n: usize, concurrency: usize) -> anyhow::R
     Ok(())
 }
 
+/// CPU time used by this process so far, every thread included.
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 fn curl_base(args: &BenchHttpArgs) -> Command {
     let mut c = Command::new("curl");
     c.args(["--http2", "--silent", "--show-error", "--fail"])
@@ -224,43 +230,90 @@ async fn bench(args: BenchHttpArgs) -> anyhow::Result<()> {
     })?;
     println!();
     println!("the same small requests with blocklist + request-stats vs no plugins");
-    let (mut with_total, mut without_total) = (Duration::ZERO, Duration::ZERO);
-    for round in 1..=args.rounds {
-        let with = builder(&args)?
-            .extension(ExtensionPlugin::start(builtin::BLOCKLIST.load(&runtime)?)?)
-            .probe(TelemetryPlugin::new(
+    println!("(and each plugin alone, to see what each costs)");
+    const KINDS: [&str; 4] = ["plugins", "none", "blocklist", "request-stats"];
+    let mut totals = [Duration::ZERO; 4];
+    let mut cpu_totals = [Duration::ZERO; 4];
+    let mut hosts = Vec::new();
+    for kind in KINDS {
+        let mut b = builder(&args)?;
+        if matches!(kind, "plugins" | "blocklist") {
+            b = b.extension(ExtensionPlugin::start(builtin::BLOCKLIST.load(&runtime)?)?);
+        }
+        if matches!(kind, "plugins" | "request-stats") {
+            b = b.probe(TelemetryPlugin::new(
                 builtin::REQUEST_STATS.load(&runtime)?,
-            )?)
-            .build()?;
-        let without = builder(&args)?.build()?;
-        let timed = |host: Host| {
-            let url = args.small_url.clone();
-            let (n, c) = (args.small_requests, args.concurrency);
-            async move {
-                let t = Instant::now();
-                many(&host, &url, n, c).await.map(|()| t.elapsed())
-            }
-        };
-        // Alternate which goes first, so warm-up favours neither.
-        let (w, wo) = if round % 2 == 1 {
-            let w = timed(with).await?;
-            (w, timed(without).await?)
-        } else {
-            let wo = timed(without).await?;
-            (timed(with).await?, wo)
-        };
-        let n = args.small_requests as f64;
-        println!(
-            "  round {round}: plugins {:>8.0} req/s   none {:>8.0} req/s",
-            n / w.as_secs_f64(),
-            n / wo.as_secs_f64()
-        );
-        with_total += w;
-        without_total += wo;
+            )?);
+        }
+        hosts.push(b.build()?);
     }
+    // Each round is cut into slices of a tenth of the requests, the four
+    // hosts taking turns slice by slice: this machine's
+    // throughput drifts by tens of percent over seconds, and fine
+    // interleaving spreads the drift evenly over the four.
+    const SLICES: usize = 10;
+    let slice = (args.small_requests / SLICES).max(1);
+    // Round 0 warms up (connections, caches, the CPU's clock) and is not
+    // counted.
+    for round in 0..=args.rounds {
+        let mut took = [Duration::ZERO; 4];
+        let mut cpu = [Duration::ZERO; 4];
+        for s in 0..SLICES {
+            // A different order each slice (all 24 come round), so no host
+            // always follows the same one.
+            let mut order = [0, 1, 2, 3];
+            let mut p = round as usize * SLICES + s;
+            for k in (1..order.len()).rev() {
+                order.swap(k, p % (k + 1));
+                p /= k + 1;
+            }
+            for i in order {
+                let (t, c) = (Instant::now(), process_cpu());
+                many(&hosts[i], &args.small_url, slice, args.concurrency).await?;
+                took[i] += t.elapsed();
+                // The probes' share of the work lands up to a batch delay
+                // later: count it for this host, not for the next one.
+                hosts[i].telemetry().flush(Duration::from_secs(5)).await;
+                cpu[i] += process_cpu().saturating_sub(c);
+            }
+        }
+        let n = (slice * SLICES) as f64;
+        let line: Vec<String> = KINDS
+            .iter()
+            .zip(took)
+            .map(|(k, t)| format!("{k} {:>6.0}", n / t.as_secs_f64()))
+            .collect();
+        if round == 0 {
+            println!("  warm-up (req/s): {}", line.join("   "));
+            continue;
+        }
+        println!("  round {round} (req/s): {}", line.join("   "));
+        for (total, t) in totals.iter_mut().zip(took) {
+            *total += t;
+        }
+        for (total, c) in cpu_totals.iter_mut().zip(cpu) {
+            *total += c;
+        }
+    }
+    let per_request =
+        |t: Duration| t.as_secs_f64() * 1e6 / (args.rounds as f64 * (slice * SLICES) as f64);
+    let none = per_request(totals[1]);
+    println!(
+        "  added per request: plugins {:+.2} µs, blocklist {:+.2} µs, request-stats {:+.2} µs (none: {none:.2} µs)",
+        per_request(totals[0]) - none,
+        per_request(totals[2]) - none,
+        per_request(totals[3]) - none,
+    );
+    // CPU time is steadier than throughput on a shared machine: it does
+    // not count the time this process waited for the CPU.
+    let cpu = cpu_totals.map(per_request);
+    println!(
+        "  sockhost CPU per request (all its threads): plugins {:.2} µs, none {:.2} µs, blocklist {:.2} µs, request-stats {:.2} µs",
+        cpu[0], cpu[1], cpu[2], cpu[3]
+    );
     println!(
         "  throughput ratio plugins/none: {:.3}",
-        without_total.as_secs_f64() / with_total.as_secs_f64()
+        totals[1].as_secs_f64() / totals[0].as_secs_f64()
     );
     Ok(())
 }

@@ -14,7 +14,9 @@ use sockhost::plugins::connect::{
     AttemptReport, Candidate, CandidateSource, ConnectPlugin, ConnectRequest, Outcome, PlanSource,
 };
 use sockhost::plugins::extension::{ExtensionPlugin, Header, Request, ResourceType, Response};
-use sockhost::plugins::telemetry::{Event, EventKind, RequestEndEvent, TelemetryPlugin};
+use sockhost::plugins::telemetry::{
+    Batch, Event, EventKind, HttpVersion, Method, RequestEndEvent, TelemetryPlugin,
+};
 use sockhost::plugins::LoadedPlugin;
 use sockhost_policy::World;
 
@@ -171,10 +173,10 @@ fn telemetry(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
             at: i,
             kind: EventKind::RequestEnd(RequestEndEvent {
                 id: i,
-                origin: origin(),
-                method: "GET".into(),
+                origin: 0,
+                method: Method::Get,
                 status: Some(200),
-                protocol: Some("h2".into()),
+                protocol: Some(HttpVersion::Http2),
                 bytes_sent: 0,
                 bytes_received: 1000,
                 time_to_first_byte: Some(5_000),
@@ -183,7 +185,11 @@ fn telemetry(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
             }),
         })
         .collect();
-    if let Err(e) = p.on_events(&events, 0) {
+    let batch = Batch {
+        origins: vec![origin()],
+        events,
+    };
+    if let Err(e) = p.on_events(&batch, 0) {
         bail!("smoke test: {e}");
     }
     if let Err(e) = p.collect() {

@@ -144,11 +144,7 @@ impl Dialer {
     /// Opens a connection to `origin`.
     pub async fn dial(&self, origin: &OriginKey) -> Result<Established, String> {
         let t0 = Instant::now();
-        let wit_origin = Origin {
-            scheme: origin.scheme.clone(),
-            host: origin.host.clone(),
-            port: origin.port,
-        };
+        let wit_origin = self.bus.origin(&origin.scheme, &origin.host, origin.port);
         let resolution = match self.resolver.resolve(&origin.host, origin.port).await {
             Ok(r) => r,
             Err(e) => {
@@ -231,7 +227,7 @@ impl Dialer {
             .cloned()
             .unwrap_or_default();
         let request = ConnectRequest {
-            origin: wit_origin.clone(),
+            origin: Origin::clone(&wit_origin),
             candidates: candidates.clone(),
             history,
             network_changed: false,
@@ -263,15 +259,18 @@ impl Dialer {
         };
         for a in summary.iter().filter(|a| a.started.is_some()) {
             let address = wit_address(endpoints[&a.candidate]);
-            self.bus
-                .publish(EventKind::ConnectAttempt(ConnectAttemptEvent {
-                    origin: wit_origin.clone(),
+            self.bus.publish_for(
+                &wit_origin,
+                EventKind::ConnectAttempt(ConnectAttemptEvent {
+                    origin: 0,
                     transport: Transport::Tcp,
                     address,
-                }));
-            self.bus
-                .publish(EventKind::ConnectResult(ConnectResultEvent {
-                    origin: wit_origin.clone(),
+                }),
+            );
+            self.bus.publish_for(
+                &wit_origin,
+                EventKind::ConnectResult(ConnectResultEvent {
+                    origin: 0,
                     transport: Transport::Tcp,
                     address,
                     elapsed: a.elapsed.unwrap_or_default().as_micros() as u64,
@@ -281,7 +280,8 @@ impl Dialer {
                         Outcome::Cancelled => Some("cancelled".into()),
                         Outcome::NotStarted => Some("not started".into()),
                     },
-                }));
+                }),
+            );
         }
         self.learn(origin, &wit_origin, &candidates, &summary, &endpoints);
         let won = raced.map_err(|e| e.to_string())?;
@@ -308,11 +308,7 @@ impl Dialer {
         stream: TcpStream,
         mut info: ConnectionInfo,
     ) -> Result<Established, String> {
-        let wit_origin = Origin {
-            scheme: origin.scheme.clone(),
-            host: origin.host.clone(),
-            port: origin.port,
-        };
+        let wit_origin = self.bus.origin(&origin.scheme, &origin.host, origin.port);
         let (closed_tx, closed) = oneshot::channel();
         if origin.scheme == "https" {
             let offer = match self.version {
@@ -326,25 +322,31 @@ impl Dialer {
             let h = match self.tls.connect(name, offer, stream).await {
                 Ok(h) => h,
                 Err(e) => {
-                    self.bus.publish(EventKind::Tls(TlsEvent {
-                        origin: wit_origin.clone(),
-                        version: String::new(),
-                        alpn: None,
-                        resumed: false,
-                        elapsed: t2.elapsed().as_micros() as u64,
-                        error: Some(e.to_string()),
-                    }));
+                    self.bus.publish_for(
+                        &wit_origin,
+                        EventKind::Tls(TlsEvent {
+                            origin: 0,
+                            version: String::new(),
+                            alpn: None,
+                            resumed: false,
+                            elapsed: t2.elapsed().as_micros() as u64,
+                            error: Some(e.to_string()),
+                        }),
+                    );
                     return Err(e.to_string());
                 }
             };
-            self.bus.publish(EventKind::Tls(TlsEvent {
-                origin: wit_origin.clone(),
-                version: h.version.clone(),
-                alpn: h.alpn.clone(),
-                resumed: h.resumed,
-                elapsed: h.elapsed.as_micros() as u64,
-                error: None,
-            }));
+            self.bus.publish_for(
+                &wit_origin,
+                EventKind::Tls(TlsEvent {
+                    origin: 0,
+                    version: h.version.clone(),
+                    alpn: h.alpn.clone(),
+                    resumed: h.resumed,
+                    elapsed: h.elapsed.as_micros() as u64,
+                    error: None,
+                }),
+            );
             info.tls = h.elapsed;
             info.tls_version = Some(h.version);
             info.resumed = h.resumed;

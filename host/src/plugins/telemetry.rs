@@ -28,12 +28,59 @@ mod generated {
 }
 
 pub use generated::exports::sockhost::plugin::telemetry::{
-    CongestionSample, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind,
-    Histogram, Metric, MetricValue, PluginFaultEvent, RequestEndEvent, RequestStartEvent, TlsEvent,
+    Batch, CongestionSample, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind,
+    Histogram, HttpVersion, Method, Metric, MetricValue, OriginIndex, PluginFaultEvent,
+    RequestEndEvent, RequestStartEvent, TlsEvent,
 };
 
 /// Most events in one batch.
 pub const MAX_BATCH: usize = 1024;
+
+impl Method {
+    /// The WIT form of an HTTP method.
+    pub fn from_http(m: &http::Method) -> Method {
+        match *m {
+            http::Method::GET => Method::Get,
+            http::Method::HEAD => Method::Head,
+            http::Method::POST => Method::Post,
+            http::Method::PUT => Method::Put,
+            http::Method::DELETE => Method::Delete,
+            http::Method::OPTIONS => Method::Options,
+            http::Method::PATCH => Method::Patch,
+            http::Method::CONNECT => Method::Connect,
+            http::Method::TRACE => Method::Trace,
+            _ => Method::Other(m.as_str().to_owned()),
+        }
+    }
+}
+
+impl HttpVersion {
+    /// The WIT form of an HTTP version; `None` for HTTP/0.9 and 1.0, which
+    /// the host does not speak.
+    pub fn from_http(v: http::Version) -> Option<HttpVersion> {
+        match v {
+            http::Version::HTTP_11 => Some(HttpVersion::Http1),
+            http::Version::HTTP_2 => Some(HttpVersion::Http2),
+            http::Version::HTTP_3 => Some(HttpVersion::Http3),
+            _ => None,
+        }
+    }
+}
+
+impl EventKind {
+    /// The origin index this event carries, if its kind names an origin.
+    pub fn origin_mut(&mut self) -> Option<&mut OriginIndex> {
+        match self {
+            EventKind::Dns(_) | EventKind::PluginFault(_) => None,
+            EventKind::ConnectAttempt(e) => Some(&mut e.origin),
+            EventKind::ConnectResult(e) => Some(&mut e.origin),
+            EventKind::Tls(e) => Some(&mut e.origin),
+            EventKind::RequestStart(e) => Some(&mut e.origin),
+            EventKind::RequestEnd(e) => Some(&mut e.origin),
+            EventKind::Congestion(e) => Some(&mut e.origin),
+        }
+    }
+}
 /// Most metrics one `collect` may return.
 pub const MAX_METRICS: usize = 10_000;
 /// Most labels on one metric.
@@ -135,27 +182,17 @@ impl TelemetryPlugin {
         &self.inner
     }
 
-    /// Delivers a batch of events (split into calls of at most
-    /// [`MAX_BATCH`]); `dropped` counts events lost since the last batch.
-    pub fn on_events(&mut self, events: &[Event], dropped: u64) -> Result<(), CallError> {
-        if events.is_empty() && dropped == 0 {
+    /// Delivers a batch of at most [`MAX_BATCH`] events whose origin
+    /// indexes are valid for `batch.origins` (the bus builds batches so);
+    /// `dropped` counts events lost since the last batch.
+    pub fn on_events(&mut self, batch: &Batch, dropped: u64) -> Result<(), CallError> {
+        if batch.events.is_empty() && dropped == 0 {
             return Ok(());
         }
-        let mut dropped = dropped;
-        for chunk in events.chunks(MAX_BATCH.max(1)) {
-            self.inner.call("on-events", |b, s| {
-                b.0.sockhost_plugin_telemetry()
-                    .call_on_events(s, chunk, dropped)
-            })?;
-            dropped = 0;
-        }
-        if events.is_empty() {
-            self.inner.call("on-events", |b, s| {
-                b.0.sockhost_plugin_telemetry()
-                    .call_on_events(s, &[], dropped)
-            })?;
-        }
-        Ok(())
+        self.inner.call("on-events", |b, s| {
+            b.0.sockhost_plugin_telemetry()
+                .call_on_events(s, batch, dropped)
+        })
     }
 
     /// Collects the probe's metrics, checked.

@@ -1,7 +1,7 @@
 //! `request-stats`: a telemetry probe counting requests, bytes and latency
 //! per origin.
 
-use sockhost_sdk::telemetry::{Event, Metric, Probe};
+use sockhost_sdk::telemetry::{Batch, Metric, Probe};
 
 mod stats;
 
@@ -12,8 +12,8 @@ impl Probe for RequestStats {
         RequestStats(stats::Stats::default())
     }
 
-    fn on_events(&mut self, events: Vec<Event>, dropped: u64) {
-        self.0.record(&events, dropped);
+    fn on_events(&mut self, batch: Batch, dropped: u64) {
+        self.0.record(batch, dropped);
     }
 
     fn collect(&mut self) -> Vec<Metric> {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sockhost_sdk::telemetry::{Event, EventKind, Histogram, Metric, MetricValue};
+use sockhost_sdk::telemetry::{Batch, EventKind, Histogram, Metric, MetricValue};
 
 /// Origins tracked individually; requests to further origins count under
 /// [`OTHER`] so that a page touching many hosts cannot grow the plugin
@@ -40,30 +40,73 @@ impl OriginStats {
     }
 }
 
+/// An origin as a map key, built by moving the batch's strings.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct OriginKey {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl OriginKey {
+    fn label(&self) -> String {
+        format!("{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
 /// All statistics.
 #[derive(Debug, Default)]
 pub struct Stats {
-    origins: BTreeMap<String, OriginStats>,
+    /// Where each tracked origin's statistics are in `per_origin`.
+    /// Invariant: at most [`MAX_ORIGINS`] entries, each a valid position.
+    index: BTreeMap<OriginKey, usize>,
+    per_origin: Vec<OriginStats>,
+    /// Requests to origins beyond the first [`MAX_ORIGINS`].
+    other: Option<OriginStats>,
     dropped: u64,
     started: u64,
 }
 
 impl Stats {
     /// Accounts a batch of events.
-    pub fn record(&mut self, events: &[Event], dropped: u64) {
+    pub fn record(&mut self, batch: Batch, dropped: u64) {
         self.dropped += dropped;
-        for event in events {
-            match &event.kind {
+        let mut keys: Vec<Option<OriginKey>> = batch
+            .origins
+            .into_iter()
+            .map(|o| {
+                Some(OriginKey {
+                    scheme: o.scheme,
+                    host: o.host,
+                    port: o.port,
+                })
+            })
+            .collect();
+        // Where each of the batch's origins counts (`None`: under OTHER),
+        // decided at its first request-end in the batch.
+        let mut slots: Vec<Option<Option<usize>>> = vec![None; keys.len()];
+        for event in batch.events {
+            match event.kind {
                 EventKind::RequestStart(_) => self.started += 1,
                 EventKind::RequestEnd(end) => {
-                    let key = end.origin.to_url_prefix();
-                    let key = if self.origins.contains_key(&key) || self.origins.len() < MAX_ORIGINS
-                    {
-                        key
-                    } else {
-                        OTHER.to_owned()
+                    let i = end.origin as usize;
+                    // The host sends only valid indexes; skip rather than
+                    // panic if one is not.
+                    let (Some(slot), Some(key)) = (slots.get_mut(i), keys.get_mut(i)) else {
+                        continue;
                     };
-                    let s = self.origins.entry(key).or_insert_with(OriginStats::new);
+                    let slot = match *slot {
+                        Some(decided) => decided,
+                        None => {
+                            let decided = key.take().and_then(|k| self.slot_for(k));
+                            *slot = Some(decided);
+                            decided
+                        }
+                    };
+                    let s = match slot {
+                        Some(p) => &mut self.per_origin[p],
+                        None => self.other.get_or_insert_with(OriginStats::new),
+                    };
                     s.requests += 1;
                     s.bytes_sent += end.bytes_sent;
                     s.bytes_received += end.bytes_received;
@@ -84,6 +127,20 @@ impl Stats {
         }
     }
 
+    /// Where `key`'s statistics are, adding it while under the cap.
+    fn slot_for(&mut self, key: OriginKey) -> Option<usize> {
+        if let Some(&p) = self.index.get(&key) {
+            return Some(p);
+        }
+        if self.index.len() >= MAX_ORIGINS {
+            return None;
+        }
+        self.per_origin.push(OriginStats::new());
+        let p = self.per_origin.len() - 1;
+        self.index.insert(key, p);
+        Some(p)
+    }
+
     /// The metrics, Prometheus-style names.
     pub fn metrics(&self) -> Vec<Metric> {
         let mut out = vec![
@@ -100,7 +157,12 @@ impl Stats {
                 MetricValue::Counter(self.dropped),
             ),
         ];
-        for (origin, s) in &self.origins {
+        let all = self
+            .index
+            .iter()
+            .map(|(k, p)| (k.label(), &self.per_origin[*p]))
+            .chain(self.other.iter().map(|s| (OTHER.to_owned(), s)));
+        for (origin, s) in all {
             let labels = || vec![("origin".to_owned(), origin.clone())];
             out.push(metric(
                 "sockhost_requests_total",
@@ -169,28 +231,34 @@ fn metric(name: &str, help: &str, labels: Vec<(String, String)>, value: MetricVa
 
 #[cfg(test)]
 mod tests {
-    use sockhost_sdk::telemetry::{RequestEndEvent, RequestStartEvent};
+    use sockhost_sdk::telemetry::{Event, HttpVersion, Method, RequestEndEvent, RequestStartEvent};
     use sockhost_sdk::types::Origin;
 
     use super::*;
 
-    fn origin(host: &str) -> Origin {
-        Origin {
-            scheme: "https".into(),
-            host: host.into(),
-            port: 443,
+    fn batch(hosts: &[&str], events: Vec<Event>) -> Batch {
+        Batch {
+            origins: hosts
+                .iter()
+                .map(|h| Origin {
+                    scheme: "https".into(),
+                    host: (*h).into(),
+                    port: 443,
+                })
+                .collect(),
+            events,
         }
     }
 
-    fn end(host: &str, status: Option<u16>, total_us: u64) -> Event {
+    fn end(origin: u32, status: Option<u16>, total_us: u64) -> Event {
         Event {
             at: 0,
             kind: EventKind::RequestEnd(RequestEndEvent {
                 id: 1,
-                origin: origin(host),
-                method: "GET".into(),
+                origin,
+                method: Method::Get,
                 status,
-                protocol: Some("h2".into()),
+                protocol: Some(HttpVersion::Http2),
                 bytes_sent: 100,
                 bytes_received: 1000,
                 time_to_first_byte: Some(total_us / 2),
@@ -214,18 +282,21 @@ mod tests {
             at: 0,
             kind: EventKind::RequestStart(RequestStartEvent {
                 id: 1,
-                origin: origin("a.test"),
-                method: "GET".into(),
-                headers: vec![],
+                origin: 0,
+                method: Method::Get,
+                headers: None,
             }),
         };
         s.record(
-            &[
-                start,
-                end("a.test", Some(200), 3_000),
-                end("a.test", Some(404), 30_000),
-                end("b.test", None, 1_000),
-            ],
+            batch(
+                &["a.test", "b.test"],
+                vec![
+                    start,
+                    end(0, Some(200), 3_000),
+                    end(0, Some(404), 30_000),
+                    end(1, None, 1_000),
+                ],
+            ),
             7,
         );
         let m = s.metrics();
@@ -263,13 +334,44 @@ mod tests {
     }
 
     #[test]
+    fn an_origin_adds_up_across_batches_whatever_its_index() {
+        let mut s = Stats::default();
+        s.record(batch(&["a.test"], vec![end(0, Some(200), 1_000)]), 0);
+        s.record(
+            batch(&["b.test", "a.test"], vec![end(1, Some(200), 1_000)]),
+            0,
+        );
+        assert!(matches!(
+            find(
+                &s.metrics(),
+                "sockhost_requests_total",
+                "https://a.test:443"
+            ),
+            MetricValue::Counter(2)
+        ));
+        // b.test was named but had no request end: no series for it.
+        assert_eq!(s.index.len(), 1);
+    }
+
+    #[test]
+    fn an_index_outside_the_batch_is_skipped() {
+        let mut s = Stats::default();
+        s.record(batch(&["a.test"], vec![end(5, Some(200), 1_000)]), 0);
+        assert!(s.index.is_empty() && s.other.is_none());
+    }
+
+    #[test]
     fn origins_are_bounded() {
         let mut s = Stats::default();
-        let events: Vec<Event> = (0..MAX_ORIGINS + 10)
-            .map(|i| end(&format!("h{i}.test"), Some(200), 1000))
+        let hosts: Vec<String> = (0..MAX_ORIGINS + 10)
+            .map(|i| format!("h{i}.test"))
             .collect();
-        s.record(&events, 0);
-        assert_eq!(s.origins.len(), MAX_ORIGINS + 1);
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let events = (0..hosts.len() as u32)
+            .map(|i| end(i, Some(200), 1000))
+            .collect();
+        s.record(batch(&hosts, events), 0);
+        assert_eq!(s.index.len(), MAX_ORIGINS);
         assert!(matches!(
             find(&s.metrics(), "sockhost_requests_total", OTHER),
             MetricValue::Counter(10)
