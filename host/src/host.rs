@@ -154,12 +154,36 @@ pub struct FetchResponse {
 /// A streaming response body; returns its connection to the pool at the end.
 #[derive(Debug)]
 pub struct ResponseBody {
-    inner: Incoming,
+    inner: BodySource,
     lease: Option<Lease>,
     /// The request-end event to publish when the body ends or is dropped
     /// (boxed: the response is moved across await points, the event is big).
     end: Option<Box<RequestEnd>>,
 }
+
+/// Where a response body comes from.
+enum BodySource {
+    /// HTTP/1.1 and HTTP/2.
+    Hyper(Incoming),
+    /// HTTP/3: the request's stream (boxed: it is large, and the response
+    /// moves across await points); `done` once its data ended.
+    H3 {
+        stream: Box<h3::client::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>>,
+        done: bool,
+    },
+}
+
+impl std::fmt::Debug for BodySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodySource::Hyper(b) => b.fmt(f),
+            BodySource::H3 { done, .. } => write!(f, "h3 stream (done: {done})"),
+        }
+    }
+}
+
+/// An error while a response body streams.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request-end event waiting for its body to end.
 #[derive(Debug)]
@@ -219,13 +243,31 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let polled: Poll<Option<Result<Frame<Bytes>, BodyError>>> = match &mut self.inner {
+            BodySource::Hyper(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BodyError::from))),
+            BodySource::H3 { done: true, .. } => Poll::Ready(None),
+            BodySource::H3 { stream, done } => match stream.poll_recv_data(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(Some(mut buf))) => {
+                    let len = bytes::Buf::remaining(&buf);
+                    let data = bytes::Buf::copy_to_bytes(&mut buf, len);
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Poll::Ready(Ok(None)) => {
+                    *done = true;
+                    Poll::Ready(None)
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Some(Err(BodyError::from(e)))),
+            },
+        };
         match &polled {
             Poll::Ready(None) => {
                 if let Some(lease) = self.lease.take() {
@@ -259,7 +301,13 @@ impl Drop for ResponseBody {
         if let Some(lease) = self.lease.take() {
             // Unread HTTP/1.1 bytes make the connection unusable; an
             // HTTP/2 stream is simply reset.
-            let reusable = self.inner.is_end_stream() || matches!(lease.sender, Sender::Http2(_));
+            let reusable = match &self.inner {
+                BodySource::Hyper(b) => {
+                    b.is_end_stream() || matches!(lease.sender, Sender::Http2(_))
+                }
+                // The stream is reset; the connection carries on.
+                BodySource::H3 { .. } => true,
+            };
             lease.give_back(reusable);
         }
     }
@@ -268,6 +316,8 @@ impl Drop for ResponseBody {
 /// Builds a [`Host`].
 #[derive(Debug, Default)]
 pub struct HostBuilder {
+    /// Batching is on unless this is set (so that `Default` means on).
+    no_udp_batching: bool,
     dns: DnsConfig,
     tls: TlsOptions,
     version: VersionPref,
@@ -324,6 +374,13 @@ impl HostBuilder {
         self
     }
 
+    /// Turns batched UDP I/O (recvmmsg, GSO, GRO) off for QUIC: one
+    /// datagram per system call, for comparison. On by default.
+    pub fn udp_batching(mut self, on: bool) -> Self {
+        self.no_udp_batching = !on;
+        self
+    }
+
     /// Force an HTTP version.
     pub fn version(mut self, v: VersionPref) -> Self {
         self.version = v;
@@ -353,8 +410,13 @@ impl HostBuilder {
         let resolver = Resolver::new(&self.dns).map_err(|e| FetchError::Setup(e.to_string()))?;
         let tls = Tls::new(&self.tls).map_err(|e| FetchError::Setup(e.to_string()))?;
         let bus = Bus::start(self.probes);
+        let mut quic = crate::net::quic::Quic::new(tls.h3_config(), !self.no_udp_batching)
+            .map_err(FetchError::Setup)?;
+        // One handshake timeout for TCP and QUIC attempts alike.
+        quic.handshake_timeout = self.connector.connect_timeout;
         let dialer = Dialer {
             resolver: Arc::new(resolver),
+            quic,
             tls,
             connector: self.connector,
             version: self.version,
@@ -366,7 +428,6 @@ impl HostBuilder {
         };
         Ok(Host {
             manager: Manager::start(dialer, self.pool),
-            version: self.version,
             request_timeout: self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
             extensions: self.extensions,
             next_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
@@ -379,7 +440,6 @@ impl HostBuilder {
 #[derive(Debug, Clone)]
 pub struct Host {
     manager: Manager,
-    version: VersionPref,
     request_timeout: Duration,
     extensions: Extensions,
     next_id: Arc<std::sync::atomic::AtomicU64>,
@@ -556,11 +616,15 @@ impl Host {
             format!("{}:{}", origin.host, origin.port)
         };
         let mut builder = http::Request::builder().method(request.method.clone());
-        let is_h2 = matches!(lease.sender, Sender::Http2(_));
-        builder = if is_h2 {
+        let multiplexed = matches!(lease.sender, Sender::Http2(_) | Sender::Http3(_));
+        builder = if multiplexed {
+            let version = match lease.sender {
+                Sender::Http3(_) => Version::HTTP_3,
+                _ => Version::HTTP_2,
+            };
             builder
                 .uri(format!("{}://{}{}", origin.scheme, host_header, path))
-                .version(Version::HTTP_2)
+                .version(version)
         } else {
             builder
                 .uri(path.clone())
@@ -582,27 +646,54 @@ impl Host {
         for (n, v) in headers.iter() {
             req.headers_mut().append(n.clone(), v.clone());
         }
-        let _ = self.version;
         let mut lease = lease;
+        let body = request.body.clone();
         let sent = async {
+            let hyper_response = |r: Result<http::Response<Incoming>, hyper::Error>| {
+                r.map(|r| {
+                    let (parts, b) = r.into_parts();
+                    (parts, BodySource::Hyper(b))
+                })
+                .map_err(|e| e.to_string())
+            };
             match &mut lease.sender {
                 Sender::Http1(s) => {
-                    s.ready().await?;
-                    s.send_request(req).await
+                    s.ready().await.map_err(|e| e.to_string())?;
+                    hyper_response(s.send_request(req).await)
                 }
                 Sender::Http2(s) => {
-                    s.ready().await?;
-                    s.send_request(req).await
+                    s.ready().await.map_err(|e| e.to_string())?;
+                    hyper_response(s.send_request(req).await)
+                }
+                Sender::Http3(s) => {
+                    let (parts, _) = req.into_parts();
+                    let mut stream = s
+                        .send_request(http::Request::from_parts(parts, ()))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if !body.is_empty() {
+                        stream.send_data(body).await.map_err(|e| e.to_string())?;
+                    }
+                    stream.finish().await.map_err(|e| e.to_string())?;
+                    let response = stream.recv_response().await.map_err(|e| e.to_string())?;
+                    let (parts, ()) = response.into_parts();
+                    Ok((
+                        parts,
+                        BodySource::H3 {
+                            stream: Box::new(stream),
+                            done: false,
+                        },
+                    ))
                 }
             }
         };
-        let response = match tokio::time::timeout(self.request_timeout, sent).await {
+        let (parts, source) = match tokio::time::timeout(self.request_timeout, sent).await {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
+            Ok(Err(message)) => {
                 lease.give_back(false);
                 return Err(FetchError::Http {
                     origin: origin_text,
-                    message: e.to_string(),
+                    message,
                 });
             }
             Err(_) => {
@@ -614,7 +705,6 @@ impl Host {
             }
         };
         let first_byte = started.elapsed();
-        let (parts, incoming) = response.into_parts();
         let timings = if reused {
             Timings {
                 first_byte,
@@ -633,7 +723,7 @@ impl Host {
             version: parts.version,
             headers: parts.headers,
             body: ResponseBody {
-                inner: incoming,
+                inner: source,
                 lease: Some(lease),
                 end: None,
             },

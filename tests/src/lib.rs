@@ -88,6 +88,28 @@ pub fn set_key(text: String, table: &str, key: &str, value: &str) -> String {
     out.join("\n") + "\n"
 }
 
+/// A runtime with two workers for a test's async part.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A host builder that reaches `origin` as `www.test` and trusts only its
+/// CA.
+pub fn origin_host(origin: &origin::TestOrigin) -> sockhost::host::HostBuilder {
+    sockhost::host::Host::builder()
+        .resolve(
+            format!("www.test:{}:127.0.0.1", origin.addr.port())
+                .parse::<sockhost::net::dns::ResolveOverride>()
+                .expect("a valid override"),
+        )
+        .ca_file(origin.ca_file.clone())
+        .no_platform_roots()
+}
+
 /// A GET request for `url` with a few ordinary headers and a cookie.
 pub fn request(id: u64, url: &str) -> Request {
     let h = |n: &str, v: &str| Header {

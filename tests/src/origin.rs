@@ -1,5 +1,6 @@
 //! An HTTPS origin on loopback written with hyper, with a private CA made
-//! by rcgen: HTTP/1.1 and HTTP/2 by ALPN, counting its connections.
+//! by rcgen: HTTP/1.1 and HTTP/2 by ALPN, counting its connections; with
+//! `h3`, also HTTP/3 (quinn + h3) on the same port number over UDP.
 //!
 //! Routes: `/` (a short text), `/bytes/N` (N bytes of a known pattern),
 //! `/slow/MS` (answers after MS milliseconds), `/headers` (the request
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -35,6 +36,8 @@ pub struct OriginOptions {
     /// connection) and accept nothing for this long: SYNs arriving
     /// meanwhile are dropped, as on a lossy path.
     pub full_backlog_for: Option<Duration>,
+    /// Also serve HTTP/3 over QUIC on the same port number (UDP).
+    pub h3: bool,
 }
 
 impl Default for OriginOptions {
@@ -45,6 +48,7 @@ impl Default for OriginOptions {
             expired: false,
             slow_new_connections: None,
             full_backlog_for: None,
+            h3: false,
         }
     }
 }
@@ -56,6 +60,7 @@ pub struct TestOrigin {
     /// The CA that signed its certificate, as a PEM file (`--ca`).
     pub ca_file: PathBuf,
     connections: Arc<AtomicUsize>,
+    quic_connections: Arc<AtomicUsize>,
     open: Arc<(AtomicUsize, AtomicUsize)>,
     _dir: tempfile::TempDir,
     runtime: Option<tokio::runtime::Runtime>,
@@ -123,6 +128,12 @@ impl TestOrigin {
             )
             .unwrap();
         config.alpn_protocols = options.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let h3_crypto = options.h3.then(|| {
+            let mut c = config.clone();
+            c.alpn_protocols = vec![b"h3".to_vec()];
+            c.max_early_data_size = 0;
+            c
+        });
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -185,10 +196,22 @@ impl TestOrigin {
                 });
             }
         });
+        let quic_connections = Arc::new(AtomicUsize::new(0));
+        if let Some(crypto) = h3_crypto {
+            let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)
+                .expect("a TLS 1.3 config for QUIC");
+            let server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+            let endpoint = {
+                let _guard = runtime.enter();
+                quinn::Endpoint::server(server, addr).expect("UDP port of the origin")
+            };
+            runtime.spawn(serve_h3(endpoint, quic_connections.clone()));
+        }
         TestOrigin {
             addr,
             ca_file,
             connections,
+            quic_connections,
             open,
             _dir: dir,
             runtime: Some(runtime),
@@ -198,6 +221,11 @@ impl TestOrigin {
     /// The most connections that were open at the same time.
     pub fn max_open(&self) -> usize {
         self.open.1.load(Ordering::SeqCst)
+    }
+
+    /// QUIC connections accepted so far.
+    pub fn quic_connections(&self) -> usize {
+        self.quic_connections.load(Ordering::SeqCst)
     }
 
     /// TCP connections accepted so far.
@@ -216,7 +244,47 @@ impl Drop for TestOrigin {
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-async fn route(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// Serves HTTP/3 on `endpoint`: the same routes as over TCP.
+async fn serve_h3(endpoint: quinn::Endpoint, counter: Arc<AtomicUsize>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let counter = counter.clone();
+        tokio::spawn(async move {
+            let Ok(conn) = incoming.await else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let Ok(mut h3) =
+                h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(conn)).await
+            else {
+                return;
+            };
+            while let Ok(Some(resolver)) = h3.accept().await {
+                tokio::spawn(async move {
+                    let Ok((req, mut stream)) = resolver.resolve_request().await else {
+                        return;
+                    };
+                    let Ok(response) = route(req).await;
+                    let (parts, mut body) = response.into_parts();
+                    if stream
+                        .send_response(Response::from_parts(parts, ()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    while let Some(Ok(frame)) = body.frame().await {
+                        if let Ok(data) = frame.into_data() {
+                            if stream.send_data(data).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    let _ = stream.finish().await;
+                });
+            }
+        });
+    }
+}
+
+async fn route<B>(req: Request<B>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let version = format!("{:?}", req.version());
     let text = |status: u16, body: String| {

@@ -7,27 +7,10 @@ use sockhost::host::{read_all, FetchRequest, Host};
 use sockhost::net::dns::ResolveOverride;
 use sockhost::net::http::VersionPref;
 use sockhost_tests::origin::{pattern_byte, OriginOptions, TestOrigin};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use sockhost_tests::{origin_host, rt};
 
 fn host(origin: &TestOrigin, version: VersionPref) -> Host {
-    Host::builder()
-        .resolve(
-            format!("www.test:{}:127.0.0.1", origin.addr.port())
-                .parse::<ResolveOverride>()
-                .unwrap(),
-        )
-        .ca_file(origin.ca_file.clone())
-        .no_platform_roots()
-        .version(version)
-        .build()
-        .unwrap()
+    origin_host(origin).version(version).build().unwrap()
 }
 
 fn url(origin: &TestOrigin, path: &str) -> String {

@@ -171,3 +171,29 @@ fn the_default_plugins_act_on_live_requests() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["plugin_actions"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn fetch_http3_speaks_quic_and_says_so() {
+    let origin = TestOrigin::start(OriginOptions {
+        h3: true,
+        ..OriginOptions::default()
+    });
+    for extra in [
+        &["--json", "--http3"][..],
+        &["--json", "--http3", "--no-udp-batching"],
+    ] {
+        let out = fetch(&origin, extra, "/bytes/200000");
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert_eq!(v["http_version"], "HTTP/3", "{v}");
+        assert_eq!(v["bytes"], 200000);
+        assert_eq!(v["tls"]["alpn"], "h3", "{v}");
+        assert_eq!(v["attempts"][0]["outcome"], "won", "{v}");
+        assert_eq!(v["attempts"][0]["transport"], "quic", "{v}");
+    }
+    assert_eq!(origin.connections(), 0, "no TCP for --http3");
+}

@@ -32,11 +32,18 @@ pub struct FetchArgs {
     #[arg(long = "dns-server", value_name = "ADDR:PORT")]
     pub dns_server: Vec<SocketAddr>,
     /// Use HTTP/1.1 only.
-    #[arg(long = "http1.1", conflicts_with = "http2")]
+    #[arg(long = "http1.1", conflicts_with_all = ["http2", "http3"])]
     pub http1: bool,
     /// Use HTTP/2 only.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "http3")]
     pub http2: bool,
+    /// Use HTTP/3 (QUIC) only.
+    #[arg(long)]
+    pub http3: bool,
+    /// Send and receive one UDP datagram per system call (no recvmmsg,
+    /// GSO or GRO), for comparison.
+    #[arg(long)]
+    pub no_udp_batching: bool,
     /// A request header, 'Name: value' (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
@@ -138,9 +145,12 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
             VersionPref::Http1
         } else if args.http2 {
             VersionPref::Http2
+        } else if args.http3 {
+            VersionPref::Http3
         } else {
             VersionPref::Auto
         })
+        .udp_batching(!args.no_udp_batching)
         .request_timeout(Duration::from_secs_f64(args.max_time).min(config.request_timeout));
     for r in &args.resolve {
         builder = builder.resolve(r.parse::<ResolveOverride>().map_err(anyhow::Error::msg)?);
@@ -207,6 +217,7 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
             .map(|a| {
                 serde_json::json!({
                     "address": c.candidates.iter().find(|(id, _)| *id == a.candidate).map(|(_, addr)| addr.to_string()),
+                    "transport": if a.tcp { "tcp" } else { "quic" },
                     "syn_retry_twin": a.twin,
                     "start_ms": a.started.map(ms),
                     "duration_ms": a.elapsed.map(ms),
@@ -223,7 +234,10 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         let v = serde_json::json!({
             "url": args.url,
             "status": response.status.as_u16(),
-            "http_version": format!("{:?}", response.version),
+            "http_version": match response.version {
+                http::Version::HTTP_3 => "HTTP/3".to_owned(),
+                v => format!("{v:?}"),
+            },
             "remote_address": c.remote.map(|a| a.to_string()),
             "reused_connection": response.reused,
             "planned_by": (!response.reused).then(|| c.planned_by.clone()),

@@ -1,9 +1,11 @@
-//! The tokio shell around [`Race`]: it opens the TCP connections the race
-//! asks for, feeds their outcomes back, and hands over the winner. Kept
-//! attempts (a winner's syn-retry twin) finish in the background and, if
-//! they connect, go to the idle pool through a channel.
+//! The tokio shell around [`Race`]: it opens the connections the race asks
+//! for (TCP here; any transport through [`Connector::race_with`]), feeds
+//! their outcomes back, and hands over the winner. Kept attempts (a
+//! winner's syn-retry twin) finish in the background and, if they connect,
+//! go to the idle pool through a channel.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -27,9 +29,9 @@ pub struct LateConnection {
 
 /// The race's winner.
 #[derive(Debug)]
-pub struct Connected {
+pub struct Connected<T = TcpStream> {
     /// The connection.
-    pub stream: TcpStream,
+    pub stream: T,
     /// Where it goes.
     pub addr: SocketAddr,
     /// The winning candidate.
@@ -84,17 +86,49 @@ impl Default for Connector {
     }
 }
 
-type AttemptResult = (AttemptId, std::io::Result<TcpStream>);
+type AttemptResult<T> = (AttemptId, std::io::Result<T>);
 
 impl Connector {
-    /// Races `plan` over `endpoints` (candidate id → address). `what` names
-    /// the destination in errors.
+    /// Races `plan` over `endpoints` (candidate id → address) with TCP.
+    /// `what` names the destination in errors.
     pub async fn race(
         &self,
         what: &str,
         endpoints: &HashMap<u32, SocketAddr>,
         plan: &[PlannedAttempt],
     ) -> Result<Connected, ConnectError> {
+        let timeout = self.connect_timeout;
+        let late = self.late.clone();
+        self.race_with(
+            what,
+            endpoints,
+            plan,
+            move |addr| connect(addr, timeout),
+            move |stream: TcpStream| {
+                if let (Some(late), Ok(addr)) = (&late, stream.peer_addr()) {
+                    let _ = late.send(LateConnection { addr, stream });
+                }
+            },
+        )
+        .await
+    }
+
+    /// Races `plan` with `open` making each attempt's connection; a kept
+    /// attempt that connects after the race was won goes to `on_late`.
+    pub async fn race_with<T, Open, Fut, Late>(
+        &self,
+        what: &str,
+        endpoints: &HashMap<u32, SocketAddr>,
+        plan: &[PlannedAttempt],
+        open: Open,
+        on_late: Late,
+    ) -> Result<Connected<T>, ConnectError>
+    where
+        T: Send + 'static,
+        Open: Fn(SocketAddr) -> Fut,
+        Fut: Future<Output = std::io::Result<T>> + Send + 'static,
+        Late: Fn(T) + Send + 'static,
+    {
         let started = Instant::now();
         let plan: Vec<PlannedAttempt> = plan
             .iter()
@@ -102,12 +136,12 @@ impl Connector {
             .copied()
             .collect();
         let mut race = Race::new(&plan, self.prefs, started);
-        let mut set: JoinSet<AttemptResult> = JoinSet::new();
+        let mut set: JoinSet<AttemptResult<T>> = JoinSet::new();
         let mut handles: HashMap<AttemptId, AbortHandle> = HashMap::new();
         let mut failures = Vec::new();
         let mut actions = race.poll(started);
         // The stream of the attempt whose connection is being reported.
-        let mut just_connected: Option<(AttemptId, TcpStream)> = None;
+        let mut just_connected: Option<(AttemptId, T)> = None;
         loop {
             let mut won = None;
             for action in actions.drain(..) {
@@ -115,9 +149,8 @@ impl Connector {
                     Action::Start {
                         attempt, candidate, ..
                     } => {
-                        let addr = endpoints[&candidate];
-                        let timeout = self.connect_timeout;
-                        let h = set.spawn(async move { (attempt, connect(addr, timeout).await) });
+                        let attempt_future = open(endpoints[&candidate]);
+                        let h = set.spawn(async move { (attempt, attempt_future.await) });
                         handles.insert(attempt, h);
                     }
                     Action::Cancel(attempt) => {
@@ -148,7 +181,7 @@ impl Connector {
                     elapsed: started.elapsed(),
                 };
                 if !set.is_empty() {
-                    tokio::spawn(finish_kept(set, self.late.clone()));
+                    tokio::spawn(finish_kept(set, on_late));
                 }
                 return Ok(connected);
             }
@@ -200,16 +233,14 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStre
     Ok(stream)
 }
 
-/// Lets kept attempts finish; those that connect go to the pool.
-async fn finish_kept(
-    mut set: JoinSet<AttemptResult>,
-    late: Option<mpsc::UnboundedSender<LateConnection>>,
+/// Lets kept attempts finish; those that connect go to `on_late`.
+async fn finish_kept<T: Send + 'static>(
+    mut set: JoinSet<AttemptResult<T>>,
+    on_late: impl Fn(T) + Send + 'static,
 ) {
     while let Some(joined) = set.join_next().await {
-        if let (Ok((_, Ok(stream))), Some(late)) = (joined, &late) {
-            if let Ok(addr) = stream.peer_addr() {
-                let _ = late.send(LateConnection { addr, stream });
-            }
+        if let Ok((_, Ok(stream))) = joined {
+            on_late(stream);
         }
     }
 }

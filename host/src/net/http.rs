@@ -1,6 +1,7 @@
 //! Opening one HTTP connection: resolve, race, TLS, then the hyper
-//! HTTP/1.1 or HTTP/2 handshake by ALPN. The connection's driver runs on
-//! its own task; its end is reported through a oneshot.
+//! HTTP/1.1 or HTTP/2 handshake by ALPN — or, for HTTP/3, a QUIC race and
+//! the h3 handshake. The connection's driver runs on its own task; its end
+//! is reported through a oneshot.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use super::connect::Connector;
 use super::dns::Resolver;
 use super::happy_eyeballs::builtin_plan;
 use super::pool::{OriginKey, Protocol};
+use super::quic::QuicConnection;
 use super::race::{AttemptSummary, Outcome, PlannedAttempt};
 use super::tls::{AlpnOffer, Tls};
 use std::sync::Mutex;
@@ -43,16 +45,33 @@ pub enum VersionPref {
     Http1,
     /// HTTP/2 only (prior knowledge over cleartext).
     Http2,
+    /// HTTP/3 only, over QUIC (https only).
+    Http3,
 }
 
 /// A way to send requests on a connection.
-#[derive(Debug)]
 pub enum Sender {
     /// One request at a time; moved to the request while it runs.
     Http1(http1::SendRequest<ReqBody>),
     /// Cloned for every request.
     Http2(http2::SendRequest<ReqBody>),
+    /// Cloned for every request.
+    Http3(H3Sender),
 }
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // h3's sender has no Debug of its own.
+        f.write_str(match self {
+            Sender::Http1(_) => "Sender::Http1",
+            Sender::Http2(_) => "Sender::Http2",
+            Sender::Http3(_) => "Sender::Http3",
+        })
+    }
+}
+
+/// The sending half of an HTTP/3 connection.
+pub type H3Sender = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
 
 /// How the connection was set up (reported with the requests that used it).
 #[derive(Debug, Clone, Default)]
@@ -108,6 +127,8 @@ pub struct Dialer {
     pub version: VersionPref,
     /// Where DNS, connection and TLS events go.
     pub bus: crate::telemetry::Bus,
+    /// QUIC settings (HTTP/3).
+    pub quic: super::quic::Quic,
     /// The connect-policy plugin, if any (the built-in RFC 8305 plan
     /// otherwise, and whenever it faults under fail-open).
     pub policy: Option<Arc<Mutex<ConnectPlugin>>>,
@@ -170,21 +191,36 @@ impl Dialer {
                 error: q.error.clone(),
             }));
         }
+        let quic = self.version == VersionPref::Http3;
+        if quic && origin.scheme != "https" {
+            return Err(format!(
+                "HTTP/3 needs an https origin, not {}",
+                origin.scheme
+            ));
+        }
+        let transport = if quic {
+            Transport::Quic
+        } else {
+            Transport::Tcp
+        };
+        // The ALPN tokens this connection may use.
+        let usable: &[&str] = if quic { &["h3"] } else { &["h2", "http/1.1"] };
         let mut endpoints = HashMap::new();
         let mut candidates = Vec::new();
         // HTTPS records (RFC 9460) in service mode for this very name that
-        // offer a TCP protocol: the origin's addresses (or the record's
-        // hints) at the record's port, ranked by its priority. Other target
-        // names and h3-only services need another resolution or QUIC.
+        // offer a protocol usable here: the origin's addresses (or the
+        // record's hints) at the record's port, ranked by its priority.
+        // Other target names need another resolution.
         for svc in &resolution.https {
-            let tcp_alpn: Vec<String> = svc
+            let alpn: Vec<String> = svc
                 .alpn
                 .iter()
-                .filter(|a| *a == "h2" || *a == "http/1.1")
+                .filter(|a| usable.contains(&a.as_str()))
                 .cloned()
                 .collect();
-            let offers_tcp = !tcp_alpn.is_empty() || !svc.no_default_alpn;
-            if svc.priority == 0 || svc.target != resolution.host || !offers_tcp {
+            // Without no-default-alpn a service also speaks http/1.1.
+            let offers = !alpn.is_empty() || (!quic && !svc.no_default_alpn);
+            if svc.priority == 0 || svc.target != resolution.host || !offers {
                 continue;
             }
             let port = svc.port.unwrap_or(origin.port);
@@ -200,12 +236,12 @@ impl Dialer {
                 }
                 let id = endpoints.len() as u32;
                 endpoints.insert(id, addr);
-                let mut c = candidate(id, addr);
+                let mut c = candidate(id, addr, transport);
                 c.source = CandidateSource::HttpsRecord;
                 c.priority = svc.priority;
                 c.ech = svc.ech_config.is_some();
-                if !tcp_alpn.is_empty() {
-                    c.alpn = tcp_alpn.clone();
+                if !alpn.is_empty() {
+                    c.alpn = alpn.clone();
                 }
                 candidates.push(c);
             }
@@ -217,7 +253,7 @@ impl Dialer {
             }
             let id = endpoints.len() as u32;
             endpoints.insert(id, addr);
-            candidates.push(candidate(id, addr));
+            candidates.push(candidate(id, addr, transport));
         }
         let history = self
             .history
@@ -240,7 +276,7 @@ impl Dialer {
             .map(|a| PlannedAttempt {
                 candidate: a.candidate,
                 delay: Duration::from_micros(a.delay),
-                tcp: true,
+                tcp: !quic,
             })
             .collect();
         let what = format!("{}:{}", origin.host, origin.port);
@@ -252,9 +288,32 @@ impl Dialer {
             late: Some(late_tx),
             ..self.connector.clone()
         };
-        let raced = connector.race(&what, &endpoints, &plan).await;
+        let raced = if quic {
+            let (q, name) = (self.quic.clone(), server_name(&origin.host));
+            connector
+                .race_with(
+                    &what,
+                    &endpoints,
+                    &plan,
+                    move |addr| {
+                        let (q, name) = (q.clone(), name.clone());
+                        async move { q.connect(addr, &name).await.map_err(std::io::Error::other) }
+                    },
+                    // A QUIC attempt that completes after the race is
+                    // closed: one h3 connection per origin is enough.
+                    drop,
+                )
+                .await
+                .map(Raced::Quic)
+        } else {
+            connector
+                .race(&what, &endpoints, &plan)
+                .await
+                .map(Raced::Tcp)
+        };
         let summary = match &raced {
-            Ok(w) => w.attempts.clone(),
+            Ok(Raced::Tcp(w)) => w.attempts.clone(),
+            Ok(Raced::Quic(w)) => w.attempts.clone(),
             Err(e) => e.attempts.clone(),
         };
         for a in summary.iter().filter(|a| a.started.is_some()) {
@@ -263,7 +322,7 @@ impl Dialer {
                 &wit_origin,
                 EventKind::ConnectAttempt(ConnectAttemptEvent {
                     origin: 0,
-                    transport: Transport::Tcp,
+                    transport,
                     address,
                 }),
             );
@@ -271,7 +330,7 @@ impl Dialer {
                 &wit_origin,
                 EventKind::ConnectResult(ConnectResultEvent {
                     origin: 0,
-                    transport: Transport::Tcp,
+                    transport,
                     address,
                     elapsed: a.elapsed.unwrap_or_default().as_micros() as u64,
                     error: match a.outcome {
@@ -283,22 +342,34 @@ impl Dialer {
                 }),
             );
         }
-        self.learn(origin, &wit_origin, &candidates, &summary, &endpoints);
+        self.learn(
+            origin,
+            &wit_origin,
+            transport,
+            &candidates,
+            &summary,
+            &endpoints,
+        );
         let won = raced.map_err(|e| e.to_string())?;
         let connect = t1.elapsed();
         let mut info = ConnectionInfo {
-            remote: Some(won.addr),
+            remote: Some(won.addr()),
             dns,
             connect,
-            attempts: won.attempts.clone(),
+            attempts: summary,
             planned_by,
             candidates: endpoints.iter().map(|(k, v)| (*k, *v)).collect(),
             ..ConnectionInfo::default()
         };
         info.candidates.sort();
-        let mut est = self.establish(origin, won.stream, info).await?;
-        est.late = Some(late_rx);
-        Ok(est)
+        match won {
+            Raced::Tcp(won) => {
+                let mut est = self.establish(origin, won.stream, info).await?;
+                est.late = Some(late_rx);
+                Ok(est)
+            }
+            Raced::Quic(won) => establish_h3(won.stream, info).await,
+        }
     }
 
     /// TLS (for https) and the HTTP handshake over a connected stream.
@@ -312,7 +383,8 @@ impl Dialer {
         let (closed_tx, closed) = oneshot::channel();
         if origin.scheme == "https" {
             let offer = match self.version {
-                VersionPref::Auto => AlpnOffer::Any,
+                // HTTP/3 connections are set up by `dial`, never here.
+                VersionPref::Auto | VersionPref::Http3 => AlpnOffer::Any,
                 VersionPref::Http1 => AlpnOffer::Http1,
                 VersionPref::Http2 => AlpnOffer::Http2,
             };
@@ -387,6 +459,7 @@ impl Dialer {
         &self,
         origin: &OriginKey,
         wit_origin: &Origin,
+        transport: Transport,
         candidates: &[Candidate],
         summary: &[AttemptSummary],
         endpoints: &HashMap<u32, SocketAddr>,
@@ -402,12 +475,12 @@ impl Dialer {
                 let ipv6 = endpoints[&a.candidate].is_ipv6();
                 let idx = match h
                     .iter()
-                    .position(|e| e.transport == Transport::Tcp && e.ipv6 == ipv6)
+                    .position(|e| e.transport == transport && e.ipv6 == ipv6)
                 {
                     Some(i) => i,
                     None => {
                         h.push(HistoryEntry {
-                            transport: Transport::Tcp,
+                            transport,
                             ipv6,
                             successes: 0,
                             failures: 0,
@@ -476,6 +549,7 @@ where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     match protocol {
+        Protocol::Http3 => Err("HTTP/3 runs over QUIC, not over a TCP stream".to_owned()),
         Protocol::Http1 => {
             let (sender, conn) = http1::handshake(io)
                 .await
@@ -509,11 +583,74 @@ where
     }
 }
 
-fn wit_address(addr: SocketAddr) -> SocketAddress {
-    candidate(0, addr).address
+/// A race's winner, by transport.
+enum Raced {
+    Tcp(super::connect::Connected<TcpStream>),
+    Quic(super::connect::Connected<QuicConnection>),
 }
 
-fn candidate(id: u32, addr: SocketAddr) -> Candidate {
+impl Raced {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Raced::Tcp(c) => c.addr,
+            Raced::Quic(c) => c.addr,
+        }
+    }
+}
+
+/// The TLS server name for a host (an IPv6 literal without brackets).
+fn server_name(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
+}
+
+/// The h3 handshake over a QUIC connection; its driver runs on a task of
+/// its own, which also keeps the connection's endpoint (its socket) alive.
+async fn establish_h3(
+    quic: QuicConnection,
+    mut info: ConnectionInfo,
+) -> Result<Established, String> {
+    let QuicConnection {
+        connection,
+        endpoint,
+        elapsed,
+        ..
+    } = quic;
+    let handshake = connection
+        .handshake_data()
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok());
+    info.alpn = handshake
+        .and_then(|h| h.protocol)
+        .map(|p| String::from_utf8_lossy(&p).into_owned());
+    info.tls_version = Some("TLSv1.3".to_owned());
+    // QUIC's handshake is the TLS handshake: count it once, as connect.
+    info.tls = Duration::ZERO;
+    let _ = elapsed;
+    let (mut driver, sender) = h3::client::new(h3_quinn::Connection::new(connection))
+        .await
+        .map_err(|e| format!("HTTP/3 handshake failed: {e}"))?;
+    let (closed_tx, closed) = oneshot::channel();
+    tokio::spawn(async move {
+        let e = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+        tracing::debug!("HTTP/3 connection ended: {e}");
+        drop(endpoint);
+        let _ = closed_tx.send(());
+    });
+    Ok(Established {
+        sender: Sender::Http3(sender),
+        protocol: Protocol::Http3,
+        info: Arc::new(info),
+        closed,
+        late: None,
+    })
+}
+
+fn wit_address(addr: SocketAddr) -> SocketAddress {
+    candidate(0, addr, Transport::Tcp).address
+}
+
+fn candidate(id: u32, addr: SocketAddr, transport: Transport) -> Candidate {
     let (ip, source) = match addr.ip() {
         std::net::IpAddr::V4(v4) => {
             let [a, b, c, d] = v4.octets();
@@ -529,12 +666,15 @@ fn candidate(id: u32, addr: SocketAddr) -> Candidate {
     };
     Candidate {
         id,
-        transport: Transport::Tcp,
+        transport,
         address: SocketAddress {
             ip,
             port: addr.port(),
         },
-        alpn: vec!["h2".into(), "http/1.1".into()],
+        alpn: match transport {
+            Transport::Tcp => vec!["h2".into(), "http/1.1".into()],
+            Transport::Quic => vec!["h3".into()],
+        },
         source,
         priority: 0,
         ech: false,

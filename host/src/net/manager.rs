@@ -280,6 +280,7 @@ impl Task {
                         };
                         let sender = match &mut entry.sender {
                             Some(Sender::Http2(s)) => Some(Sender::Http2(s.clone())),
+                            Some(Sender::Http3(s)) => Some(Sender::Http3(s.clone())),
                             slot @ Some(Sender::Http1(_)) => slot.take(),
                             None => None,
                         };

@@ -7,5 +7,6 @@ pub mod happy_eyeballs;
 pub mod http;
 pub mod manager;
 pub mod pool;
+pub mod quic;
 pub mod race;
 pub mod tls;

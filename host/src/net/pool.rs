@@ -45,8 +45,18 @@ impl std::fmt::Display for OriginKey {
 pub enum Protocol {
     /// One request at a time.
     Http1,
-    /// Multiplexed.
+    /// Multiplexed over TCP.
     Http2,
+    /// Multiplexed over QUIC.
+    Http3,
+}
+
+impl Protocol {
+    /// Whether one connection carries many requests at once (then one
+    /// connection per origin is enough).
+    pub fn is_multiplexed(self) -> bool {
+        matches!(self, Protocol::Http2 | Protocol::Http3)
+    }
 }
 
 /// Limits and timers.
@@ -195,16 +205,16 @@ impl Pool {
         c.state = ConnState::Idle { since: now };
         let origin = c.origin.clone();
         self.origins.entry(origin.clone()).or_default().protocol = Some(protocol);
-        if protocol == Protocol::Http2 {
-            // One h2 connection per origin: a second one that raced the
-            // first is surplus once idle.
+        if protocol.is_multiplexed() {
+            // One h2 (or h3) connection per origin: a second one that raced
+            // the first is surplus once idle.
             let surplus: Vec<ConnId> = self
                 .conns
                 .iter()
                 .filter(|(id, c)| {
                     **id != conn
                         && c.origin == origin
-                        && c.protocol == Some(Protocol::Http2)
+                        && c.protocol == Some(protocol)
                         && c.active == 0
                 })
                 .map(|(id, _)| *id)
@@ -231,10 +241,10 @@ impl Pool {
         let full = self.conns.len() >= self.prefs.max_total
             || match protocol {
                 Protocol::Http1 => to_origin >= self.prefs.max_per_host,
-                Protocol::Http2 => self
+                Protocol::Http2 | Protocol::Http3 => self
                     .conns
                     .values()
-                    .any(|c| c.origin == origin && c.protocol == Some(Protocol::Http2)),
+                    .any(|c| c.origin == origin && c.protocol == Some(protocol)),
             };
         if full {
             return None;
@@ -354,16 +364,16 @@ impl Pool {
                     matches!(
                         (c.protocol, c.state),
                         (
-                            Some(Protocol::Http2),
+                            Some(Protocol::Http2 | Protocol::Http3),
                             ConnState::Busy | ConnState::Idle { .. }
                         ) | (Some(Protocol::Http1), ConnState::Idle { .. })
                     )
                 })
-                // Prefer h2, then the most recently used idle connection
-                // (warmest congestion window).
+                // Prefer a multiplexed one, then the most recently used
+                // idle connection (warmest congestion window).
                 .max_by_key(|(id, c)| {
                     (
-                        c.protocol == Some(Protocol::Http2),
+                        c.protocol.is_some_and(Protocol::is_multiplexed),
                         match c.state {
                             ConnState::Idle { since } => Some(since),
                             _ => None,
@@ -398,8 +408,8 @@ impl Pool {
         let wanted = match protocol {
             // Until the protocol is known, one handshake at a time.
             None => usize::from(waiting > 0 && connecting == 0),
-            // One h2 connection carries everything.
-            Some(Protocol::Http2) => usize::from(waiting > 0 && to_origin == 0),
+            // One h2 or h3 connection carries everything.
+            Some(Protocol::Http2 | Protocol::Http3) => usize::from(waiting > 0 && to_origin == 0),
             // h1: one connection per waiting request not already covered by
             // a handshake in progress, within the per-host cap.
             Some(Protocol::Http1) => waiting

@@ -131,6 +131,8 @@ pub struct AttemptSummary {
     pub candidate: u32,
     /// Whether it was a syn-retry twin.
     pub twin: bool,
+    /// TCP, or QUIC when false.
+    pub tcp: bool,
     /// When it started, from the start of the race.
     pub started: Option<Duration>,
     /// How long it ran.
@@ -271,6 +273,7 @@ impl Race {
                 attempt: i,
                 candidate: a.candidate,
                 twin: a.twin_of.is_some(),
+                tcp: a.tcp,
                 started: a.started.map(|s| s - self.start),
                 elapsed: a.started.zip(a.ended).map(|(s, e)| e - s),
                 outcome: match a.state {

@@ -135,6 +135,8 @@ pub struct Tls {
     any: Arc<ClientConfig>,
     http1: Arc<ClientConfig>,
     http2: Arc<ClientConfig>,
+    /// TLS 1.3 only, ALPN `h3`: for QUIC.
+    h3: Arc<ClientConfig>,
 }
 
 impl Tls {
@@ -170,11 +172,31 @@ impl Tls {
             c.resumption = Resumption::store(sessions.clone());
             Arc::new(c)
         };
+        let h3 = {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut c = ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .expect("ring supports TLS 1.3")
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth();
+            c.alpn_protocols = vec![b"h3".to_vec()];
+            c.resumption = Resumption::store(sessions.clone());
+            // 0-RTT would replay requests; sockhost does not send early data.
+            c.enable_early_data = false;
+            Arc::new(c)
+        };
         Ok(Tls {
             any: make(AlpnOffer::Any),
             http1: make(AlpnOffer::Http1),
             http2: make(AlpnOffer::Http2),
+            h3,
         })
+    }
+
+    /// The configuration for QUIC: same roots and session cache, TLS 1.3,
+    /// ALPN `h3`.
+    pub fn h3_config(&self) -> Arc<ClientConfig> {
+        self.h3.clone()
     }
 
     /// Runs a handshake with `host` over `io`.

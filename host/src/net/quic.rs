@@ -1,0 +1,250 @@
+//! QUIC connections for HTTP/3, with quinn. Every connection gets a UDP
+//! socket (and a quinn endpoint) of its own: a fresh local port, hence a
+//! fresh NAT mapping, so a server cannot link two connections by port.
+//!
+//! Batched UDP I/O is quinn-udp's (recvmmsg, GSO and GRO where the kernel
+//! has them) behind quinn's endpoint, which receives into one long-lived
+//! buffer per socket. With batching off, a plain socket sends and receives
+//! one datagram per system call, for comparison.
+
+use std::io::{self, IoSliceMut};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use quinn::udp::{RecvMeta, Transmit};
+use quinn::{AsyncUdpSocket, Runtime, TokioRuntime, UdpPoller};
+
+/// Longest a QUIC handshake may take before the attempt fails.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle QUIC connection lives (the peer may choose less).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a QUIC connection could not be set up. The messages leave the peer
+/// out: the race names it with each attempt's error.
+#[derive(Debug, thiserror::Error)]
+pub enum QuicError {
+    /// The local UDP socket could not be opened.
+    #[error("cannot open a UDP socket: {source}")]
+    Socket {
+        /// The peer.
+        addr: SocketAddr,
+        /// The error.
+        source: io::Error,
+    },
+    /// quinn refused to start the connection (e.g. a bad server name).
+    #[error("cannot start QUIC: {why}")]
+    Start {
+        /// The peer.
+        addr: SocketAddr,
+        /// What quinn said.
+        why: String,
+    },
+    /// The handshake failed (TLS errors are named as for TCP).
+    #[error("QUIC handshake failed: {why}")]
+    Handshake {
+        /// The peer.
+        addr: SocketAddr,
+        /// What failed.
+        why: String,
+    },
+    /// No answer within the handshake timeout (a UDP black hole looks so).
+    #[error("QUIC handshake: no answer in {timeout:?}")]
+    Timeout {
+        /// The peer.
+        addr: SocketAddr,
+        /// The timeout.
+        timeout: Duration,
+    },
+}
+
+/// QUIC client settings shared by every connection.
+#[derive(Debug, Clone)]
+pub struct Quic {
+    config: quinn::ClientConfig,
+    /// Batched UDP I/O (quinn-udp) or one datagram per system call.
+    pub batching: bool,
+    /// Per-attempt handshake timeout.
+    pub handshake_timeout: Duration,
+}
+
+/// A QUIC connection that finished its handshake.
+#[derive(Debug)]
+pub struct QuicConnection {
+    /// The connection.
+    pub connection: quinn::Connection,
+    /// Its endpoint (its own socket); dropped with the connection.
+    pub endpoint: quinn::Endpoint,
+    /// Handshake time.
+    pub elapsed: Duration,
+    /// The local address of its socket.
+    pub local: SocketAddr,
+}
+
+impl Quic {
+    /// Settings from a rustls configuration offering `h3` (TLS 1.3 only).
+    pub fn new(tls: Arc<rustls::ClientConfig>, batching: bool) -> Result<Quic, String> {
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| format!("TLS configuration unusable for QUIC: {e}"))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        transport.max_idle_timeout(Some(
+            IDLE_TIMEOUT
+                .try_into()
+                .expect("the idle timeout fits QUIC's varint"),
+        ));
+        config.transport_config(Arc::new(transport));
+        Ok(Quic {
+            config,
+            batching,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        })
+    }
+
+    /// Opens a QUIC connection to `addr` for `server_name` on a UDP socket
+    /// of its own.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+    ) -> Result<QuicConnection, QuicError> {
+        let started = Instant::now();
+        let endpoint = self.endpoint(addr)?;
+        let local = endpoint
+            .local_addr()
+            .map_err(|source| QuicError::Socket { addr, source })?;
+        let connecting = endpoint
+            .connect_with(self.config.clone(), addr, server_name)
+            .map_err(|e| QuicError::Start {
+                addr,
+                why: e.to_string(),
+            })?;
+        let connection = match tokio::time::timeout(self.handshake_timeout, connecting).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return Err(QuicError::Handshake {
+                    addr,
+                    why: describe(&e),
+                })
+            }
+            Err(_) => {
+                return Err(QuicError::Timeout {
+                    addr,
+                    timeout: self.handshake_timeout,
+                })
+            }
+        };
+        Ok(QuicConnection {
+            connection,
+            endpoint,
+            elapsed: started.elapsed(),
+            local,
+        })
+    }
+
+    fn endpoint(&self, peer: SocketAddr) -> Result<quinn::Endpoint, QuicError> {
+        let fail = |source| QuicError::Socket { addr: peer, source };
+        let bind: SocketAddr = if peer.is_ipv6() {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = std::net::UdpSocket::bind(bind).map_err(fail)?;
+        socket.set_nonblocking(true).map_err(fail)?;
+        let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime);
+        let socket: Arc<dyn AsyncUdpSocket> = if self.batching {
+            runtime.wrap_udp_socket(socket).map_err(fail)?
+        } else {
+            Arc::new(PlainUdpSocket {
+                io: tokio::net::UdpSocket::from_std(socket).map_err(fail)?,
+            })
+        };
+        quinn::Endpoint::new_with_abstract_socket(
+            quinn::EndpointConfig::default(),
+            None,
+            socket,
+            runtime,
+        )
+        .map_err(fail)
+    }
+}
+
+/// A quinn connection error in a user's words; certificate problems are
+/// named as they are for TCP.
+fn describe(e: &quinn::ConnectionError) -> String {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("unknownissuer") {
+        "certificate is signed by an unknown issuer (use --ca to trust a private CA)".to_owned()
+    } else if lower.contains("notvalidforname") {
+        "certificate is not valid for this name".to_owned()
+    } else if lower.contains("expired") {
+        "certificate has expired".to_owned()
+    } else if lower.contains("no_application_protocol") || lower.contains("noapplicationprotocol") {
+        "the server does not speak HTTP/3 (no ALPN h3)".to_owned()
+    } else {
+        text
+    }
+}
+
+/// A UDP socket without batching: one `sendto` per datagram, one
+/// `recvfrom` per datagram, no GSO/GRO. quinn asks it for one segment at a
+/// time because it says it takes no more.
+#[derive(Debug)]
+struct PlainUdpSocket {
+    io: tokio::net::UdpSocket,
+}
+
+impl AsyncUdpSocket for PlainUdpSocket {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+        Box::pin(WritablePoller { socket: self })
+    }
+
+    fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
+        // max_transmit_segments is 1: quinn never hands this socket a
+        // GSO batch.
+        self.io
+            .try_send_to(transmit.contents, transmit.destination)
+            .map(drop)
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let (Some(buf), Some(m)) = (bufs.first_mut(), meta.first_mut()) else {
+            return Poll::Ready(Ok(0));
+        };
+        let mut read = tokio::io::ReadBuf::new(buf);
+        let addr = std::task::ready!(self.io.poll_recv_from(cx, &mut read))?;
+        let len = read.filled().len();
+        *m = RecvMeta {
+            addr,
+            len,
+            stride: len,
+            ecn: None,
+            dst_ip: None,
+        };
+        Poll::Ready(Ok(1))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+}
+
+/// Waits for the plain socket to become writable.
+#[derive(Debug)]
+struct WritablePoller {
+    socket: Arc<PlainUdpSocket>,
+}
+
+impl UdpPoller for WritablePoller {
+    fn poll_writable(self: Pin<&mut Self>, cx: &mut Context) -> Poll<io::Result<()>> {
+        self.socket.io.poll_send_ready(cx)
+    }
+}
