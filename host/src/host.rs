@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 
 use crate::extensions::{Extensions, PluginAction, RequestDecision, RequestRef};
+use crate::net::alt_svc::AltSvcCache;
 use crate::net::connect::Connector;
 use crate::net::dns::{DnsConfig, ResolveOverride, Resolver};
 use crate::net::http::{ConnectionInfo, Dialer, Sender, VersionPref};
@@ -30,6 +31,9 @@ use crate::telemetry::Bus;
 
 /// Longest a request may wait for its response headers by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The network the host considers itself on until it can tell networks
+/// apart (Alt-Svc entries and connection history are kept per network).
+pub const DEFAULT_NETWORK: &str = "default";
 /// Most request headers a caller may add.
 const MAX_REQUEST_HEADERS: usize = 256;
 
@@ -316,6 +320,8 @@ impl Drop for ResponseBody {
 /// Builds a [`Host`].
 #[derive(Debug, Default)]
 pub struct HostBuilder {
+    /// Where Alt-Svc alternatives are kept across runs.
+    alt_svc_file: Option<PathBuf>,
     /// Batching is on unless this is set (so that `Default` means on).
     no_udp_batching: bool,
     dns: DnsConfig,
@@ -374,6 +380,14 @@ impl HostBuilder {
         self
     }
 
+    /// Keeps Alt-Svc alternatives in `path` (JSON), so that an HTTP/3
+    /// upgrade learned in one run is used from the first request of the
+    /// next.
+    pub fn alt_svc_file(mut self, path: PathBuf) -> Self {
+        self.alt_svc_file = Some(path);
+        self
+    }
+
     /// Turns batched UDP I/O (recvmmsg, GSO, GRO) off for QUIC: one
     /// datagram per system call, for comparison. On by default.
     pub fn udp_batching(mut self, on: bool) -> Self {
@@ -414,9 +428,28 @@ impl HostBuilder {
             .map_err(FetchError::Setup)?;
         // One handshake timeout for TCP and QUIC attempts alike.
         quic.handshake_timeout = self.connector.connect_timeout;
+        let alt_svc = match &self.alt_svc_file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    AltSvcCache::load(&text, std::time::SystemTime::now()).unwrap_or_else(|e| {
+                        // A damaged cache costs an upgrade, not the run.
+                        tracing::warn!(
+                            "{}: {e}; starting with an empty Alt-Svc cache",
+                            path.display()
+                        );
+                        AltSvcCache::default()
+                    })
+                }
+                Err(_) => AltSvcCache::default(),
+            },
+            None => AltSvcCache::default(),
+        };
+        let alt_svc = Arc::new(std::sync::Mutex::new(alt_svc));
         let dialer = Dialer {
             resolver: Arc::new(resolver),
             quic,
+            alt_svc: alt_svc.clone(),
+            network: DEFAULT_NETWORK.to_owned(),
             tls,
             connector: self.connector,
             version: self.version,
@@ -427,6 +460,8 @@ impl HostBuilder {
             history: Arc::default(),
         };
         Ok(Host {
+            alt_svc,
+            alt_svc_file: self.alt_svc_file.map(Arc::new),
             manager: Manager::start(dialer, self.pool),
             request_timeout: self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
             extensions: self.extensions,
@@ -439,6 +474,9 @@ impl HostBuilder {
 /// The socket process as a library.
 #[derive(Debug, Clone)]
 pub struct Host {
+    /// Shared with the dialer, which reads it.
+    alt_svc: Arc<std::sync::Mutex<AltSvcCache>>,
+    alt_svc_file: Option<Arc<PathBuf>>,
     manager: Manager,
     request_timeout: Duration,
     extensions: Extensions,
@@ -705,6 +743,9 @@ impl Host {
             }
         };
         let first_byte = started.elapsed();
+        if let Some(value) = parts.headers.get(http::header::ALT_SVC) {
+            self.learn_alt_svc(&origin, value);
+        }
         let timings = if reused {
             Timings {
                 first_byte,
@@ -734,6 +775,48 @@ impl Host {
             url: request.url.clone(),
             actions: Vec::new(),
         })
+    }
+}
+
+impl Host {
+    /// Remembers what an origin's Alt-Svc header says (only over https, as
+    /// RFC 7838 §2.1 requires of what is used), saving the cache when the
+    /// alternatives changed.
+    fn learn_alt_svc(&self, origin: &OriginKey, value: &HeaderValue) {
+        if origin.scheme != "https" {
+            return;
+        }
+        let said = match value
+            .to_str()
+            .map_err(|e| e.to_string())
+            .and_then(|v| crate::net::alt_svc::parse(v).map_err(|e| e.to_string()))
+        {
+            Ok(said) => said,
+            Err(e) => {
+                tracing::debug!("{origin}: Alt-Svc ignored: {e}");
+                return;
+            }
+        };
+        let now = std::time::SystemTime::now();
+        let mut cache = self.alt_svc.lock().unwrap_or_else(|e| e.into_inner());
+        if !cache.update(DEFAULT_NETWORK, origin, said, now) {
+            return;
+        }
+        let Some(path) = self.alt_svc_file.clone() else {
+            return;
+        };
+        let text = cache.save(now);
+        drop(cache);
+        // Written now, not on a background task, so that a process that
+        // exits right after its request still keeps what it learned; this
+        // happens only when an origin's alternatives change, and the file
+        // is small (bounded by MAX_ORIGINS). A failed save costs an
+        // upgrade in the next run, nothing else.
+        let tmp = path.with_extension("tmp");
+        let saved = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &*path));
+        if let Err(e) = saved {
+            tracing::warn!("cannot save the Alt-Svc cache to {}: {e}", path.display());
+        }
     }
 }
 

@@ -47,6 +47,26 @@ pub struct TestDns {
 }
 
 impl TestDns {
+    /// Zone `test.` where `svc.test` has an A record (127.0.0.1) and an
+    /// HTTPS record (priority 1) offering `alpn` at `port`.
+    pub fn service(alpn: Vec<&'static str>, port: u16) -> TestDns {
+        TestDns::start(
+            "test.",
+            300,
+            &[
+                TestRecord::A("svc.test.", Ipv4Addr::LOCALHOST),
+                TestRecord::Https {
+                    name: "svc.test.",
+                    priority: 1,
+                    alpn,
+                    port: Some(port),
+                    ipv4_hints: vec![],
+                    ipv6_hints: vec![],
+                },
+            ],
+        )
+    }
+
     /// Serves zone `origin` (e.g. `test.`) with `records`, each with `ttl`
     /// seconds, on its own runtime thread.
     pub fn start(origin: &str, ttl: u32, records: &[TestRecord]) -> TestDns {

@@ -38,6 +38,8 @@ pub struct OriginOptions {
     pub full_backlog_for: Option<Duration>,
     /// Also serve HTTP/3 over QUIC on the same port number (UDP).
     pub h3: bool,
+    /// With `h3`, advertise it on TCP responses: `Alt-Svc: h3=":PORT"`.
+    pub advertise_h3: bool,
 }
 
 impl Default for OriginOptions {
@@ -49,6 +51,7 @@ impl Default for OriginOptions {
             slow_new_connections: None,
             full_backlog_for: None,
             h3: false,
+            advertise_h3: false,
         }
     }
 }
@@ -163,6 +166,10 @@ impl TestOrigin {
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
         let hold = options.full_backlog_for;
+        let alt_svc = (options.h3 && options.advertise_h3).then(|| {
+            http::HeaderValue::from_str(&format!("h3=\":{}\"; ma=3600", addr.port()))
+                .expect("a valid header value")
+        });
         let counter = connections.clone();
         // (open now, most ever open at once)
         let open: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
@@ -183,13 +190,26 @@ impl TestOrigin {
                 let open_conn = open_task.clone();
                 let acceptor = acceptor.clone();
                 let delay = options.slow_new_connections.filter(|_| index > 0);
+                let alt_svc = alt_svc.clone();
                 tokio::spawn(async move {
                     if let Some(d) = delay {
                         tokio::time::sleep(d).await;
                     }
                     if let Ok(tls) = acceptor.accept(tcp).await {
                         let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(tls), hyper::service::service_fn(route))
+                            .serve_connection(
+                                TokioIo::new(tls),
+                                hyper::service::service_fn(move |req| {
+                                    let alt_svc = alt_svc.clone();
+                                    async move {
+                                        let mut r = route(req).await?;
+                                        if let Some(v) = alt_svc {
+                                            r.headers_mut().insert(http::header::ALT_SVC, v);
+                                        }
+                                        Ok::<_, Infallible>(r)
+                                    }
+                                }),
+                            )
                             .await;
                     }
                     open_conn.0.fetch_sub(1, Ordering::SeqCst);

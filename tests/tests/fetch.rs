@@ -322,28 +322,14 @@ fn a_syn_retry_late_winner_joins_the_idle_pool() {
 
 #[test]
 fn an_https_record_points_the_connection_at_its_port() {
-    use sockhost_tests::dns::{TestDns, TestRecord};
+    use sockhost_tests::dns::TestDns;
     let origin = TestOrigin::start(OriginOptions {
         names: vec!["svc.test".into()],
         ..OriginOptions::default()
     });
     // svc.test has an A record and an HTTPS record sending clients to the
     // origin's real port; nothing listens on the URL's port 443.
-    let dns = TestDns::start(
-        "test.",
-        300,
-        &[
-            TestRecord::A("svc.test.", std::net::Ipv4Addr::LOCALHOST),
-            TestRecord::Https {
-                name: "svc.test.",
-                priority: 1,
-                alpn: vec!["h2"],
-                port: Some(origin.addr.port()),
-                ipv4_hints: vec![],
-                ipv6_hints: vec![],
-            },
-        ],
-    );
+    let dns = TestDns::service(vec!["h2"], origin.addr.port());
     rt().block_on(async {
         let h = Host::builder()
             .name_servers(vec![dns.addr])

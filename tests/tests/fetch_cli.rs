@@ -197,3 +197,44 @@ fn fetch_http3_speaks_quic_and_says_so() {
     }
     assert_eq!(origin.connections(), 0, "no TCP for --http3");
 }
+
+#[test]
+fn alt_svc_learned_in_one_run_upgrades_the_next_to_http3() {
+    let origin = TestOrigin::start(OriginOptions {
+        h3: true,
+        advertise_h3: true,
+        ..OriginOptions::default()
+    });
+    let data = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = Command::new(sockhost_bin())
+            .env("XDG_DATA_HOME", data.path())
+            .arg("fetch")
+            .arg(format!("https://www.test:{}/", origin.addr.port()))
+            .arg("--resolve")
+            .arg(format!("www.test:{}:127.0.0.1", origin.addr.port()))
+            .arg("--ca")
+            .arg(&origin.ca_file)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON object")
+    };
+    let first = run();
+    assert_eq!(first["http_version"], "HTTP/2.0", "{first}");
+    let saved = std::fs::read_to_string(data.path().join("sockhost/alt-svc.json")).unwrap();
+    assert!(saved.contains("\"h3\""), "{saved}");
+    let second = run();
+    assert_eq!(second["http_version"], "HTTP/3", "{second}");
+    // QUIC led; TCP was planned behind it (a head start) and not needed.
+    let attempts = second["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["transport"], "quic", "{second}");
+    assert_eq!(attempts[0]["outcome"], "won", "{second}");
+    assert!(attempts.iter().any(|a| a["transport"] == "tcp"), "{second}");
+    assert_eq!(origin.quic_connections(), 1);
+}

@@ -105,3 +105,33 @@ fn h3_to_an_origin_without_quic_fails_with_a_clear_error() {
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "{e}");
     });
 }
+
+#[test]
+fn an_https_record_with_h3_makes_the_first_connection_quic() {
+    use sockhost_tests::dns::TestDns;
+    let origin = TestOrigin::start(OriginOptions {
+        names: vec!["svc.test".into()],
+        h3: true,
+        ..OriginOptions::default()
+    });
+    // No Alt-Svc and no history: only the HTTPS record says h3, at the
+    // origin's port (nothing listens on the URL's port 443).
+    let dns = TestDns::service(vec!["h3", "h2"], origin.addr.port());
+    rt().block_on(async {
+        let h = Host::builder()
+            .name_servers(vec![dns.addr])
+            .ca_file(origin.ca_file.clone())
+            .no_platform_roots()
+            .build()
+            .unwrap();
+        let r = h
+            .fetch(FetchRequest::get("https://svc.test/"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.version, http::Version::HTTP_3);
+        assert_eq!(r.connection.remote, Some(origin.addr));
+        read_all(r.body).await.unwrap();
+    });
+    assert_eq!(origin.quic_connections(), 1);
+}

@@ -120,6 +120,11 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         data_dir: super::paths::data_dir(),
     })?;
     let mut builder = config.apply(Host::builder());
+    // Alt-Svc alternatives persist in the data directory, so that a later
+    // run can start with HTTP/3.
+    if let Some(dir) = super::paths::data_dir().filter(|d| std::fs::create_dir_all(d).is_ok()) {
+        builder = builder.alt_svc_file(dir.join("alt-svc.json"));
+    }
     if config.builtin_plugins {
         builder = builder
             .extension(ExtensionPlugin::start(builtin::BLOCKLIST.load(&runtime)?)?)

@@ -103,7 +103,7 @@ impl Connector {
             what,
             endpoints,
             plan,
-            move |addr| connect(addr, timeout),
+            move |_, addr| connect_tcp(addr, timeout),
             move |stream: TcpStream| {
                 if let (Some(late), Ok(addr)) = (&late, stream.peer_addr()) {
                     let _ = late.send(LateConnection { addr, stream });
@@ -113,7 +113,8 @@ impl Connector {
         .await
     }
 
-    /// Races `plan` with `open` making each attempt's connection; a kept
+    /// Races `plan` with `open` making each attempt's connection (given the
+    /// candidate and its address); a kept
     /// attempt that connects after the race was won goes to `on_late`.
     pub async fn race_with<T, Open, Fut, Late>(
         &self,
@@ -125,7 +126,7 @@ impl Connector {
     ) -> Result<Connected<T>, ConnectError>
     where
         T: Send + 'static,
-        Open: Fn(SocketAddr) -> Fut,
+        Open: Fn(u32, SocketAddr) -> Fut,
         Fut: Future<Output = std::io::Result<T>> + Send + 'static,
         Late: Fn(T) + Send + 'static,
     {
@@ -149,7 +150,7 @@ impl Connector {
                     Action::Start {
                         attempt, candidate, ..
                     } => {
-                        let attempt_future = open(endpoints[&candidate]);
+                        let attempt_future = open(candidate, endpoints[&candidate]);
                         let h = set.spawn(async move { (attempt, attempt_future.await) });
                         handles.insert(attempt, h);
                     }
@@ -218,7 +219,8 @@ impl Connector {
     }
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+/// One TCP connection attempt, bounded by `timeout`.
+pub async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(r) => r?,
         Err(_) => {

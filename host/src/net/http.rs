@@ -129,6 +129,11 @@ pub struct Dialer {
     pub bus: crate::telemetry::Bus,
     /// QUIC settings (HTTP/3).
     pub quic: super::quic::Quic,
+    /// Alt-Svc alternatives learned from responses.
+    pub alt_svc: Arc<Mutex<super::alt_svc::AltSvcCache>>,
+    /// The network the host is on (Alt-Svc entries and history are per
+    /// network).
+    pub network: String,
     /// The connect-policy plugin, if any (the built-in RFC 8305 plan
     /// otherwise, and whenever it faults under fail-open).
     pub policy: Option<Arc<Mutex<ConnectPlugin>>>,
@@ -191,69 +196,113 @@ impl Dialer {
                 error: q.error.clone(),
             }));
         }
-        let quic = self.version == VersionPref::Http3;
-        if quic && origin.scheme != "https" {
+        let quic_only = self.version == VersionPref::Http3;
+        if quic_only && origin.scheme != "https" {
             return Err(format!(
                 "HTTP/3 needs an https origin, not {}",
                 origin.scheme
             ));
         }
-        let transport = if quic {
-            Transport::Quic
-        } else {
-            Transport::Tcp
-        };
-        // The ALPN tokens this connection may use.
-        let usable: &[&str] = if quic { &["h3"] } else { &["h2", "http/1.1"] };
-        let mut endpoints = HashMap::new();
-        let mut candidates = Vec::new();
-        // HTTPS records (RFC 9460) in service mode for this very name that
-        // offer a protocol usable here: the origin's addresses (or the
-        // record's hints) at the record's port, ranked by its priority.
+        // QUIC is tried when forced, or (by version Auto, over https) when an
+        // HTTPS record or a remembered Alt-Svc offers h3.
+        let quic_allowed =
+            quic_only || (self.version == VersionPref::Auto && origin.scheme == "https");
+        let tcp_allowed = !quic_only;
+        let mut endpoints: HashMap<u32, SocketAddr> = HashMap::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let origin_ips: Vec<std::net::IpAddr> = resolution.addrs.iter().map(|a| a.ip).collect();
+        // HTTPS records (RFC 9460) in service mode for this very name: the
+        // origin's addresses (or the record's hints) at the record's port,
+        // ranked by its priority, once per transport the record offers.
         // Other target names need another resolution.
         for svc in &resolution.https {
-            let alpn: Vec<String> = svc
+            if svc.priority == 0 || svc.target != resolution.host {
+                continue;
+            }
+            let tcp_alpn: Vec<String> = svc
                 .alpn
                 .iter()
-                .filter(|a| usable.contains(&a.as_str()))
+                .filter(|a| *a == "h2" || *a == "http/1.1")
                 .cloned()
                 .collect();
             // Without no-default-alpn a service also speaks http/1.1.
-            let offers = !alpn.is_empty() || (!quic && !svc.no_default_alpn);
-            if svc.priority == 0 || svc.target != resolution.host || !offers {
-                continue;
-            }
+            let offers_tcp = !tcp_alpn.is_empty() || !svc.no_default_alpn;
+            let offers_h3 = svc.alpn.iter().any(|a| a == "h3");
             let port = svc.port.unwrap_or(origin.port);
-            let mut ips: Vec<std::net::IpAddr> = resolution.addrs.iter().map(|a| a.ip).collect();
+            let mut ips = origin_ips.clone();
             if ips.is_empty() {
                 ips.extend(svc.ipv6_hints.iter().map(|&ip| std::net::IpAddr::V6(ip)));
                 ips.extend(svc.ipv4_hints.iter().map(|&ip| std::net::IpAddr::V4(ip)));
             }
             for ip in ips {
                 let addr = SocketAddr::new(ip, port);
-                if endpoints.values().any(|a| *a == addr) {
-                    continue;
+                for (transport, offered, alpn) in [
+                    (
+                        Transport::Quic,
+                        quic_allowed && offers_h3,
+                        vec!["h3".to_owned()],
+                    ),
+                    (Transport::Tcp, tcp_allowed && offers_tcp, tcp_alpn.clone()),
+                ] {
+                    if !offered {
+                        continue;
+                    }
+                    if let Some(c) = add_candidate(&mut endpoints, &mut candidates, addr, transport)
+                    {
+                        c.source = CandidateSource::HttpsRecord;
+                        c.priority = svc.priority;
+                        c.ech = svc.ech_config.is_some();
+                        if !alpn.is_empty() {
+                            c.alpn = alpn;
+                        }
+                    }
                 }
-                let id = endpoints.len() as u32;
-                endpoints.insert(id, addr);
-                let mut c = candidate(id, addr, transport);
-                c.source = CandidateSource::HttpsRecord;
-                c.priority = svc.priority;
-                c.ech = svc.ech_config.is_some();
-                if !alpn.is_empty() {
-                    c.alpn = alpn.clone();
-                }
-                candidates.push(c);
             }
         }
-        for addr in &resolution.addrs {
-            let addr = SocketAddr::new(addr.ip, origin.port);
-            if endpoints.values().any(|a| *a == addr) {
-                continue;
+        // Alt-Svc h3 alternatives remembered for this origin and network.
+        if quic_allowed && !quic_only {
+            let alternatives = self.alt_svc.lock().unwrap_or_else(|e| e.into_inner()).h3(
+                &self.network,
+                origin,
+                std::time::SystemTime::now(),
+            );
+            for alt in alternatives {
+                let ips = match &alt.host {
+                    None => origin_ips.clone(),
+                    Some(h) if *h == origin.host => origin_ips.clone(),
+                    // Another host: its own addresses (a failure just
+                    // leaves this alternative out).
+                    Some(h) => self
+                        .resolver
+                        .resolve(h, alt.port)
+                        .await
+                        .map(|r| r.addrs.iter().map(|a| a.ip).collect())
+                        .unwrap_or_default(),
+                };
+                for ip in ips {
+                    if let Some(c) = add_candidate(
+                        &mut endpoints,
+                        &mut candidates,
+                        SocketAddr::new(ip, alt.port),
+                        Transport::Quic,
+                    ) {
+                        c.source = CandidateSource::AltSvc;
+                    }
+                }
             }
-            let id = endpoints.len() as u32;
-            endpoints.insert(id, addr);
-            candidates.push(candidate(id, addr, transport));
+        }
+        for ip in &origin_ips {
+            let addr = SocketAddr::new(*ip, origin.port);
+            add_candidate(
+                &mut endpoints,
+                &mut candidates,
+                addr,
+                if quic_only {
+                    Transport::Quic
+                } else {
+                    Transport::Tcp
+                },
+            );
         }
         let history = self
             .history
@@ -270,54 +319,79 @@ impl Dialer {
             now: now_us(),
         };
         let (plan, planned_by) = plan_race(self.policy.clone(), request).await?;
+        let is_quic = |id: u32| {
+            candidates
+                .iter()
+                .any(|c| c.id == id && c.transport == Transport::Quic)
+        };
         let plan: Vec<PlannedAttempt> = plan
             .attempts
             .iter()
             .map(|a| PlannedAttempt {
                 candidate: a.candidate,
                 delay: Duration::from_micros(a.delay),
-                tcp: !quic,
+                tcp: !is_quic(a.candidate),
             })
+            .collect();
+        let quic_ids: std::collections::HashSet<u32> = candidates
+            .iter()
+            .filter(|c| c.transport == Transport::Quic)
+            .map(|c| c.id)
             .collect();
         let what = format!("{}:{}", origin.host, origin.port);
         let t1 = Instant::now();
         // Attempts kept past the race (a winner's syn-retry twin) that
         // connect anyway come back here, for the idle pool.
         let (late_tx, late_rx) = tokio::sync::mpsc::unbounded_channel();
-        let connector = Connector {
-            late: Some(late_tx),
-            ..self.connector.clone()
-        };
-        let raced = if quic {
-            let (q, name) = (self.quic.clone(), server_name(&origin.host));
-            connector
-                .race_with(
-                    &what,
-                    &endpoints,
-                    &plan,
-                    move |addr| {
-                        let (q, name) = (q.clone(), name.clone());
-                        async move { q.connect(addr, &name).await.map_err(std::io::Error::other) }
-                    },
-                    // A QUIC attempt that completes after the race is
-                    // closed: one h3 connection per origin is enough.
-                    drop,
-                )
-                .await
-                .map(Raced::Quic)
-        } else {
-            connector
-                .race(&what, &endpoints, &plan)
-                .await
-                .map(Raced::Tcp)
-        };
+        let connector = self.connector.clone();
+        let (q, name, timeout) = (
+            self.quic.clone(),
+            server_name(&origin.host),
+            self.connector.connect_timeout,
+        );
+        let raced = connector
+            .race_with(
+                &what,
+                &endpoints,
+                &plan,
+                move |candidate, addr| {
+                    let quic = quic_ids.contains(&candidate);
+                    let (q, name) = (q.clone(), name.clone());
+                    async move {
+                        if quic {
+                            q.connect(addr, &name)
+                                .await
+                                .map(Stream::Quic)
+                                .map_err(std::io::Error::other)
+                        } else {
+                            super::connect::connect_tcp(addr, timeout)
+                                .await
+                                .map(Stream::Tcp)
+                        }
+                    }
+                },
+                // A late TCP connection goes to the idle pool; a late QUIC
+                // one is closed (one h3 connection per origin is enough).
+                move |stream| {
+                    if let Stream::Tcp(stream) = stream {
+                        if let Ok(addr) = stream.peer_addr() {
+                            let _ = late_tx.send(super::connect::LateConnection { addr, stream });
+                        }
+                    }
+                },
+            )
+            .await;
         let summary = match &raced {
-            Ok(Raced::Tcp(w)) => w.attempts.clone(),
-            Ok(Raced::Quic(w)) => w.attempts.clone(),
+            Ok(w) => w.attempts.clone(),
             Err(e) => e.attempts.clone(),
         };
         for a in summary.iter().filter(|a| a.started.is_some()) {
             let address = wit_address(endpoints[&a.candidate]);
+            let transport = if a.tcp {
+                Transport::Tcp
+            } else {
+                Transport::Quic
+            };
             self.bus.publish_for(
                 &wit_origin,
                 EventKind::ConnectAttempt(ConnectAttemptEvent {
@@ -342,18 +416,11 @@ impl Dialer {
                 }),
             );
         }
-        self.learn(
-            origin,
-            &wit_origin,
-            transport,
-            &candidates,
-            &summary,
-            &endpoints,
-        );
+        self.learn(origin, &wit_origin, &candidates, &summary, &endpoints);
         let won = raced.map_err(|e| e.to_string())?;
         let connect = t1.elapsed();
         let mut info = ConnectionInfo {
-            remote: Some(won.addr()),
+            remote: Some(won.addr),
             dns,
             connect,
             attempts: summary,
@@ -362,13 +429,13 @@ impl Dialer {
             ..ConnectionInfo::default()
         };
         info.candidates.sort();
-        match won {
-            Raced::Tcp(won) => {
-                let mut est = self.establish(origin, won.stream, info).await?;
+        match won.stream {
+            Stream::Tcp(stream) => {
+                let mut est = self.establish(origin, stream, info).await?;
                 est.late = Some(late_rx);
                 Ok(est)
             }
-            Raced::Quic(won) => establish_h3(won.stream, info).await,
+            Stream::Quic(quic) => establish_h3(quic, info).await,
         }
     }
 
@@ -459,7 +526,6 @@ impl Dialer {
         &self,
         origin: &OriginKey,
         wit_origin: &Origin,
-        transport: Transport,
         candidates: &[Candidate],
         summary: &[AttemptSummary],
         endpoints: &HashMap<u32, SocketAddr>,
@@ -473,6 +539,11 @@ impl Dialer {
             let h = all.entry(origin.clone()).or_default();
             for a in summary.iter().filter(|a| a.started.is_some()) {
                 let ipv6 = endpoints[&a.candidate].is_ipv6();
+                let transport = if a.tcp {
+                    Transport::Tcp
+                } else {
+                    Transport::Quic
+                };
                 let idx = match h
                     .iter()
                     .position(|e| e.transport == transport && e.ipv6 == ipv6)
@@ -583,19 +654,29 @@ where
     }
 }
 
-/// A race's winner, by transport.
-enum Raced {
-    Tcp(super::connect::Connected<TcpStream>),
-    Quic(super::connect::Connected<QuicConnection>),
+/// Adds a candidate unless the same transport already has `addr`.
+fn add_candidate<'a>(
+    endpoints: &mut HashMap<u32, SocketAddr>,
+    candidates: &'a mut Vec<Candidate>,
+    addr: SocketAddr,
+    transport: Transport,
+) -> Option<&'a mut Candidate> {
+    if candidates
+        .iter()
+        .any(|c| c.transport == transport && endpoints[&c.id] == addr)
+    {
+        return None;
+    }
+    let id = endpoints.len() as u32;
+    endpoints.insert(id, addr);
+    candidates.push(candidate(id, addr, transport));
+    candidates.last_mut()
 }
 
-impl Raced {
-    fn addr(&self) -> SocketAddr {
-        match self {
-            Raced::Tcp(c) => c.addr,
-            Raced::Quic(c) => c.addr,
-        }
-    }
+/// A connection a race attempt made, by transport.
+enum Stream {
+    Tcp(TcpStream),
+    Quic(QuicConnection),
 }
 
 /// The TLS server name for a host (an IPv6 literal without brackets).

@@ -1,6 +1,7 @@
 //! The network stack. Decisions here are sans-IO: they take `now` and
 //! events and return actions, so they are tested without sockets.
 
+pub mod alt_svc;
 pub mod connect;
 pub mod dns;
 pub mod happy_eyeballs;
