@@ -40,6 +40,9 @@ pub struct OriginOptions {
     pub h3: bool,
     /// With `h3`, advertise it on TCP responses: `Alt-Svc: h3=":PORT"`.
     pub advertise_h3: bool,
+    /// Instead of `h3`, a UDP black hole on the port: datagrams are read
+    /// and dropped, nothing ever answers (as on a path that drops UDP).
+    pub udp_black_hole: bool,
 }
 
 impl Default for OriginOptions {
@@ -52,6 +55,7 @@ impl Default for OriginOptions {
             full_backlog_for: None,
             h3: false,
             advertise_h3: false,
+            udp_black_hole: false,
         }
     }
 }
@@ -227,6 +231,17 @@ impl TestOrigin {
             };
             runtime.spawn(serve_h3(endpoint, quic_connections.clone()));
         }
+        if options.udp_black_hole {
+            let hole = std::net::UdpSocket::bind(addr).expect("UDP port of the origin");
+            let dropped = quic_connections.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                // Counts datagrams swallowed; ends with the process.
+                while hole.recv_from(&mut buf).is_ok() {
+                    dropped.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
         TestOrigin {
             addr,
             ca_file,
@@ -243,7 +258,8 @@ impl TestOrigin {
         self.open.1.load(Ordering::SeqCst)
     }
 
-    /// QUIC connections accepted so far.
+    /// QUIC connections accepted so far (with `udp_black_hole`: datagrams
+    /// swallowed).
     pub fn quic_connections(&self) -> usize {
         self.quic_connections.load(Ordering::SeqCst)
     }

@@ -135,3 +135,64 @@ fn an_https_record_with_h3_makes_the_first_connection_quic() {
     });
     assert_eq!(origin.quic_connections(), 1);
 }
+
+#[test]
+fn a_udp_black_hole_falls_back_to_tcp_and_the_next_connection_leads_with_it() {
+    use sockhost::net::pool::PoolPrefs;
+    use sockhost_tests::dns::TestDns;
+    let origin = TestOrigin::start(OriginOptions {
+        names: vec!["svc.test".into()],
+        udp_black_hole: true,
+        ..OriginOptions::default()
+    });
+    let dns = TestDns::service(vec!["h3", "h2"], origin.addr.port());
+    rt().block_on(async {
+        let h = Host::builder()
+            .name_servers(vec![dns.addr])
+            .ca_file(origin.ca_file.clone())
+            .no_platform_roots()
+            // Idle connections close quickly, so the second fetch dials.
+            .pool(PoolPrefs {
+                idle_timeout: std::time::Duration::from_millis(100),
+                ..PoolPrefs::default()
+            })
+            .build()
+            .unwrap();
+        let first = h
+            .fetch(FetchRequest::get("https://svc.test/"))
+            .await
+            .unwrap();
+        assert_eq!(first.version, http::Version::HTTP_2);
+        let a = &first.connection.attempts;
+        let quic = a.iter().find(|a| !a.tcp).expect("a QUIC attempt");
+        let tcp = a.iter().find(|a| a.tcp).expect("a TCP attempt");
+        assert_eq!(quic.started, Some(std::time::Duration::ZERO), "QUIC leads");
+        assert!(
+            tcp.started.unwrap() >= std::time::Duration::from_millis(50),
+            "TCP after the head start: {a:?}"
+        );
+        // Head start plus a loopback handshake, not QUIC's 10 s timeout.
+        assert!(
+            first.timings.connect < std::time::Duration::from_secs(1),
+            "{:?}",
+            first.timings
+        );
+        read_all(first.body).await.unwrap();
+        assert!(origin.quic_connections() > 0, "QUIC was tried");
+
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let second = h
+            .fetch(FetchRequest::get("https://svc.test/"))
+            .await
+            .unwrap();
+        assert!(!second.reused, "a new connection");
+        assert_eq!(second.version, http::Version::HTTP_2);
+        let a = &second.connection.attempts;
+        let lead = a
+            .iter()
+            .min_by_key(|a| a.started.unwrap_or(std::time::Duration::MAX))
+            .unwrap();
+        assert!(lead.tcp, "TCP leads after the black hole: {a:?}");
+        read_all(second.body).await.unwrap();
+    });
+}

@@ -1,7 +1,7 @@
 //! The built-in connection plan (RFC 8305 defaults): used when no
 //! connect-policy plugin is configured, or when it faults and fails open.
 
-use crate::plugins::connect::{Attempt, Candidate, IpAddress, Plan, Transport};
+use crate::plugins::connect::{Attempt, Candidate, HistoryEntry, IpAddress, Plan, Transport};
 
 /// Connection Attempt Delay (RFC 8305 section 5): the head start each
 /// attempt gets over the next.
@@ -29,10 +29,22 @@ fn interleave(cands: Vec<&Candidate>) -> Vec<&Candidate> {
     out
 }
 
+/// Whether QUIC attempts to this origin have failed and never connected.
+fn quic_broken(history: &[HistoryEntry]) -> bool {
+    let (ok, bad) = history
+        .iter()
+        .filter(|h| h.transport == Transport::Quic)
+        .fold((0u64, 0u64), |(o, b), h| {
+            (o + u64::from(h.successes), b + u64::from(h.failures))
+        });
+    bad > 0 && ok == 0
+}
+
 /// Plans attempts: QUIC candidates first (each transport interleaving IPv6
 /// and IPv4, HTTPS-record priority first), TCP starting 50 ms after the first
-/// QUIC attempt, successive attempts of a transport 250 ms apart.
-pub fn builtin_plan(candidates: &[Candidate]) -> Plan {
+/// QUIC attempt, successive attempts of a transport 250 ms apart. When the
+/// origin's history says QUIC never connects, TCP leads and QUIC follows.
+pub fn builtin_plan(candidates: &[Candidate], history: &[HistoryEntry]) -> Plan {
     let by_priority = |t: Transport| {
         let mut c: Vec<&Candidate> = candidates.iter().filter(|c| c.transport == t).collect();
         // Priority 0 means "not from an HTTPS record": after the ranked ones.
@@ -47,22 +59,30 @@ pub fn builtin_plan(candidates: &[Candidate]) -> Plan {
     };
     let quic = by_priority(Transport::Quic);
     let tcp = by_priority(Transport::Tcp);
+    // QUIC leads unless this origin's history says it never connects here
+    // (a UDP black hole); then TCP leads and QUIC follows after the head
+    // start, so a path that heals is noticed.
+    let (lead, follow) = if quic_broken(history) {
+        (tcp, quic)
+    } else {
+        (quic, tcp)
+    };
     let mut attempts = Vec::with_capacity(candidates.len());
-    let tcp_start = if quic.is_empty() {
+    let follow_start = if lead.is_empty() {
         0
     } else {
         QUIC_HEAD_START_US
     };
-    for (i, c) in quic.iter().enumerate() {
+    for (i, c) in lead.iter().enumerate() {
         attempts.push(Attempt {
             candidate: c.id,
             delay: i as u64 * CONNECTION_ATTEMPT_DELAY_US,
         });
     }
-    for (i, c) in tcp.iter().enumerate() {
+    for (i, c) in follow.iter().enumerate() {
         attempts.push(Attempt {
             candidate: c.id,
-            delay: tcp_start + i as u64 * CONNECTION_ATTEMPT_DELAY_US,
+            delay: follow_start + i as u64 * CONNECTION_ATTEMPT_DELAY_US,
         });
     }
     attempts.sort_by_key(|a| a.delay);
@@ -105,7 +125,7 @@ mod tests {
             cand(3, Transport::Tcp, true),
             cand(4, Transport::Quic, true),
         ];
-        let plan = builtin_plan(&cands);
+        let plan = builtin_plan(&cands, &[]);
         let got: Vec<(u32, u64)> = plan
             .attempts
             .iter()
@@ -116,8 +136,35 @@ mod tests {
 
     #[test]
     fn tcp_only_starts_at_once() {
-        let plan = builtin_plan(&[cand(7, Transport::Tcp, false)]);
+        let plan = builtin_plan(&[cand(7, Transport::Tcp, false)], &[]);
         assert_eq!(plan.attempts.len(), 1);
         assert_eq!(plan.attempts[0].delay, 0);
+    }
+
+    #[test]
+    fn a_quic_that_never_connected_here_follows_tcp() {
+        let cands = [
+            cand(1, Transport::Tcp, false),
+            cand(2, Transport::Quic, false),
+        ];
+        let hist = |successes, failures| HistoryEntry {
+            transport: Transport::Quic,
+            ipv6: false,
+            successes,
+            failures,
+            last_connect_time: None,
+            last_attempt: None,
+        };
+        let order = |h: &[HistoryEntry]| -> Vec<(u32, u64)> {
+            builtin_plan(&cands, h)
+                .attempts
+                .iter()
+                .map(|a| (a.candidate, a.delay))
+                .collect()
+        };
+        assert_eq!(order(&[]), vec![(2, 0), (1, 50_000)]);
+        assert_eq!(order(&[hist(0, 1)]), vec![(1, 0), (2, 50_000)]);
+        // It worked before on this network: a failure is not a black hole.
+        assert_eq!(order(&[hist(3, 1)]), vec![(2, 0), (1, 50_000)]);
     }
 }

@@ -147,7 +147,10 @@ async fn plan_race(
     request: ConnectRequest,
 ) -> Result<(Plan, String), String> {
     let Some(policy) = policy else {
-        return Ok((builtin_plan(&request.candidates), "builtin".to_owned()));
+        return Ok((
+            builtin_plan(&request.candidates, &request.history),
+            "builtin".to_owned(),
+        ));
     };
     tokio::task::spawn_blocking(move || {
         let mut p = policy.lock().unwrap_or_else(|e| e.into_inner());
@@ -531,6 +534,19 @@ impl Dialer {
         endpoints: &HashMap<u32, SocketAddr>,
     ) {
         let now = now_us();
+        // A QUIC attempt that had started when a TCP attempt began and was
+        // still silent when that TCP attempt won was outpaced: the path
+        // may drop UDP (HEv3). It counts as a failure, and is reported to
+        // the policy as timed out, so the next plan can lead with TCP.
+        let tcp_winner_start = summary
+            .iter()
+            .find(|a| a.outcome == Outcome::Won && a.tcp)
+            .and_then(|a| a.started);
+        let outpaced = |a: &AttemptSummary| {
+            !a.tcp
+                && a.outcome == Outcome::Cancelled
+                && matches!((a.started, tcp_winner_start), (Some(s), Some(w)) if s <= w)
+        };
         {
             let mut all = self.history.lock().unwrap_or_else(|e| e.into_inner());
             if all.len() >= MAX_HISTORY_ORIGINS && !all.contains_key(origin) {
@@ -568,6 +584,7 @@ impl Dialer {
                         e.last_connect_time = a.elapsed.map(|d| d.as_micros() as u64);
                     }
                     Outcome::Failed => e.failures = e.failures.saturating_add(1),
+                    _ if outpaced(a) => e.failures = e.failures.saturating_add(1),
                     _ => {}
                 }
                 e.last_attempt = Some(now);
@@ -582,6 +599,7 @@ impl Dialer {
             .map(|a| AttemptReport {
                 candidate: a.candidate,
                 outcome: match a.outcome {
+                    _ if outpaced(a) => ConnectOutcome::TimedOut,
                     Outcome::Won => ConnectOutcome::Connected,
                     Outcome::ConnectedLate => ConnectOutcome::ConnectedLate,
                     Outcome::Failed => ConnectOutcome::Failed("connection failed".into()),

@@ -132,7 +132,7 @@ impl ConnectPlugin {
             Ok(plan) => Ok((plan, PlanSource::Plugin)),
             Err(e) => match self.inner.on_fault() {
                 OnFault::FailOpen => Ok((
-                    crate::net::happy_eyeballs::builtin_plan(&request.candidates),
+                    crate::net::happy_eyeballs::builtin_plan(&request.candidates, &request.history),
                     PlanSource::Fallback(e),
                 )),
                 OnFault::FailClosed => Err(e),
