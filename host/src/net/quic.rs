@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, Runtime, TokioRuntime, UdpPoller};
 
@@ -21,6 +23,37 @@ use quinn::{AsyncUdpSocket, Runtime, TokioRuntime, UdpPoller};
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle QUIC connection lives (the peer may choose less).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// UDP system calls made by sockhost's QUIC sockets (both kinds), for
+/// benchmarks: each send is one `sendmsg`/`sendto` (carrying several
+/// datagrams with GSO), each receive one `recvmmsg`/`recvfrom` that
+/// returned data.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UdpStats {
+    /// Send calls that sent.
+    pub sends: u64,
+    /// Datagrams those sends carried.
+    pub sent_datagrams: u64,
+    /// Receive calls that returned datagrams.
+    pub recvs: u64,
+    /// Datagrams those receives returned.
+    pub received_datagrams: u64,
+}
+
+static SENDS: AtomicU64 = AtomicU64::new(0);
+static SENT_DATAGRAMS: AtomicU64 = AtomicU64::new(0);
+static RECVS: AtomicU64 = AtomicU64::new(0);
+static RECEIVED_DATAGRAMS: AtomicU64 = AtomicU64::new(0);
+
+/// The counts so far, process-wide.
+pub fn udp_stats() -> UdpStats {
+    UdpStats {
+        sends: SENDS.load(Ordering::Relaxed),
+        sent_datagrams: SENT_DATAGRAMS.load(Ordering::Relaxed),
+        recvs: RECVS.load(Ordering::Relaxed),
+        received_datagrams: RECEIVED_DATAGRAMS.load(Ordering::Relaxed),
+    }
+}
 
 /// Why a QUIC connection could not be set up. The messages leave the peer
 /// out: the race names it with each attempt's error.
@@ -155,11 +188,11 @@ impl Quic {
         socket.set_nonblocking(true).map_err(fail)?;
         let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime);
         let socket: Arc<dyn AsyncUdpSocket> = if self.batching {
-            runtime.wrap_udp_socket(socket).map_err(fail)?
+            Arc::new(Counted(runtime.wrap_udp_socket(socket).map_err(fail)?))
         } else {
-            Arc::new(PlainUdpSocket {
+            Arc::new(Counted(Arc::new(PlainUdpSocket {
                 io: tokio::net::UdpSocket::from_std(socket).map_err(fail)?,
-            })
+            })))
         };
         quinn::Endpoint::new_with_abstract_socket(
             quinn::EndpointConfig::default(),
@@ -186,6 +219,67 @@ fn describe(e: &quinn::ConnectionError) -> String {
         "the server does not speak HTTP/3 (no ALPN h3)".to_owned()
     } else {
         text
+    }
+}
+
+/// A socket whose system calls are counted in [`udp_stats`].
+#[derive(Debug)]
+struct Counted(Arc<dyn AsyncUdpSocket>);
+
+impl AsyncUdpSocket for Counted {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+        self.0.clone().create_io_poller()
+    }
+
+    fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
+        self.0.try_send(transmit)?;
+        SENDS.fetch_add(1, Ordering::Relaxed);
+        let datagrams = match transmit.segment_size {
+            Some(size) if size > 0 => transmit.contents.len().div_ceil(size),
+            _ => 1,
+        };
+        SENT_DATAGRAMS.fetch_add(datagrams as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let polled = self.0.poll_recv(cx, bufs, meta);
+        if let Poll::Ready(Ok(n)) = &polled {
+            RECVS.fetch_add(1, Ordering::Relaxed);
+            let datagrams: usize = meta[..*n]
+                .iter()
+                .map(|m| {
+                    if m.stride > 0 {
+                        m.len.div_ceil(m.stride)
+                    } else {
+                        1
+                    }
+                })
+                .sum();
+            RECEIVED_DATAGRAMS.fetch_add(datagrams as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        self.0.max_transmit_segments()
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        self.0.max_receive_segments()
+    }
+
+    fn may_fragment(&self) -> bool {
+        self.0.may_fragment()
     }
 }
 
