@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing sockhost needs on a fresh Debian machine
 # with rustup's stable toolchain: the offline wasm32 toolchain (Debian's
-# rustc-web with its library source, for -Zbuild-std) and wasi-libc.
+# rustc-web with its library source, for -Zbuild-std) and wasi-libc; nginx
+# and curl (peers for the tests and benchmarks); aioquic from PyPI.
 set -euo pipefail
 
 need=()
@@ -16,6 +17,18 @@ if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need[@]}"
+fi
+# aioquic (PyPI): the HTTP/3 server the interop tests talk to.
+if ! python3 -c 'import aioquic' 2>/dev/null; then
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq python3-pip
+    fi
+    # Debian's Python refuses installs outside a venv unless told (PEP 668).
+    python3 -m pip install --quiet aioquic 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages aioquic
+    python3 -c 'import aioquic' || { echo "setup: aioquic did not install" >&2; exit 1; }
 fi
 for c in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"

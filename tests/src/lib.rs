@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: where the repository's plugins
 //! and fixtures are, and how to build runtimes and requests for them.
 
+pub mod aioquic;
 pub mod dns;
 pub mod nginx;
 pub mod origin;

@@ -196,3 +196,53 @@ fn a_udp_black_hole_falls_back_to_tcp_and_the_next_connection_leads_with_it() {
         read_all(second.body).await.unwrap();
     });
 }
+
+#[test]
+fn interop_with_aioquics_http3_server() {
+    use sockhost_tests::aioquic::{available, AioquicOrigin};
+    // CI installs aioquic (scripts/setup.sh); a developer machine without
+    // it says so instead of failing on a missing Python module.
+    assert!(
+        available() || std::env::var_os("SOCKHOST_SKIP_AIOQUIC").is_some(),
+        "aioquic is not installed: run scripts/setup.sh (or set SOCKHOST_SKIP_AIOQUIC=1)"
+    );
+    if !available() {
+        return;
+    }
+    let server = AioquicOrigin::start();
+    rt().block_on(async {
+        let h = Host::builder()
+            .resolve(
+                format!("www.test:{}:127.0.0.1", server.addr.port())
+                    .parse::<sockhost::net::dns::ResolveOverride>()
+                    .unwrap(),
+            )
+            .ca_file(server.ca_file.clone())
+            .no_platform_roots()
+            .version(VersionPref::Http3)
+            .build()
+            .unwrap();
+        let base = format!("https://www.test:{}", server.addr.port());
+        let r = h
+            .fetch(FetchRequest::get(format!("{base}/")))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.version, http::Version::HTTP_3);
+        assert_eq!(r.headers["server"], "aioquic");
+        assert_eq!(read_all(r.body).await.unwrap(), "hello from aioquic\n");
+        let r = h
+            .fetch(FetchRequest::get(format!("{base}/bytes/1000000")))
+            .await
+            .unwrap();
+        assert!(r.reused);
+        let body = read_all(r.body).await.unwrap();
+        assert_eq!(body.len(), 1_000_000);
+        assert!(body.iter().enumerate().all(|(i, b)| *b == pattern_byte(i)));
+        let r = h
+            .fetch(FetchRequest::get(format!("{base}/nothing")))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 404);
+    });
+}
