@@ -450,6 +450,7 @@ impl HostBuilder {
             quic,
             alt_svc: alt_svc.clone(),
             network: DEFAULT_NETWORK.to_owned(),
+            planned_on_network: Arc::default(),
             tls,
             connector: self.connector,
             version: self.version,
@@ -462,6 +463,7 @@ impl HostBuilder {
         Ok(Host {
             alt_svc,
             alt_svc_file: self.alt_svc_file.map(Arc::new),
+            network: dialer.clone(),
             manager: Manager::start(dialer, self.pool),
             request_timeout: self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
             extensions: self.extensions,
@@ -474,6 +476,8 @@ impl HostBuilder {
 /// The socket process as a library.
 #[derive(Debug, Clone)]
 pub struct Host {
+    /// The dialer's shared state (history, Alt-Svc), for network changes.
+    network: Dialer,
     /// Shared with the dialer, which reads it.
     alt_svc: Arc<std::sync::Mutex<AltSvcCache>>,
     alt_svc_file: Option<Arc<PathBuf>>,
@@ -493,6 +497,14 @@ impl Host {
     /// Connections and waiting requests in the pool right now.
     pub async fn pool_stats(&self) -> Option<crate::net::manager::PoolStats> {
         self.manager.stats().await
+    }
+
+    /// Tells the host the network changed (another Wi-Fi, a VPN, …):
+    /// connection history is flushed, Alt-Svc entries not marked `persist`
+    /// are dropped, and each origin's next plan is told, so the policy is
+    /// careful again. Open connections are left to fail or finish.
+    pub fn network_changed(&self) {
+        self.network.network_changed();
     }
 
     /// The telemetry bus (to flush it or collect the probes' metrics).

@@ -235,6 +235,13 @@ fn alt_svc_learned_in_one_run_upgrades_the_next_to_http3() {
     let attempts = second["attempts"].as_array().unwrap();
     assert_eq!(attempts[0]["transport"], "quic", "{second}");
     assert_eq!(attempts[0]["outcome"], "won", "{second}");
+    assert!(
+        second["winner"]
+            .as_str()
+            .unwrap()
+            .starts_with("the first QUIC attempt"),
+        "{second}"
+    );
     assert!(attempts.iter().any(|a| a["transport"] == "tcp"), "{second}");
     assert_eq!(origin.quic_connections(), 1);
 }

@@ -138,7 +138,20 @@ fn an_https_record_with_h3_makes_the_first_connection_quic() {
 
 #[test]
 fn a_udp_black_hole_falls_back_to_tcp_and_the_next_connection_leads_with_it() {
+    black_hole_then_tcp_leads(false);
+}
+
+#[test]
+fn the_happy_eyeballs_plugin_learns_the_black_hole_too() {
+    black_hole_then_tcp_leads(true);
+}
+
+/// With the built-in plan or the happy-eyeballs plugin: QUIC leads into a
+/// UDP black hole, TCP wins after the head start, the next connection
+/// leads with TCP, and after a network change QUIC leads again.
+fn black_hole_then_tcp_leads(plugin: bool) {
     use sockhost::net::pool::PoolPrefs;
+    use sockhost::plugins::connect::ConnectPlugin;
     use sockhost_tests::dns::TestDns;
     let origin = TestOrigin::start(OriginOptions {
         names: vec!["svc.test".into()],
@@ -146,8 +159,16 @@ fn a_udp_black_hole_falls_back_to_tcp_and_the_next_connection_leads_with_it() {
         ..OriginOptions::default()
     });
     let dns = TestDns::service(vec!["h3", "h2"], origin.addr.port());
+    let (prt, _data) = sockhost_tests::runtime();
     rt().block_on(async {
-        let h = Host::builder()
+        let mut b = Host::builder();
+        if plugin {
+            let policy =
+                ConnectPlugin::new(prt.load(&sockhost_tests::plugin("happy-eyeballs")).unwrap())
+                    .unwrap();
+            b = b.connect_policy(policy);
+        }
+        let h = b
             .name_servers(vec![dns.addr])
             .ca_file(origin.ca_file.clone())
             .no_platform_roots()
@@ -163,6 +184,8 @@ fn a_udp_black_hole_falls_back_to_tcp_and_the_next_connection_leads_with_it() {
             .await
             .unwrap();
         assert_eq!(first.version, http::Version::HTTP_2);
+        let planner = if plugin { "happy-eyeballs" } else { "builtin" };
+        assert_eq!(first.connection.planned_by, planner);
         let a = &first.connection.attempts;
         let quic = a.iter().find(|a| !a.tcp).expect("a QUIC attempt");
         let tcp = a.iter().find(|a| a.tcp).expect("a TCP attempt");
@@ -194,6 +217,23 @@ fn a_udp_black_hole_falls_back_to_tcp_and_the_next_connection_leads_with_it() {
             .unwrap();
         assert!(lead.tcp, "TCP leads after the black hole: {a:?}");
         read_all(second.body).await.unwrap();
+
+        // Another network: what was learned no longer holds, QUIC leads
+        // again (and is outpaced again here).
+        h.network_changed();
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let third = h
+            .fetch(FetchRequest::get("https://svc.test/"))
+            .await
+            .unwrap();
+        assert!(!third.reused, "a new connection");
+        let a = &third.connection.attempts;
+        let lead = a
+            .iter()
+            .min_by_key(|a| a.started.unwrap_or(std::time::Duration::MAX))
+            .unwrap();
+        assert!(!lead.tcp, "QUIC leads on a new network: {a:?}");
+        read_all(third.body).await.unwrap();
     });
 }
 

@@ -236,8 +236,10 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
+        let winner = (!response.reused).then(|| why_won(&c.attempts)).flatten();
         let v = serde_json::json!({
             "url": args.url,
+            "winner": winner,
             "status": response.status.as_u16(),
             "http_version": match response.version {
                 http::Version::HTTP_3 => "HTTP/3".to_owned(),
@@ -322,4 +324,35 @@ fn render_metrics(all: &[(String, Result<Vec<Metric>, String>)]) -> String {
         }
     }
     out
+}
+
+/// Why the race's winner won, in words, from the attempts' summaries.
+fn why_won(attempts: &[sockhost::net::race::AttemptSummary]) -> Option<String> {
+    let won = attempts.iter().find(|a| a.outcome == Outcome::Won)?;
+    let transport = |a: &sockhost::net::race::AttemptSummary| if a.tcp { "TCP" } else { "QUIC" };
+    let started_before: Vec<_> = attempts
+        .iter()
+        .filter(|a| a.attempt != won.attempt && a.started.is_some() && a.started <= won.started)
+        .collect();
+    let failed = started_before
+        .iter()
+        .filter(|a| a.outcome == Outcome::Failed)
+        .count();
+    let still_running = started_before.len() - failed;
+    Some(if started_before.is_empty() {
+        format!(
+            "the first {} attempt connected before any other needed to start or finish",
+            transport(won)
+        )
+    } else if still_running == 0 {
+        format!(
+            "{} attempt connected after the {failed} attempt(s) started before it failed",
+            transport(won)
+        )
+    } else {
+        format!(
+            "{} attempt connected first while {still_running} earlier attempt(s) had not (a head start or attempt delay gave them a lead they did not use)",
+            transport(won)
+        )
+    })
 }

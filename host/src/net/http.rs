@@ -139,6 +139,9 @@ pub struct Dialer {
     pub policy: Option<Arc<Mutex<ConnectPlugin>>>,
     /// Outcomes per origin, handed to the policy as history.
     pub history: Arc<Mutex<HashMap<OriginKey, Vec<HistoryEntry>>>>,
+    /// Origins planned since the last network change; the first plan of
+    /// any other origin is told the network changed.
+    pub planned_on_network: Arc<Mutex<Option<std::collections::HashSet<OriginKey>>>>,
 }
 
 /// Plans the race for `request`: the policy plugin's plan, or the built-in.
@@ -318,7 +321,7 @@ impl Dialer {
             origin: Origin::clone(&wit_origin),
             candidates: candidates.clone(),
             history,
-            network_changed: false,
+            network_changed: self.first_plan_on_new_network(origin),
             now: now_us(),
         };
         let (plan, planned_by) = plan_race(self.policy.clone(), request).await?;
@@ -523,6 +526,42 @@ impl Dialer {
 }
 
 impl Dialer {
+    /// The network changed: history is flushed (it described another
+    /// path), Alt-Svc entries not marked `persist` are dropped, and each
+    /// origin's next plan is told, so that a policy is careful again.
+    pub fn network_changed(&self) {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.alt_svc
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .network_changed();
+        *self
+            .planned_on_network
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Default::default());
+    }
+
+    /// Whether this is `origin`'s first plan since a network change.
+    fn first_plan_on_new_network(&self, origin: &OriginKey) -> bool {
+        let mut planned = self
+            .planned_on_network
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match planned.as_mut() {
+            // No change since the host started.
+            None => false,
+            Some(set) => {
+                if set.len() >= MAX_HISTORY_ORIGINS {
+                    set.clear();
+                }
+                set.insert(origin.clone())
+            }
+        }
+    }
+
     /// Updates the history and reports the race to the policy (off the
     /// request path: the report is not awaited).
     fn learn(
