@@ -110,6 +110,21 @@ fn failures_are_one_line_and_exit_non_zero() {
             ],
             "could not resolve nonexistent.invalid",
         ),
+        // Nothing answers QUIC on the origin's UDP port: --max-time ends
+        // the wait, connection setup included.
+        (
+            vec![
+                format!("https://www.test:{}/", origin.addr.port()),
+                "--resolve".into(),
+                format!("www.test:{}:127.0.0.1", origin.addr.port()),
+                "--ca".into(),
+                origin.ca_file.display().to_string(),
+                "--http3".into(),
+                "--max-time".into(),
+                "1".into(),
+            ],
+            "--max-time",
+        ),
     ] {
         let (ok, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(!ok, "{args:?} succeeded");

@@ -182,7 +182,11 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         request.body = bytes::Bytes::from(d.clone());
     }
     let total_limit = Duration::from_secs_f64(args.max_time);
-    let response = host.fetch(request).await?;
+    // --max-time bounds everything, the connection's setup included (a QUIC
+    // handshake into a black hole would otherwise take its full timeout).
+    let response = tokio::time::timeout(total_limit, host.fetch(request))
+        .await
+        .map_err(|_| anyhow::anyhow!("no response within {total_limit:?} (--max-time)"))??;
     let mut out: Box<dyn Write> = match (&args.output, args.json) {
         (Some(path), _) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
