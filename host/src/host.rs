@@ -721,10 +721,21 @@ impl Host {
                         .send_request(http::Request::from_parts(parts, ()))
                         .await
                         .map_err(|e| e.to_string())?;
+                    // RFC 9114 4.1.1: a server may answer before reading the
+                    // whole request and stop our sending side (quinn servers
+                    // do so whenever they drop a request they did not read to
+                    // its end); the response must still be read.
+                    let mut sent = Ok(());
                     if !body.is_empty() {
-                        stream.send_data(body).await.map_err(|e| e.to_string())?;
+                        sent = stream.send_data(body).await;
                     }
-                    stream.finish().await.map_err(|e| e.to_string())?;
+                    if sent.is_ok() {
+                        sent = stream.finish().await;
+                    }
+                    match sent {
+                        Ok(()) | Err(h3::error::StreamError::RemoteTerminate { .. }) => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
                     let response = stream.recv_response().await.map_err(|e| e.to_string())?;
                     let (parts, ()) = response.into_parts();
                     Ok((

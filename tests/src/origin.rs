@@ -292,18 +292,29 @@ async fn serve_h3(endpoint: quinn::Endpoint, counter: Arc<AtomicUsize>) {
             else {
                 return;
             };
-            while let Ok(Some(resolver)) = h3.accept().await {
+            loop {
+                let resolver = match h3.accept().await {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        if !e.is_h3_no_error() {
+                            eprintln!("test origin: h3 accept: {e}");
+                        }
+                        break;
+                    }
+                };
                 tokio::spawn(async move {
-                    let Ok((req, mut stream)) = resolver.resolve_request().await else {
-                        return;
+                    let (req, mut stream) = match resolver.resolve_request().await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            eprintln!("test origin: h3 request: {e}");
+                            return;
+                        }
                     };
                     let Ok(response) = route(req).await;
                     let (parts, mut body) = response.into_parts();
-                    if stream
-                        .send_response(Response::from_parts(parts, ()))
-                        .await
-                        .is_err()
-                    {
+                    if let Err(e) = stream.send_response(Response::from_parts(parts, ())).await {
+                        eprintln!("test origin: h3 response: {e}");
                         return;
                     }
                     while let Some(Ok(frame)) = body.frame().await {

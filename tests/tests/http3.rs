@@ -82,6 +82,30 @@ fn concurrent_h3_requests_share_one_quic_connection() {
     assert_eq!(origin.quic_connections(), 1);
 }
 
+/// RFC 9114 4.1.1: the origin answers `/` without reading the request body,
+/// and its quinn stream, dropped, stops our sending side (STOP_SENDING 0)
+/// while the 4 MiB body is still being written. The response must be read,
+/// not replaced by "remote reset".
+#[test]
+fn a_response_sent_before_the_request_body_was_read_is_kept() {
+    let origin = h3_origin();
+    rt().block_on(async {
+        let h = host(&origin, true);
+        for _ in 0..3 {
+            let mut req = FetchRequest::get(url(&origin, "/"));
+            req.method = http::Method::POST;
+            req.body = bytes::Bytes::from(vec![7u8; 4 << 20]);
+            let r = h.fetch(req).await.unwrap();
+            assert_eq!(r.status, 200);
+            assert_eq!(
+                read_all(r.body).await.unwrap(),
+                "hello from the test origin\n"
+            );
+        }
+    });
+    assert_eq!(origin.quic_connections(), 1);
+}
+
 #[test]
 fn h3_to_an_origin_without_quic_fails_with_a_clear_error() {
     // The TCP origin listens; nothing answers on its UDP port.
