@@ -16,6 +16,8 @@
 //! idle-timeout = "90s"
 //! connect-timeout = "10s"
 //! syn-retry = "250ms"        # or "off"
+//! resolution-delay = "50ms"  # wait for AAAA/HTTPS after an early A; "off" waits for all
+//! min-attempt-spacing = "10ms"
 //! request-timeout = "30s"
 //! ```
 
@@ -49,6 +51,11 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `None` turns syn-retry off.
     pub syn_retry: Option<Duration>,
+    /// How long a race waits for AAAA/HTTPS after the first address
+    /// answer; `None` waits for every answer.
+    pub resolution_delay: Option<Duration>,
+    /// The least time between two connection attempts (at least 10 ms).
+    pub min_attempt_spacing: Duration,
     /// Longest wait for response headers.
     pub request_timeout: Duration,
 }
@@ -82,6 +89,8 @@ impl Default for Config {
             },
             connect_timeout: crate::net::connect::DEFAULT_CONNECT_TIMEOUT,
             syn_retry: Some(Duration::from_millis(250)),
+            resolution_delay: Some(crate::net::dns_gate::DEFAULT_RESOLUTION_DELAY),
+            min_attempt_spacing: crate::net::race::DEFAULT_MIN_SPACING,
             request_timeout: crate::host::DEFAULT_REQUEST_TIMEOUT,
         }
     }
@@ -127,6 +136,8 @@ struct RawNetwork {
     idle_timeout: Option<String>,
     connect_timeout: Option<String>,
     syn_retry: Option<String>,
+    resolution_delay: Option<String>,
+    min_attempt_spacing: Option<String>,
     request_timeout: Option<String>,
 }
 
@@ -213,14 +224,37 @@ impl Config {
             &raw.network.request_timeout,
             c.request_timeout,
         )?;
-        c.syn_retry = match raw.network.syn_retry.as_deref() {
-            None => c.syn_retry,
-            Some("off") => None,
-            Some(t) => Some(
-                parse_duration(t)
-                    .map_err(|e| fail("network.syn-retry", format!("{e} (or \"off\")")))?,
-            ),
+        // A duration, or "off".
+        let switch = |field: &str,
+                      v: &Option<String>,
+                      default: Option<Duration>|
+         -> Result<Option<Duration>, ConfigError> {
+            match v.as_deref() {
+                None => Ok(default),
+                Some("off") => Ok(None),
+                Some(t) => parse_duration(t)
+                    .map(Some)
+                    .map_err(|e| fail(field, format!("{e} (or \"off\")"))),
+            }
         };
+        c.syn_retry = switch("network.syn-retry", &raw.network.syn_retry, c.syn_retry)?;
+        c.resolution_delay = switch(
+            "network.resolution-delay",
+            &raw.network.resolution_delay,
+            c.resolution_delay,
+        )?;
+        c.min_attempt_spacing = duration(
+            "network.min-attempt-spacing",
+            &raw.network.min_attempt_spacing,
+            c.min_attempt_spacing,
+        )?;
+        // Below HEv3's minimum of 10 ms, attempts would burst at a path.
+        if c.min_attempt_spacing < crate::net::race::DEFAULT_MIN_SPACING {
+            return Err(fail(
+                "network.min-attempt-spacing",
+                "must be at least 10ms (Happy Eyeballs v3)".into(),
+            ));
+        }
         for (field, d) in [
             ("network.connect-timeout", c.connect_timeout),
             ("network.request-timeout", c.request_timeout),
@@ -245,13 +279,15 @@ impl Config {
             Some(d) => connector.prefs.syn_retry = d,
             None => connector.prefs.syn_retry_enabled = false,
         }
-        b.pool(PoolPrefs {
-            max_per_host: self.pool.max_per_host,
-            max_total: self.pool.max_total,
-            idle_timeout: self.pool.idle_timeout,
-        })
-        .connector(connector)
-        .request_timeout(self.request_timeout)
+        connector.prefs.min_spacing = self.min_attempt_spacing;
+        b.resolution_delay(self.resolution_delay)
+            .pool(PoolPrefs {
+                max_per_host: self.pool.max_per_host,
+                max_total: self.pool.max_total,
+                idle_timeout: self.pool.idle_timeout,
+            })
+            .connector(connector)
+            .request_timeout(self.request_timeout)
     }
 }
 
@@ -264,7 +300,8 @@ mod tests {
         let c = Config::parse(
             "[plugins]\nbuiltin = true\nextensions = [\"x/plugin.toml\"]\n\
              [network]\ndns-servers = [\"127.0.0.1:5353\"]\nmax-connections-per-host = 2\n\
-             syn-retry = \"off\"\nidle-timeout = \"5s\"\n",
+             syn-retry = \"off\"\nidle-timeout = \"5s\"\nresolution-delay = \"off\"\n\
+             min-attempt-spacing = \"20ms\"\n",
             Path::new("/etc/sockhost/config.toml"),
         )
         .unwrap();
@@ -276,6 +313,8 @@ mod tests {
         assert_eq!(c.dns_servers.len(), 1);
         assert_eq!(c.pool.max_per_host, 2);
         assert_eq!(c.syn_retry, None);
+        assert_eq!(c.resolution_delay, None);
+        assert_eq!(c.min_attempt_spacing, Duration::from_millis(20));
         assert_eq!(c.pool.idle_timeout, Duration::from_secs(5));
         // A config file without [plugins].builtin loads only what it lists.
         assert!(
@@ -293,6 +332,14 @@ mod tests {
                 "network.max-connections: 0 is outside",
             ),
             ("[network]\nsyn-retry = \"soon\"\n", "network.syn-retry"),
+            (
+                "[network]\nresolution-delay = \"later\"\n",
+                "network.resolution-delay",
+            ),
+            (
+                "[network]\nmin-attempt-spacing = \"1ms\"\n",
+                "network.min-attempt-spacing: must be at least 10ms",
+            ),
             (
                 "[network]\ndns-servers = [\"localhost\"]\n",
                 "network.dns-servers[0]",

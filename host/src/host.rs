@@ -324,6 +324,8 @@ pub struct HostBuilder {
     alt_svc_file: Option<PathBuf>,
     /// Batching is on unless this is set (so that `Default` means on).
     no_udp_batching: bool,
+    /// `None`: the default; `Some(None)`: wait for every DNS answer.
+    resolution_delay: Option<Option<Duration>>,
     dns: DnsConfig,
     tls: TlsOptions,
     version: VersionPref,
@@ -385,6 +387,16 @@ impl HostBuilder {
     /// next.
     pub fn alt_svc_file(mut self, path: PathBuf) -> Self {
         self.alt_svc_file = Some(path);
+        self
+    }
+
+    /// How long a connection race waits for AAAA and HTTPS answers after
+    /// the first address answer (Happy Eyeballs v3; default
+    /// [`DEFAULT_RESOLUTION_DELAY`]); `None` waits for every answer.
+    ///
+    /// [`DEFAULT_RESOLUTION_DELAY`]: crate::net::dns_gate::DEFAULT_RESOLUTION_DELAY
+    pub fn resolution_delay(mut self, delay: Option<Duration>) -> Self {
+        self.resolution_delay = Some(delay);
         self
     }
 
@@ -459,6 +471,9 @@ impl HostBuilder {
                 .connect_policy
                 .map(|p| Arc::new(std::sync::Mutex::new(p))),
             history: Arc::default(),
+            resolution_delay: self
+                .resolution_delay
+                .unwrap_or(Some(crate::net::dns_gate::DEFAULT_RESOLUTION_DELAY)),
         };
         Ok(Host {
             alt_svc,

@@ -13,6 +13,19 @@ fn host(origin: &TestOrigin, version: VersionPref) -> Host {
     origin_host(origin).version(version).build().unwrap()
 }
 
+/// A host that finds `www.test` at 127.0.0.2 first, then at the origin's
+/// 127.0.0.1 (same port).
+fn first_127_0_0_2(origin: &TestOrigin) -> sockhost::host::HostBuilder {
+    Host::builder()
+        .resolve(
+            format!("www.test:{}:127.0.0.2,127.0.0.1", origin.addr.port())
+                .parse::<ResolveOverride>()
+                .unwrap(),
+        )
+        .ca_file(origin.ca_file.clone())
+        .no_platform_roots()
+}
+
 fn url(origin: &TestOrigin, path: &str) -> String {
     format!("https://www.test:{}{path}", origin.addr.port())
 }
@@ -153,17 +166,9 @@ fn the_connect_policy_plugin_plans_the_race_and_a_refused_address_fails_over() {
     let (prt, _d) = sockhost_tests::runtime();
     let policy =
         ConnectPlugin::new(prt.load(&sockhost_tests::plugin("happy-eyeballs")).unwrap()).unwrap();
-    let port = origin.addr.port();
     rt().block_on(async {
         // Nothing listens on 127.0.0.2: the first candidate is refused.
-        let h = Host::builder()
-            .resolve(
-                format!("www.test:{port}:127.0.0.2,127.0.0.1")
-                    .parse::<ResolveOverride>()
-                    .unwrap(),
-            )
-            .ca_file(origin.ca_file.clone())
-            .no_platform_roots()
+        let h = first_127_0_0_2(&origin)
             .connect_policy(policy)
             .build()
             .unwrap();
@@ -346,4 +351,42 @@ fn an_https_record_points_the_connection_at_its_port() {
         assert_eq!(r.version, http::Version::HTTP_2);
         read_all(r.body).await.unwrap();
     });
+}
+
+/// HEv3: over TCP + TLS an attempt counts as connected only after its TLS
+/// handshake. The first address accepts TCP and then says nothing (a TLS
+/// tarpit): the second address still starts after the attempt delay and
+/// wins, and the stalled one gets no syn-retry twin (its TCP was up).
+#[test]
+fn a_tcp_connection_whose_tls_stalls_does_not_win_the_race() {
+    use sockhost::net::race::Outcome;
+    let origin = TestOrigin::start(OriginOptions::default());
+    let port = origin.addr.port();
+    let tarpit = std::net::TcpListener::bind(("127.0.0.2", port)).expect("127.0.0.2 free");
+    // Accepted connections are kept open and never answered.
+    let held = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in tarpit.incoming().take(2) {
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    rt().block_on(async {
+        let h = first_127_0_0_2(&origin).build().unwrap();
+        let r = h.fetch(FetchRequest::get(url(&origin, "/"))).await.unwrap();
+        let a = &r.connection.attempts;
+        assert_eq!(r.connection.remote.unwrap().ip().to_string(), "127.0.0.1");
+        let outcomes: Vec<_> = a.iter().map(|a| (a.twin, a.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            vec![(false, Outcome::Cancelled), (false, Outcome::Won)],
+            "{a:?}"
+        );
+        assert!(a[1].started.unwrap() >= Duration::from_millis(250), "{a:?}");
+        // TLS is timed apart from the race.
+        assert!(r.timings.tls > Duration::ZERO);
+        assert!(r.timings.connect >= Duration::from_millis(250));
+        read_all(r.body).await.unwrap();
+    });
+    drop(held);
 }

@@ -20,11 +20,49 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection that finished after the race was won, for the idle pool.
 #[derive(Debug)]
-pub struct LateConnection {
+pub struct LateConnection<T = TcpStream> {
     /// Where it goes.
     pub addr: SocketAddr,
     /// The connection.
-    pub stream: TcpStream,
+    pub stream: T,
+}
+
+/// What an attempt's `open` is given.
+#[derive(Debug, Clone)]
+pub struct AttemptStart {
+    /// The candidate.
+    pub candidate: u32,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// TCP, or QUIC when false.
+    pub tcp: bool,
+    /// Signals that the transport handshake completed (see
+    /// [`Race::on_transport_up`]).
+    pub transport_up: TransportUp,
+}
+
+/// Tells the race an attempt's transport is up while its security
+/// handshake still runs.
+#[derive(Debug, Clone)]
+pub struct TransportUp {
+    attempt: AttemptId,
+    tx: mpsc::UnboundedSender<AttemptId>,
+}
+
+impl TransportUp {
+    /// The transport handshake completed.
+    pub fn signal(&self) {
+        let _ = self.tx.send(self.attempt);
+    }
+}
+
+/// Candidates that became known while the race ran (late DNS answers).
+#[derive(Debug, Clone, Default)]
+pub struct MoreAttempts {
+    /// Their addresses (candidate id → address).
+    pub endpoints: Vec<(u32, SocketAddr)>,
+    /// Their attempts; delays count from when they arrive.
+    pub plan: Vec<PlannedAttempt>,
 }
 
 /// The race's winner.
@@ -38,6 +76,8 @@ pub struct Connected<T = TcpStream> {
     pub candidate: u32,
     /// Every attempt of the race, as it stood when it was won.
     pub attempts: Vec<AttemptSummary>,
+    /// Every candidate's address, including those added during the race.
+    pub endpoints: HashMap<u32, SocketAddr>,
     /// From the start of the race to the winner's connection.
     pub elapsed: Duration,
 }
@@ -52,6 +92,8 @@ pub struct ConnectError {
     pub failures: Vec<(SocketAddr, String)>,
     /// Every attempt of the race.
     pub attempts: Vec<AttemptSummary>,
+    /// Every candidate's address, including those added during the race.
+    pub endpoints: HashMap<u32, SocketAddr>,
 }
 
 fn describe(failures: &[(SocketAddr, String)]) -> String {
@@ -103,7 +145,8 @@ impl Connector {
             what,
             endpoints,
             plan,
-            move |_, addr| connect_tcp(addr, timeout),
+            None,
+            move |a: AttemptStart| connect_tcp(a.addr, timeout),
             move |stream: TcpStream| {
                 if let (Some(late), Ok(addr)) = (&late, stream.peer_addr()) {
                     let _ = late.send(LateConnection { addr, stream });
@@ -113,20 +156,22 @@ impl Connector {
         .await
     }
 
-    /// Races `plan` with `open` making each attempt's connection (given the
-    /// candidate and its address); a kept
+    /// Races `plan` with `open` making each attempt's connection; a kept
     /// attempt that connects after the race was won goes to `on_late`.
+    /// With `more`, attempts may join while the race runs, and it is not
+    /// lost before `more` closes.
     pub async fn race_with<T, Open, Fut, Late>(
         &self,
         what: &str,
         endpoints: &HashMap<u32, SocketAddr>,
         plan: &[PlannedAttempt],
+        mut more: Option<mpsc::UnboundedReceiver<MoreAttempts>>,
         open: Open,
         on_late: Late,
     ) -> Result<Connected<T>, ConnectError>
     where
         T: Send + 'static,
-        Open: Fn(u32, SocketAddr) -> Fut,
+        Open: Fn(AttemptStart) -> Fut,
         Fut: Future<Output = std::io::Result<T>> + Send + 'static,
         Late: Fn(T) + Send + 'static,
     {
@@ -136,11 +181,13 @@ impl Connector {
             .filter(|p| endpoints.contains_key(&p.candidate))
             .copied()
             .collect();
+        let mut endpoints = endpoints.clone();
         let mut race = Race::new(&plan, self.prefs, started);
         let mut set: JoinSet<AttemptResult<T>> = JoinSet::new();
         let mut handles: HashMap<AttemptId, AbortHandle> = HashMap::new();
         let mut failures = Vec::new();
-        let mut actions = race.poll(started);
+        let (up_tx, mut up_rx) = mpsc::unbounded_channel();
+        let mut actions = race.expect_more(more.is_some(), started);
         // The stream of the attempt whose connection is being reported.
         let mut just_connected: Option<(AttemptId, T)> = None;
         loop {
@@ -150,7 +197,15 @@ impl Connector {
                     Action::Start {
                         attempt, candidate, ..
                     } => {
-                        let attempt_future = open(candidate, endpoints[&candidate]);
+                        let attempt_future = open(AttemptStart {
+                            candidate,
+                            addr: endpoints[&candidate],
+                            tcp: race.is_tcp(attempt),
+                            transport_up: TransportUp {
+                                attempt,
+                                tx: up_tx.clone(),
+                            },
+                        });
                         let h = set.spawn(async move { (attempt, attempt_future.await) });
                         handles.insert(attempt, h);
                     }
@@ -166,6 +221,7 @@ impl Connector {
                             what: what.to_owned(),
                             failures,
                             attempts: race.summary(),
+                            endpoints,
                         });
                     }
                 }
@@ -179,6 +235,7 @@ impl Connector {
                     stream,
                     candidate,
                     attempts: race.summary(),
+                    endpoints,
                     elapsed: started.elapsed(),
                 };
                 if !set.is_empty() {
@@ -211,11 +268,40 @@ impl Connector {
                         }
                     }
                 }
+                Some(attempt) = up_rx.recv() => {
+                    race.on_transport_up(attempt);
+                }
+                added = recv_more(&mut more), if more.is_some() => {
+                    let now = Instant::now();
+                    match added {
+                        Some(m) => {
+                            endpoints.extend(m.endpoints.iter().copied());
+                            let from_start = now - started;
+                            for p in m.plan.iter().filter(|p| endpoints.contains_key(&p.candidate)) {
+                                let p = PlannedAttempt { delay: from_start + p.delay, ..*p };
+                                actions.extend(race.add(p, now));
+                            }
+                        }
+                        None => {
+                            more = None;
+                            actions = race.expect_more(false, now);
+                        }
+                    }
+                }
                 _ = sleep => {
                     actions = race.poll(Instant::now());
                 }
             }
         }
+    }
+}
+
+async fn recv_more(
+    more: &mut Option<mpsc::UnboundedReceiver<MoreAttempts>>,
+) -> Option<MoreAttempts> {
+    match more {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

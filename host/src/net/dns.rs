@@ -1,10 +1,18 @@
 //! Name resolution with hickory: A, AAAA and HTTPS (SVCB) records queried
-//! in parallel, answers cached by hickory for their TTL, and curl-style
+//! in parallel (a race may start before all have answered: `dns_gate`),
+//! answers cached by hickory for their TTL, and curl-style
 //! `--resolve host:port:addr` overrides that skip DNS entirely.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use super::dns_gate::{Query, StartGate};
 
 use hickory_proto::rr::rdata::svcb::SvcParamValue;
 use hickory_proto::rr::{RData, RecordType};
@@ -21,6 +29,191 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const CACHE_SIZE: u64 = 4096;
 /// Most HTTPS records of one name considered; the rest are ignored.
 const MAX_HTTPS_RECORDS: usize = 16;
+/// Hosts whose last addresses are remembered (to trust HTTPS hints that
+/// match them); the oldest is forgotten first.
+const MAX_KNOWN_HOSTS: usize = 1024;
+/// Addresses remembered per host.
+const MAX_KNOWN_ADDRS: usize = 32;
+
+/// Each host's addresses from its latest resolution, oldest host first.
+type KnownAddrs = Arc<Mutex<KnownMap>>;
+
+#[derive(Debug, Default)]
+struct KnownMap {
+    by_host: HashMap<String, Vec<IpAddr>>,
+    /// Insertion order, for eviction. Invariant: the same keys as `by_host`.
+    order: VecDeque<String>,
+}
+
+impl KnownMap {
+    fn get(&self, host: &str) -> Option<&Vec<IpAddr>> {
+        self.by_host.get(host)
+    }
+}
+
+fn remember(known: &KnownAddrs, host: &str, addrs: &[ResolvedAddr]) {
+    let ips: Vec<IpAddr> = addrs
+        .iter()
+        .filter(|a| matches!(a.source, AddressSource::A | AddressSource::Aaaa))
+        .map(|a| a.ip)
+        .collect();
+    if ips.is_empty() {
+        return;
+    }
+    let mut k = known.lock().unwrap_or_else(|e| e.into_inner());
+    let entry = k.by_host.get_mut(host);
+    match entry {
+        Some(list) => {
+            for ip in ips {
+                if !list.contains(&ip) {
+                    if list.len() == MAX_KNOWN_ADDRS {
+                        list.remove(0);
+                    }
+                    list.push(ip);
+                }
+            }
+        }
+        None => {
+            if k.order.len() == MAX_KNOWN_HOSTS {
+                if let Some(old) = k.order.pop_front() {
+                    k.by_host.remove(&old);
+                }
+            }
+            let mut ips = ips;
+            ips.truncate(MAX_KNOWN_ADDRS);
+            k.order.push_back(host.to_owned());
+            k.by_host.insert(host.to_owned(), ips);
+        }
+    }
+}
+
+type PendingQuery =
+    Pin<Box<dyn Future<Output = (Query, Result<Vec<RData>, NetError>, Duration)> + Send + 'static>>;
+
+/// A resolution that may start a race before every answer is in.
+#[derive(Debug)]
+pub struct Staged {
+    /// What was known when the race could start.
+    pub first: Resolution,
+    /// The answers still outstanding, if any.
+    pub late: Option<LateAnswers>,
+}
+
+/// Answers that arrive after the race started. Dropping it abandons them.
+pub struct LateAnswers {
+    host: String,
+    pending: FuturesUnordered<PendingQuery>,
+    /// Addresses already handed out (each is given once).
+    seen: Vec<IpAddr>,
+    known: KnownAddrs,
+}
+
+impl std::fmt::Debug for LateAnswers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateAnswers")
+            .field("host", &self.host)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl LateAnswers {
+    /// The next answer: its new addresses and HTTPS records (either may be
+    /// empty), and its query report. `None` when every query has answered.
+    pub async fn next(&mut self) -> Option<Resolution> {
+        let (query, result, elapsed) = self.pending.next().await?;
+        let mut answer = parse_answer(&self.host, query, result, elapsed);
+        answer.addrs.retain(|a| !self.seen.contains(&a.ip));
+        self.seen.extend(answer.addrs.iter().map(|a| a.ip));
+        remember(&self.known, &self.host, &answer.addrs);
+        let mut r = Resolution {
+            host: self.host.clone(),
+            addrs: Vec::new(),
+            https: Vec::new(),
+            queries: Vec::new(),
+            elapsed,
+        };
+        r.add(answer.addrs, answer.https, answer.report);
+        r.sort();
+        Some(r)
+    }
+}
+
+/// One parsed answer.
+struct Answer {
+    addrs: Vec<ResolvedAddr>,
+    https: Vec<HttpsService>,
+    report: QueryReport,
+    /// An A/AAAA failure, for the error when no family has addresses.
+    error: Option<NetError>,
+}
+
+fn parse_answer(
+    host: &str,
+    query: Query,
+    result: Result<Vec<RData>, NetError>,
+    elapsed: Duration,
+) -> Answer {
+    let record_type = match query {
+        Query::Aaaa => "AAAA",
+        Query::A => "A",
+        Query::Https => "HTTPS",
+    };
+    let mut answer = Answer {
+        addrs: Vec::new(),
+        https: Vec::new(),
+        report: QueryReport {
+            record_type,
+            answers: 0,
+            elapsed,
+            error: None,
+        },
+        error: None,
+    };
+    let records = match result {
+        Ok(records) => records,
+        Err(e) => {
+            answer.report.error = (!e.is_no_records_found()).then(|| e.to_string());
+            if query != Query::Https {
+                answer.error = Some(e);
+            }
+            return answer;
+        }
+    };
+    for data in records {
+        match (query, data) {
+            (Query::Aaaa, RData::AAAA(aaaa)) => {
+                answer.report.answers += 1;
+                answer.addrs.push(ResolvedAddr {
+                    ip: IpAddr::V6(aaaa.0),
+                    source: AddressSource::Aaaa,
+                });
+            }
+            (Query::A, RData::A(a)) => {
+                answer.report.answers += 1;
+                answer.addrs.push(ResolvedAddr {
+                    ip: IpAddr::V4(a.0),
+                    source: AddressSource::A,
+                });
+            }
+            (Query::Https, RData::HTTPS(h)) => {
+                answer.report.answers += 1;
+                if answer.https.len() < MAX_HTTPS_RECORDS {
+                    answer.https.push(https_service(&h.0, host));
+                }
+            }
+            _ => {}
+        }
+    }
+    answer
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Where the resolver sends queries.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +287,9 @@ pub enum AddressSource {
     Override,
     /// The host was an IP literal.
     Literal,
+    /// An HTTPS record's ipv4hint/ipv6hint, used before A/AAAA answered
+    /// because it matched what the host resolved to before.
+    Hint,
 }
 
 /// One address of a resolution.
@@ -155,6 +351,28 @@ pub struct Resolution {
     pub elapsed: Duration,
 }
 
+impl Resolution {
+    fn add(&mut self, addrs: Vec<ResolvedAddr>, https: Vec<HttpsService>, report: QueryReport) {
+        for a in addrs {
+            if !self.addrs.contains(&a) {
+                self.addrs.push(a);
+            }
+        }
+        let room = MAX_HTTPS_RECORDS.saturating_sub(self.https.len());
+        self.https.extend(https.into_iter().take(room));
+        self.queries.push(report);
+    }
+
+    /// IPv6 before IPv4, each in answer order; HTTPS records by priority;
+    /// queries AAAA, A, HTTPS.
+    fn sort(&mut self) {
+        self.addrs.sort_by_key(|a| a.ip.is_ipv4());
+        self.https.sort_by_key(|s| s.priority);
+        let rank = |t: &str| ["AAAA", "A", "HTTPS"].iter().position(|x| *x == t);
+        self.queries.sort_by_key(|q| rank(q.record_type));
+    }
+}
+
 /// Why a name could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DnsError {
@@ -199,6 +417,7 @@ pub struct Resolver {
     inner: TokioResolver,
     overrides: HashMap<(String, u16), Vec<IpAddr>>,
     timeout: Duration,
+    known: KnownAddrs,
 }
 
 impl Resolver {
@@ -247,133 +466,169 @@ impl Resolver {
             inner,
             overrides,
             timeout,
+            known: KnownAddrs::default(),
         })
     }
 
     /// Resolves `host` for a connection to `port`: overrides first, IP
-    /// literals as they are, otherwise A, AAAA and HTTPS queried together.
+    /// literals as they are, otherwise A, AAAA and HTTPS queried together,
+    /// waiting for every answer.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Resolution, DnsError> {
+        Ok(self.resolve_staged(host, port, None).await?.first)
+    }
+
+    /// Like [`Resolver::resolve`], but returns as soon as a connection race
+    /// may start ([`StartGate`] with `resolution_delay`; `None` waits for
+    /// everything): the answers still outstanding then come from
+    /// [`Staged::late`].
+    pub async fn resolve_staged(
+        &self,
+        host: &str,
+        port: u16,
+        resolution_delay: Option<Duration>,
+    ) -> Result<Staged, DnsError> {
         let started = Instant::now();
         let name = normalize_host(host);
         let literal = name
             .strip_prefix('[')
             .and_then(|n| n.strip_suffix(']'))
             .unwrap_or(&name);
-        if let Ok(ip) = literal.parse::<IpAddr>() {
-            return Ok(Resolution {
+        let fixed = |addrs: Vec<ResolvedAddr>| Staged {
+            first: Resolution {
                 host: name.clone(),
-                addrs: vec![ResolvedAddr {
-                    ip,
-                    source: AddressSource::Literal,
-                }],
+                addrs,
                 https: Vec::new(),
                 queries: Vec::new(),
                 elapsed: started.elapsed(),
-            });
+            },
+            late: None,
+        };
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            return Ok(fixed(vec![ResolvedAddr {
+                ip,
+                source: AddressSource::Literal,
+            }]));
         }
         if let Some(addrs) = self.overrides.get(&(name.clone(), port)) {
-            return Ok(Resolution {
-                host: name.clone(),
-                addrs: addrs
+            return Ok(fixed(
+                addrs
                     .iter()
                     .map(|&ip| ResolvedAddr {
                         ip,
                         source: AddressSource::Override,
                     })
                     .collect(),
-                https: Vec::new(),
-                queries: Vec::new(),
-                elapsed: started.elapsed(),
-            });
+            ));
         }
         check_name(&name)?;
         // Fully qualified, so search domains do not multiply the queries.
         let fqdn = format!("{name}.");
-        let (aaaa, a, https) = tokio::join!(
-            self.query(&fqdn, RecordType::AAAA),
-            self.query(&fqdn, RecordType::A),
-            self.query(&fqdn, RecordType::HTTPS),
-        );
-        let mut addrs = Vec::new();
-        let mut https_services = Vec::new();
-        let mut queries = Vec::new();
+        let mut pending = FuturesUnordered::new();
+        for (query, record_type) in [
+            (Query::Aaaa, RecordType::AAAA),
+            (Query::A, RecordType::A),
+            (Query::Https, RecordType::HTTPS),
+        ] {
+            let (inner, fqdn) = (self.inner.clone(), fqdn.clone());
+            let lookup: PendingQuery = Box::pin(async move {
+                let started = Instant::now();
+                let result = inner
+                    .lookup(fqdn, record_type)
+                    .await
+                    .map(|l| l.answers().iter().map(|r| r.data.clone()).collect());
+                (query, result, started.elapsed())
+            });
+            pending.push(lookup);
+        }
+        let mut gate = StartGate::new(resolution_delay);
+        let mut first = Resolution {
+            host: name.clone(),
+            addrs: Vec::new(),
+            https: Vec::new(),
+            queries: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
         let mut errors = Vec::new();
-        for (record_type, result) in [("AAAA", aaaa), ("A", a), ("HTTPS", https)] {
-            let (answers, elapsed) = match result {
-                Ok((records, elapsed)) => (records, elapsed),
-                Err((e, elapsed)) => {
-                    let message = (!e.is_no_records_found()).then(|| e.to_string());
-                    if record_type != "HTTPS" {
-                        errors.push(e);
-                    }
-                    queries.push(QueryReport {
-                        record_type,
-                        answers: 0,
-                        elapsed,
-                        error: message,
-                    });
-                    continue;
-                }
+        // Hints stand in for the families that have not answered, when the
+        // gate opened on them.
+        let mut hints: Vec<ResolvedAddr> = Vec::new();
+        while !gate.ready(Instant::now()) {
+            let deadline = gate.deadline();
+            let answered = tokio::select! {
+                a = pending.next() => a,
+                _ = sleep_until(deadline) => continue,
             };
-            let mut count = 0u32;
-            for data in answers {
-                match data {
-                    RData::AAAA(aaaa) if record_type == "AAAA" => {
-                        count += 1;
-                        addrs.push(ResolvedAddr {
-                            ip: IpAddr::V6(aaaa.0),
-                            source: AddressSource::Aaaa,
-                        });
-                    }
-                    RData::A(a) if record_type == "A" => {
-                        count += 1;
-                        addrs.push(ResolvedAddr {
-                            ip: IpAddr::V4(a.0),
-                            source: AddressSource::A,
-                        });
-                    }
-                    RData::HTTPS(h) if record_type == "HTTPS" => {
-                        count += 1;
-                        if https_services.len() < MAX_HTTPS_RECORDS {
-                            https_services.push(https_service(&h.0, &name));
-                        }
-                    }
-                    _ => {}
+            let Some((query, result, elapsed)) = answered else {
+                break;
+            };
+            let answer = parse_answer(&name, query, result, elapsed);
+            gate.answered(query, !answer.addrs.is_empty(), Instant::now());
+            if let Some(e) = answer.error {
+                errors.push(e);
+            }
+            if query == Query::Https && resolution_delay.is_some() {
+                hints = self.known_hints(&name, &answer.https);
+                if !hints.is_empty() {
+                    gate.hints_usable();
                 }
             }
-            queries.push(QueryReport {
-                record_type,
-                answers: count,
-                elapsed,
-                error: None,
-            });
+            first.add(answer.addrs, answer.https, answer.report);
         }
-        https_services.sort_by_key(|s| s.priority);
-        if addrs.is_empty() {
+        for hint in hints {
+            let answered = match hint.ip {
+                IpAddr::V6(_) => first.addrs.iter().any(|a| a.source == AddressSource::Aaaa),
+                IpAddr::V4(_) => first.addrs.iter().any(|a| a.source == AddressSource::A),
+            };
+            if !answered && !first.addrs.contains(&hint) {
+                first.addrs.push(hint);
+            }
+        }
+        first.sort();
+        first.elapsed = started.elapsed();
+        let late = (!pending.is_empty()).then(|| LateAnswers {
+            host: name.clone(),
+            pending,
+            seen: first.addrs.iter().map(|a| a.ip).collect(),
+            known: self.known.clone(),
+        });
+        if first.addrs.is_empty() {
+            // Every query answered (the gate opens without addresses only
+            // then): there is nothing to connect to.
             return Err(self.classify(&name, &errors));
         }
-        Ok(Resolution {
-            host: name,
-            addrs,
-            https: https_services,
-            queries,
-            elapsed: started.elapsed(),
-        })
+        remember(&self.known, &name, &first.addrs);
+        Ok(Staged { first, late })
     }
 
-    async fn query(
-        &self,
-        fqdn: &str,
-        record_type: RecordType,
-    ) -> Result<(Vec<RData>, Duration), (NetError, Duration)> {
-        let started = Instant::now();
-        match self.inner.lookup(fqdn, record_type).await {
-            Ok(lookup) => Ok((
-                lookup.answers().iter().map(|r| r.data.clone()).collect(),
-                started.elapsed(),
-            )),
-            Err(e) => Err((e, started.elapsed())),
+    /// The HTTPS records' address hints for `host`, when every one of them
+    /// is an address `host` resolved to before (so using them early cannot
+    /// send the connection somewhere new).
+    fn known_hints(&self, host: &str, services: &[HttpsService]) -> Vec<ResolvedAddr> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(addrs) = known.get(host) else {
+            return Vec::new();
+        };
+        let mut hints = Vec::new();
+        for svc in services
+            .iter()
+            .filter(|s| s.priority > 0 && s.target == host)
+        {
+            let v6 = svc.ipv6_hints.iter().map(|&ip| IpAddr::V6(ip));
+            let v4 = svc.ipv4_hints.iter().map(|&ip| IpAddr::V4(ip));
+            for ip in v6.chain(v4) {
+                if !addrs.contains(&ip) {
+                    return Vec::new();
+                }
+                let hint = ResolvedAddr {
+                    ip,
+                    source: AddressSource::Hint,
+                };
+                if !hints.contains(&hint) {
+                    hints.push(hint);
+                }
+            }
         }
+        hints
     }
 
     /// The error for a name with no addresses, from the A/AAAA failures.

@@ -15,13 +15,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::connect::Connector;
-use super::dns::Resolver;
+use super::connect::{AttemptStart, Connector, MoreAttempts};
+use super::dns::{HttpsService, Resolution, Resolver};
 use super::happy_eyeballs::builtin_plan;
 use super::pool::{OriginKey, Protocol};
 use super::quic::QuicConnection;
 use super::race::{AttemptSummary, Outcome, PlannedAttempt};
-use super::tls::{AlpnOffer, Tls};
+use super::tls::{AlpnOffer, Handshake, Tls};
 use std::sync::Mutex;
 
 use crate::plugins::connect::{
@@ -111,7 +111,7 @@ pub struct Established {
     /// Fires when the connection ends.
     pub closed: oneshot::Receiver<()>,
     /// Connections of the same race that connected after it was won.
-    pub late: Option<tokio::sync::mpsc::UnboundedReceiver<super::connect::LateConnection>>,
+    pub late: Option<tokio::sync::mpsc::UnboundedReceiver<super::connect::LateConnection<Secured>>>,
 }
 
 /// Shared parts every connection needs.
@@ -142,6 +142,9 @@ pub struct Dialer {
     /// Origins planned since the last network change; the first plan of
     /// any other origin is told the network changed.
     pub planned_on_network: Arc<Mutex<Option<std::collections::HashSet<OriginKey>>>>,
+    /// How long to wait for AAAA and HTTPS after the first address answer
+    /// before racing without them; `None` waits for every answer.
+    pub resolution_delay: Option<Duration>,
 }
 
 /// Plans the race for `request`: the policy plugin's plan, or the built-in.
@@ -173,11 +176,19 @@ async fn plan_race(
 }
 
 impl Dialer {
-    /// Opens a connection to `origin`.
+    /// Opens a connection to `origin`: resolves it (the race may start
+    /// before every answer is in; late answers join it), plans and races
+    /// every candidate, and runs the HTTP handshake on the winner. Over
+    /// TCP an attempt includes its TLS handshake, so the others are not
+    /// cancelled before the winner is usable.
     pub async fn dial(&self, origin: &OriginKey) -> Result<Established, String> {
         let t0 = Instant::now();
         let wit_origin = self.bus.origin(&origin.scheme, &origin.host, origin.port);
-        let resolution = match self.resolver.resolve(&origin.host, origin.port).await {
+        let staged = match self
+            .resolver
+            .resolve_staged(&origin.host, origin.port, self.resolution_delay)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 self.bus.publish(EventKind::Dns(DnsEvent {
@@ -192,16 +203,7 @@ impl Dialer {
             }
         };
         let dns = t0.elapsed();
-        for q in &resolution.queries {
-            self.bus.publish(EventKind::Dns(DnsEvent {
-                name: resolution.host.clone(),
-                record_type: q.record_type.into(),
-                answers: q.answers,
-                elapsed: q.elapsed.as_micros() as u64,
-                cached: false,
-                error: q.error.clone(),
-            }));
-        }
+        self.publish_queries(&staged.first);
         let quic_only = self.version == VersionPref::Http3;
         if quic_only && origin.scheme != "https" {
             return Err(format!(
@@ -213,59 +215,18 @@ impl Dialer {
         // HTTPS record or a remembered Alt-Svc offers h3.
         let quic_allowed =
             quic_only || (self.version == VersionPref::Auto && origin.scheme == "https");
-        let tcp_allowed = !quic_only;
-        let mut endpoints: HashMap<u32, SocketAddr> = HashMap::new();
-        let mut candidates: Vec<Candidate> = Vec::new();
-        let origin_ips: Vec<std::net::IpAddr> = resolution.addrs.iter().map(|a| a.ip).collect();
-        // HTTPS records (RFC 9460) in service mode for this very name: the
-        // origin's addresses (or the record's hints) at the record's port,
-        // ranked by its priority, once per transport the record offers.
-        // Other target names need another resolution.
-        for svc in &resolution.https {
-            if svc.priority == 0 || svc.target != resolution.host {
-                continue;
-            }
-            let tcp_alpn: Vec<String> = svc
-                .alpn
-                .iter()
-                .filter(|a| *a == "h2" || *a == "http/1.1")
-                .cloned()
-                .collect();
-            // Without no-default-alpn a service also speaks http/1.1.
-            let offers_tcp = !tcp_alpn.is_empty() || !svc.no_default_alpn;
-            let offers_h3 = svc.alpn.iter().any(|a| a == "h3");
-            let port = svc.port.unwrap_or(origin.port);
-            let mut ips = origin_ips.clone();
-            if ips.is_empty() {
-                ips.extend(svc.ipv6_hints.iter().map(|&ip| std::net::IpAddr::V6(ip)));
-                ips.extend(svc.ipv4_hints.iter().map(|&ip| std::net::IpAddr::V4(ip)));
-            }
-            for ip in ips {
-                let addr = SocketAddr::new(ip, port);
-                for (transport, offered, alpn) in [
-                    (
-                        Transport::Quic,
-                        quic_allowed && offers_h3,
-                        vec!["h3".to_owned()],
-                    ),
-                    (Transport::Tcp, tcp_allowed && offers_tcp, tcp_alpn.clone()),
-                ] {
-                    if !offered {
-                        continue;
-                    }
-                    if let Some(c) = add_candidate(&mut endpoints, &mut candidates, addr, transport)
-                    {
-                        c.source = CandidateSource::HttpsRecord;
-                        c.priority = svc.priority;
-                        c.ech = svc.ech_config.is_some();
-                        if !alpn.is_empty() {
-                            c.alpn = alpn;
-                        }
-                    }
-                }
-            }
-        }
-        // Alt-Svc h3 alternatives remembered for this origin and network.
+        let mut found = Found {
+            host: staged.first.host.clone(),
+            port: origin.port,
+            quic_allowed,
+            tcp_allowed: !quic_only,
+            ..Found::default()
+        };
+        // Alt-Svc h3 alternatives remembered for this origin and network:
+        // those on the origin's own host follow its addresses (late ones
+        // too); another host's are resolved once, here (a failure just
+        // leaves that alternative out).
+        let mut other_hosts = Vec::new();
         if quic_allowed && !quic_only {
             let alternatives = self.alt_svc.lock().unwrap_or_else(|e| e.into_inner()).h3(
                 &self.network,
@@ -273,123 +234,149 @@ impl Dialer {
                 std::time::SystemTime::now(),
             );
             for alt in alternatives {
-                let ips = match &alt.host {
-                    None => origin_ips.clone(),
-                    Some(h) if *h == origin.host => origin_ips.clone(),
-                    // Another host: its own addresses (a failure just
-                    // leaves this alternative out).
-                    Some(h) => self
-                        .resolver
-                        .resolve(h, alt.port)
-                        .await
-                        .map(|r| r.addrs.iter().map(|a| a.ip).collect())
-                        .unwrap_or_default(),
-                };
-                for ip in ips {
-                    if let Some(c) = add_candidate(
-                        &mut endpoints,
-                        &mut candidates,
-                        SocketAddr::new(ip, alt.port),
-                        Transport::Quic,
-                    ) {
-                        c.source = CandidateSource::AltSvc;
+                match &alt.host {
+                    Some(h) if *h != origin.host => {
+                        if let Ok(r) = self.resolver.resolve(h, alt.port).await {
+                            other_hosts
+                                .extend(r.addrs.iter().map(|a| SocketAddr::new(a.ip, alt.port)));
+                        }
                     }
+                    _ => found.alt_ports.push(alt.port),
                 }
             }
         }
-        for ip in &origin_ips {
-            let addr = SocketAddr::new(*ip, origin.port);
-            add_candidate(
-                &mut endpoints,
-                &mut candidates,
-                addr,
-                if quic_only {
-                    Transport::Quic
-                } else {
-                    Transport::Tcp
-                },
-            );
+        found.absorb(&staged.first);
+        for addr in other_hosts {
+            if let Some(c) = found.add(addr, Transport::Quic) {
+                c.source = CandidateSource::AltSvc;
+            }
         }
-        let history = self
-            .history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(origin)
-            .cloned()
-            .unwrap_or_default();
         let request = ConnectRequest {
             origin: Origin::clone(&wit_origin),
-            candidates: candidates.clone(),
-            history,
+            candidates: found.candidates.clone(),
+            history: self.origin_history(origin),
             network_changed: self.first_plan_on_new_network(origin),
             now: now_us(),
         };
         let (plan, planned_by) = plan_race(self.policy.clone(), request).await?;
-        let is_quic = |id: u32| {
-            candidates
-                .iter()
-                .any(|c| c.id == id && c.transport == Transport::Quic)
-        };
-        let plan: Vec<PlannedAttempt> = plan
-            .attempts
-            .iter()
-            .map(|a| PlannedAttempt {
-                candidate: a.candidate,
-                delay: Duration::from_micros(a.delay),
-                tcp: !is_quic(a.candidate),
+        let plan = planned(&plan, &found.candidates);
+        let endpoints = found.endpoints.clone();
+        let found = Arc::new(Mutex::new(found));
+        // Answers that come after the race started add candidates to it,
+        // planned by the same policy.
+        let (more_tx, more_rx) = tokio::sync::mpsc::unbounded_channel();
+        let late_answers = staged.late.map(|mut late| {
+            let (dialer, found, origin, wit_origin) = (
+                self.clone(),
+                found.clone(),
+                origin.clone(),
+                Origin::clone(&wit_origin),
+            );
+            tokio::spawn(async move {
+                while let Some(part) = late.next().await {
+                    dialer.publish_queries(&part);
+                    let (new, endpoints) = {
+                        let mut f = found.lock().unwrap_or_else(|e| e.into_inner());
+                        let before = f.candidates.len();
+                        f.absorb(&part);
+                        let new = f.candidates[before..].to_vec();
+                        let endpoints: Vec<(u32, SocketAddr)> =
+                            new.iter().map(|c| (c.id, f.endpoints[&c.id])).collect();
+                        (new, endpoints)
+                    };
+                    if new.is_empty() {
+                        continue;
+                    }
+                    let request = ConnectRequest {
+                        origin: wit_origin.clone(),
+                        candidates: new.clone(),
+                        history: dialer.origin_history(&origin),
+                        network_changed: false,
+                        now: now_us(),
+                    };
+                    // Under fail-closed a faulting policy plans nothing
+                    // for them; the race goes on with what it has.
+                    let Ok((plan, _)) = plan_race(dialer.policy.clone(), request).await else {
+                        continue;
+                    };
+                    let more = MoreAttempts {
+                        endpoints,
+                        plan: planned(&plan, &new),
+                    };
+                    if more_tx.send(more).is_err() {
+                        break;
+                    }
+                }
             })
-            .collect();
-        let quic_ids: std::collections::HashSet<u32> = candidates
-            .iter()
-            .filter(|c| c.transport == Transport::Quic)
-            .map(|c| c.id)
-            .collect();
+        });
         let what = format!("{}:{}", origin.host, origin.port);
         let t1 = Instant::now();
         // Attempts kept past the race (a winner's syn-retry twin) that
         // connect anyway come back here, for the idle pool.
         let (late_tx, late_rx) = tokio::sync::mpsc::unbounded_channel();
-        let connector = self.connector.clone();
-        let (q, name, timeout) = (
+        // The last TLS failure: when every attempt fails, it says more than
+        // "could not connect".
+        let tls_failure: Arc<Mutex<Option<String>>> = Arc::default();
+        let (q, name, timeout, dialer, key, tls_failed) = (
             self.quic.clone(),
             server_name(&origin.host),
             self.connector.connect_timeout,
+            self.clone(),
+            origin.clone(),
+            tls_failure.clone(),
         );
-        let raced = connector
+        let raced = self
+            .connector
             .race_with(
                 &what,
                 &endpoints,
                 &plan,
-                move |candidate, addr| {
-                    let quic = quic_ids.contains(&candidate);
-                    let (q, name) = (q.clone(), name.clone());
+                late_answers.is_some().then_some(more_rx),
+                move |a: AttemptStart| {
+                    let (q, name, dialer, key, tls_failed) = (
+                        q.clone(),
+                        name.clone(),
+                        dialer.clone(),
+                        key.clone(),
+                        tls_failed.clone(),
+                    );
                     async move {
-                        if quic {
-                            q.connect(addr, &name)
+                        if !a.tcp {
+                            return q
+                                .connect(a.addr, &name)
                                 .await
-                                .map(Stream::Quic)
-                                .map_err(std::io::Error::other)
-                        } else {
-                            super::connect::connect_tcp(addr, timeout)
-                                .await
-                                .map(Stream::Tcp)
+                                .map(Attempted::Quic)
+                                .map_err(std::io::Error::other);
+                        }
+                        let tcp = super::connect::connect_tcp(a.addr, timeout).await?;
+                        a.transport_up.signal();
+                        match dialer.secure(&key, tcp).await {
+                            Ok(s) => Ok(Attempted::Tcp(s)),
+                            Err(e) => {
+                                *tls_failed.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    Some(e.clone());
+                                Err(std::io::Error::other(e))
+                            }
                         }
                     }
                 },
                 // A late TCP connection goes to the idle pool; a late QUIC
                 // one is closed (one h3 connection per origin is enough).
                 move |stream| {
-                    if let Stream::Tcp(stream) = stream {
-                        if let Ok(addr) = stream.peer_addr() {
+                    if let Attempted::Tcp(stream) = stream {
+                        if let Some(addr) = stream.peer_addr() {
                             let _ = late_tx.send(super::connect::LateConnection { addr, stream });
                         }
                     }
                 },
             )
             .await;
-        let summary = match &raced {
-            Ok(w) => w.attempts.clone(),
-            Err(e) => e.attempts.clone(),
+        if let Some(task) = late_answers {
+            task.abort();
+        }
+        let (summary, endpoints) = match &raced {
+            Ok(w) => (w.attempts.clone(), w.endpoints.clone()),
+            Err(e) => (e.attempts.clone(), e.endpoints.clone()),
         };
         for a in summary.iter().filter(|a| a.started.is_some()) {
             let address = wit_address(endpoints[&a.candidate]);
@@ -422,13 +409,23 @@ impl Dialer {
                 }),
             );
         }
+        let candidates = found
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .candidates
+            .clone();
         self.learn(origin, &wit_origin, &candidates, &summary, &endpoints);
-        let won = raced.map_err(|e| e.to_string())?;
-        let connect = t1.elapsed();
+        let won = match raced {
+            Ok(w) => w,
+            Err(e) => {
+                let tls = tls_failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+                return Err(tls.unwrap_or_else(|| e.to_string()));
+            }
+        };
         let mut info = ConnectionInfo {
             remote: Some(won.addr),
             dns,
-            connect,
+            connect: t1.elapsed(),
             attempts: summary,
             planned_by,
             candidates: endpoints.iter().map(|(k, v)| (*k, *v)).collect(),
@@ -436,93 +433,275 @@ impl Dialer {
         };
         info.candidates.sort();
         match won.stream {
-            Stream::Tcp(stream) => {
-                let mut est = self.establish(origin, stream, info).await?;
+            Attempted::Tcp(secured) => {
+                // The race timed TCP and TLS together; report them apart.
+                if let Secured::Tls(h) = &secured {
+                    info.connect = info.connect.saturating_sub(h.elapsed);
+                }
+                let mut est = self.establish(origin, secured, info).await?;
                 est.late = Some(late_rx);
                 Ok(est)
             }
-            Stream::Quic(quic) => establish_h3(quic, info).await,
+            Attempted::Quic(quic) => establish_h3(quic, info).await,
         }
     }
 
-    /// TLS (for https) and the HTTP handshake over a connected stream.
-    pub async fn establish(
-        &self,
-        origin: &OriginKey,
-        stream: TcpStream,
-        mut info: ConnectionInfo,
-    ) -> Result<Established, String> {
+    fn publish_queries(&self, resolution: &Resolution) {
+        for q in &resolution.queries {
+            self.bus.publish(EventKind::Dns(DnsEvent {
+                name: resolution.host.clone(),
+                record_type: q.record_type.into(),
+                answers: q.answers,
+                elapsed: q.elapsed.as_micros() as u64,
+                cached: false,
+                error: q.error.clone(),
+            }));
+        }
+    }
+
+    fn origin_history(&self, origin: &OriginKey) -> Vec<HistoryEntry> {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(origin)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// TLS over a connected TCP stream for https (publishing the TLS
+    /// event); cleartext streams pass as they are.
+    pub async fn secure(&self, origin: &OriginKey, stream: TcpStream) -> Result<Secured, String> {
+        if origin.scheme != "https" {
+            return Ok(Secured::Plain(stream));
+        }
         let wit_origin = self.bus.origin(&origin.scheme, &origin.host, origin.port);
-        let (closed_tx, closed) = oneshot::channel();
-        if origin.scheme == "https" {
-            let offer = match self.version {
-                // HTTP/3 connections are set up by `dial`, never here.
-                VersionPref::Auto | VersionPref::Http3 => AlpnOffer::Any,
-                VersionPref::Http1 => AlpnOffer::Http1,
-                VersionPref::Http2 => AlpnOffer::Http2,
-            };
-            // An IPv6 literal's brackets are URL syntax, not part of the name.
-            let name = origin.host.trim_start_matches('[').trim_end_matches(']');
-            let t2 = Instant::now();
-            let h = match self.tls.connect(name, offer, stream).await {
-                Ok(h) => h,
-                Err(e) => {
-                    self.bus.publish_for(
-                        &wit_origin,
-                        EventKind::Tls(TlsEvent {
-                            origin: 0,
-                            version: String::new(),
-                            alpn: None,
-                            resumed: false,
-                            elapsed: t2.elapsed().as_micros() as u64,
-                            error: Some(e.to_string()),
-                        }),
-                    );
-                    return Err(e.to_string());
-                }
-            };
-            self.bus.publish_for(
-                &wit_origin,
-                EventKind::Tls(TlsEvent {
+        let offer = match self.version {
+            // HTTP/3 connections are set up by `dial`, never here.
+            VersionPref::Auto | VersionPref::Http3 => AlpnOffer::Any,
+            VersionPref::Http1 => AlpnOffer::Http1,
+            VersionPref::Http2 => AlpnOffer::Http2,
+        };
+        let t2 = Instant::now();
+        let result = self
+            .tls
+            .connect(&server_name(&origin.host), offer, stream)
+            .await;
+        let (event, result) = match result {
+            Ok(h) => (
+                TlsEvent {
                     origin: 0,
                     version: h.version.clone(),
                     alpn: h.alpn.clone(),
                     resumed: h.resumed,
                     elapsed: h.elapsed.as_micros() as u64,
                     error: None,
-                }),
-            );
-            info.tls = h.elapsed;
-            info.tls_version = Some(h.version);
-            info.resumed = h.resumed;
-            info.alpn = h.alpn.clone();
-            let protocol = match h.alpn.as_deref() {
-                Some("h2") => Protocol::Http2,
-                _ => Protocol::Http1,
-            };
-            let sender = handshake(TokioIo::new(h.stream), protocol, closed_tx).await?;
-            Ok(Established {
-                sender,
-                protocol,
-                info: Arc::new(info),
-                closed,
-                late: None,
-            })
-        } else {
-            let protocol = match self.version {
-                VersionPref::Http2 => Protocol::Http2,
-                _ => Protocol::Http1,
-            };
-            let sender = handshake(TokioIo::new(stream), protocol, closed_tx).await?;
-            Ok(Established {
-                sender,
-                protocol,
-                info: Arc::new(info),
-                closed,
-                late: None,
-            })
+                },
+                Ok(Secured::Tls(Box::new(h))),
+            ),
+            Err(e) => (
+                TlsEvent {
+                    origin: 0,
+                    version: String::new(),
+                    alpn: None,
+                    resumed: false,
+                    elapsed: t2.elapsed().as_micros() as u64,
+                    error: Some(e.to_string()),
+                },
+                Err(e.to_string()),
+            ),
+        };
+        self.bus.publish_for(&wit_origin, EventKind::Tls(event));
+        result
+    }
+
+    /// The HTTP handshake over a secured stream, by its ALPN (or the
+    /// version preference over cleartext).
+    pub async fn establish(
+        &self,
+        _origin: &OriginKey,
+        secured: Secured,
+        mut info: ConnectionInfo,
+    ) -> Result<Established, String> {
+        let (closed_tx, closed) = oneshot::channel();
+        let (sender, protocol) = match secured {
+            Secured::Tls(h) => {
+                info.tls = h.elapsed;
+                info.tls_version = Some(h.version);
+                info.resumed = h.resumed;
+                info.alpn = h.alpn.clone();
+                let protocol = match h.alpn.as_deref() {
+                    Some("h2") => Protocol::Http2,
+                    _ => Protocol::Http1,
+                };
+                let io = TokioIo::new(h.stream);
+                (handshake(io, protocol, closed_tx).await?, protocol)
+            }
+            Secured::Plain(stream) => {
+                let protocol = match self.version {
+                    VersionPref::Http2 => Protocol::Http2,
+                    _ => Protocol::Http1,
+                };
+                let io = TokioIo::new(stream);
+                (handshake(io, protocol, closed_tx).await?, protocol)
+            }
+        };
+        Ok(Established {
+            sender,
+            protocol,
+            info: Arc::new(info),
+            closed,
+            late: None,
+        })
+    }
+}
+
+/// A TCP connection ready for HTTP: through TLS for https.
+#[derive(Debug)]
+pub enum Secured {
+    /// Cleartext.
+    Plain(TcpStream),
+    /// After the TLS handshake.
+    Tls(Box<Handshake<TcpStream>>),
+}
+
+impl Secured {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Secured::Plain(s) => s.peer_addr().ok(),
+            Secured::Tls(h) => h.stream.get_ref().0.peer_addr().ok(),
         }
     }
+}
+
+/// The candidates of one dial as its answers come in. Each answer adds
+/// to what is known (addresses, HTTPS records) and the candidates are
+/// derived again from all of it; only those not seen before are new.
+#[derive(Debug, Default)]
+struct Found {
+    host: String,
+    port: u16,
+    quic_allowed: bool,
+    tcp_allowed: bool,
+    /// Ports of Alt-Svc h3 alternatives on the origin's own host.
+    alt_ports: Vec<u16>,
+    ips: Vec<std::net::IpAddr>,
+    https: Vec<HttpsService>,
+    endpoints: HashMap<u32, SocketAddr>,
+    candidates: Vec<Candidate>,
+}
+
+impl Found {
+    fn absorb(&mut self, part: &Resolution) {
+        for a in &part.addrs {
+            if !self.ips.contains(&a.ip) {
+                self.ips.push(a.ip);
+            }
+        }
+        self.https.extend(part.https.iter().cloned());
+        // HTTPS records (RFC 9460) in service mode for this very name: the
+        // origin's addresses (or the record's hints) at the record's port,
+        // ranked by its priority, once per transport the record offers.
+        // Other target names need another resolution.
+        let services: Vec<HttpsService> = self
+            .https
+            .iter()
+            .filter(|s| s.priority > 0 && s.target == self.host)
+            .cloned()
+            .collect();
+        for svc in services {
+            let tcp_alpn: Vec<String> = svc
+                .alpn
+                .iter()
+                .filter(|a| *a == "h2" || *a == "http/1.1")
+                .cloned()
+                .collect();
+            // Without no-default-alpn a service also speaks http/1.1.
+            let offers_tcp = !tcp_alpn.is_empty() || !svc.no_default_alpn;
+            let offers_h3 = svc.alpn.iter().any(|a| a == "h3");
+            let port = svc.port.unwrap_or(self.port);
+            let mut ips = self.ips.clone();
+            if ips.is_empty() {
+                ips.extend(svc.ipv6_hints.iter().map(|&ip| std::net::IpAddr::V6(ip)));
+                ips.extend(svc.ipv4_hints.iter().map(|&ip| std::net::IpAddr::V4(ip)));
+            }
+            for ip in ips {
+                let addr = SocketAddr::new(ip, port);
+                for (transport, offered, alpn) in [
+                    (
+                        Transport::Quic,
+                        self.quic_allowed && offers_h3,
+                        vec!["h3".to_owned()],
+                    ),
+                    (
+                        Transport::Tcp,
+                        self.tcp_allowed && offers_tcp,
+                        tcp_alpn.clone(),
+                    ),
+                ] {
+                    if !offered {
+                        continue;
+                    }
+                    if let Some(c) = self.add(addr, transport) {
+                        c.source = CandidateSource::HttpsRecord;
+                        c.priority = svc.priority;
+                        c.ech = svc.ech_config.is_some();
+                        if !alpn.is_empty() {
+                            c.alpn = alpn;
+                        }
+                    }
+                }
+            }
+        }
+        for port in self.alt_ports.clone() {
+            for ip in self.ips.clone() {
+                if let Some(c) = self.add(SocketAddr::new(ip, port), Transport::Quic) {
+                    c.source = CandidateSource::AltSvc;
+                }
+            }
+        }
+        let plain = if self.tcp_allowed {
+            Transport::Tcp
+        } else {
+            Transport::Quic
+        };
+        for ip in self.ips.clone() {
+            self.add(SocketAddr::new(ip, self.port), plain);
+        }
+    }
+
+    /// Adds a candidate unless the same transport already has `addr`.
+    fn add(&mut self, addr: SocketAddr, transport: Transport) -> Option<&mut Candidate> {
+        let endpoints = &self.endpoints;
+        if self
+            .candidates
+            .iter()
+            .any(|c| c.transport == transport && endpoints[&c.id] == addr)
+        {
+            return None;
+        }
+        let id = self.endpoints.len() as u32;
+        self.endpoints.insert(id, addr);
+        self.candidates.push(candidate(id, addr, transport));
+        self.candidates.last_mut()
+    }
+}
+
+/// A policy's plan as race attempts (QUIC or TCP by the candidate).
+fn planned(plan: &Plan, candidates: &[Candidate]) -> Vec<PlannedAttempt> {
+    let is_quic = |id: u32| {
+        candidates
+            .iter()
+            .any(|c| c.id == id && c.transport == Transport::Quic)
+    };
+    plan.attempts
+        .iter()
+        .map(|a| PlannedAttempt {
+            candidate: a.candidate,
+            delay: Duration::from_micros(a.delay),
+            tcp: !is_quic(a.candidate),
+        })
+        .collect()
 }
 
 impl Dialer {
@@ -711,28 +890,9 @@ where
     }
 }
 
-/// Adds a candidate unless the same transport already has `addr`.
-fn add_candidate<'a>(
-    endpoints: &mut HashMap<u32, SocketAddr>,
-    candidates: &'a mut Vec<Candidate>,
-    addr: SocketAddr,
-    transport: Transport,
-) -> Option<&'a mut Candidate> {
-    if candidates
-        .iter()
-        .any(|c| c.transport == transport && endpoints[&c.id] == addr)
-    {
-        return None;
-    }
-    let id = endpoints.len() as u32;
-    endpoints.insert(id, addr);
-    candidates.push(candidate(id, addr, transport));
-    candidates.last_mut()
-}
-
 /// A connection a race attempt made, by transport.
-enum Stream {
-    Tcp(TcpStream),
+enum Attempted {
+    Tcp(Secured),
     Quic(QuicConnection),
 }
 

@@ -4,6 +4,7 @@
 pub mod alt_svc;
 pub mod connect;
 pub mod dns;
+pub mod dns_gate;
 pub mod happy_eyeballs;
 pub mod http;
 pub mod manager;

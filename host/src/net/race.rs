@@ -6,15 +6,25 @@
 //! - each planned attempt starts at its delay from the start of the race, or
 //!   at once when every attempt started so far has failed (RFC 8305 §5: a
 //!   failure does not wait out the attempt delay);
-//! - **syn-retry**: a TCP attempt that has not connected after
-//!   [`RacePrefs::syn_retry`] gets one parallel twin to the same address, so
-//!   a dropped first SYN costs about that long instead of the kernel's 1 s
-//!   retransmission timeout;
+//! - no two attempts start within [`RacePrefs::min_spacing`] of each other
+//!   (Happy Eyeballs v3: 10 ms), whatever the plan says, so a plan cannot
+//!   burst connection attempts at a path;
+//! - **syn-retry**: a TCP attempt whose transport handshake has not
+//!   completed after [`RacePrefs::syn_retry`] gets one parallel twin to the
+//!   same address, so a dropped first SYN costs about that long instead of
+//!   the kernel's 1 s retransmission timeout;
+//! - an attempt is connected when it is usable: over TCP + TLS that is after
+//!   the TLS handshake (the shell reports the TCP connection separately with
+//!   [`Race::on_transport_up`], which only stops syn-retry), so a TCP
+//!   connection whose TLS stalls or fails does not cancel the others;
 //! - the first attempt to connect wins; every other attempt is cancelled,
 //!   except a winner's own twin, which may finish and go to the idle pool
 //!   ([`Action::Keep`]) instead of being thrown away;
-//! - when every attempt has failed and none is left to start, the race is
-//!   lost.
+//! - attempts may be added while the race runs ([`Race::add`], for addresses
+//!   that answered after the race started); while more may come
+//!   ([`Race::expect_more`]) the race is not lost;
+//! - when every attempt has failed, none is left to start and no more are
+//!   expected, the race is lost.
 
 use std::time::{Duration, Instant};
 
@@ -28,13 +38,19 @@ pub struct RacePrefs {
     pub syn_retry: Duration,
     /// Whether syn-retry is on.
     pub syn_retry_enabled: bool,
+    /// The least time between two attempt starts.
+    pub min_spacing: Duration,
 }
+
+/// Happy Eyeballs v3's minimum connection attempt delay.
+pub const DEFAULT_MIN_SPACING: Duration = Duration::from_millis(10);
 
 impl Default for RacePrefs {
     fn default() -> Self {
         RacePrefs {
             syn_retry: Duration::from_millis(250),
             syn_retry_enabled: true,
+            min_spacing: DEFAULT_MIN_SPACING,
         }
     }
 }
@@ -92,6 +108,8 @@ enum State {
     Pending,
     Running {
         since: Instant,
+        /// The transport (TCP) handshake completed; TLS may still run.
+        transport_up: bool,
     },
     Done(Outcome),
     /// Kept after the race was decided; still running.
@@ -112,6 +130,21 @@ struct Attempt {
     ended: Option<Instant>,
 }
 
+impl Attempt {
+    fn planned(p: PlannedAttempt) -> Attempt {
+        Attempt {
+            candidate: p.candidate,
+            delay: p.delay,
+            tcp: p.tcp,
+            twin_of: None,
+            twinned: false,
+            state: State::Pending,
+            started: None,
+            ended: None,
+        }
+    }
+}
+
 /// One race.
 #[derive(Debug)]
 pub struct Race {
@@ -120,6 +153,10 @@ pub struct Race {
     attempts: Vec<Attempt>,
     winner: Option<AttemptId>,
     lost: bool,
+    /// The latest start, for the minimum spacing.
+    last_start: Option<Instant>,
+    /// Attempts may still be added (addresses still resolving).
+    more_coming: bool,
 }
 
 /// How one attempt went, for the report to the connect policy.
@@ -144,20 +181,9 @@ pub struct AttemptSummary {
 impl Race {
     /// A race of `plan` starting at `now`. An empty plan is lost at once.
     pub fn new(plan: &[PlannedAttempt], prefs: RacePrefs, now: Instant) -> Race {
-        let mut attempts: Vec<Attempt> = plan
-            .iter()
-            .map(|p| Attempt {
-                candidate: p.candidate,
-                delay: p.delay,
-                tcp: p.tcp,
-                twin_of: None,
-                twinned: false,
-                state: State::Pending,
-                started: None,
-                ended: None,
-            })
-            .collect();
-        // Start order is delay order; equal delays keep plan order.
+        let mut attempts: Vec<Attempt> = plan.iter().map(|p| Attempt::planned(*p)).collect();
+        // Ids follow start order where the plan fixes it; equal delays keep
+        // plan order.
         attempts.sort_by_key(|a| a.delay);
         Race {
             prefs,
@@ -165,7 +191,27 @@ impl Race {
             attempts,
             winner: None,
             lost: false,
+            last_start: None,
+            more_coming: false,
         }
+    }
+
+    /// Adds an attempt to a running race (its delay counts from the start
+    /// of the race, like the plan's). Ignored once the race is decided.
+    pub fn add(&mut self, planned: PlannedAttempt, now: Instant) -> Vec<Action> {
+        if self.is_decided() {
+            return Vec::new();
+        }
+        self.attempts.push(Attempt::planned(planned));
+        self.poll(now)
+    }
+
+    /// Whether attempts may still be [added](Race::add). While they may,
+    /// the race is not lost when everything so far failed; saying no more
+    /// will come may lose it at once.
+    pub fn expect_more(&mut self, more: bool, now: Instant) -> Vec<Action> {
+        self.more_coming = more;
+        self.poll(now)
     }
 
     /// Whether the race is decided (won or lost).
@@ -181,6 +227,11 @@ impl Race {
     /// The candidate of `attempt`.
     pub fn candidate(&self, attempt: AttemptId) -> u32 {
         self.attempts[attempt].candidate
+    }
+
+    /// Whether `attempt` is TCP (QUIC otherwise).
+    pub fn is_tcp(&self, attempt: AttemptId) -> bool {
+        self.attempts[attempt].tcp
     }
 
     /// Advances the clock: starts what is due.
@@ -208,16 +259,27 @@ impl Race {
         let next_twin = self
             .attempts
             .iter()
-            .filter(|_| self.prefs.syn_retry_enabled)
-            .filter(|a| a.tcp && !a.twinned && a.twin_of.is_none())
+            .filter(|a| self.wants_twin(a))
             .filter_map(|a| match a.state {
-                State::Running { since } => Some(since + self.prefs.syn_retry),
+                State::Running { since, .. } => Some(since + self.prefs.syn_retry),
                 _ => None,
             })
             .min();
-        match (next_start, next_twin) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let next = match (next_start, next_twin) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(match self.last_start {
+            Some(last) => next.max(last + self.prefs.min_spacing),
+            None => next,
+        })
+    }
+
+    /// Attempt `attempt`'s transport handshake completed (TCP connected);
+    /// it is not usable yet (TLS runs), but needs no syn-retry twin.
+    pub fn on_transport_up(&mut self, attempt: AttemptId) {
+        if let State::Running { transport_up, .. } = &mut self.attempts[attempt].state {
+            *transport_up = true;
         }
     }
 
@@ -253,10 +315,12 @@ impl Race {
         if self.is_decided() {
             return actions;
         }
-        // Nothing running any more: the next attempt need not wait.
+        // Nothing running any more: the next attempt need not wait for its
+        // delay (only for the minimum spacing).
         if !self.any_running() {
-            if let Some(next) = self.attempts.iter().position(|a| a.state == State::Pending) {
-                self.launch(next, now, &mut actions);
+            if let Some(next) = self.next_pending() {
+                let a = &mut self.attempts[next];
+                a.delay = a.delay.min(now.saturating_duration_since(self.start));
             }
         }
         self.start_due(now, &mut actions);
@@ -291,9 +355,39 @@ impl Race {
             .any(|a| matches!(a.state, State::Running { .. }))
     }
 
+    /// The pending attempt to start next: smallest delay, then plan order.
+    fn next_pending(&self) -> Option<AttemptId> {
+        (0..self.attempts.len())
+            .filter(|&i| self.attempts[i].state == State::Pending)
+            .min_by_key(|&i| (self.attempts[i].delay, i))
+    }
+
+    fn wants_twin(&self, a: &Attempt) -> bool {
+        self.prefs.syn_retry_enabled
+            && a.tcp
+            && !a.twinned
+            && a.twin_of.is_none()
+            && matches!(
+                a.state,
+                State::Running {
+                    transport_up: false,
+                    ..
+                }
+            )
+    }
+
+    fn spaced(&self, now: Instant) -> bool {
+        self.last_start
+            .is_none_or(|last| now >= last + self.prefs.min_spacing)
+    }
+
     fn launch(&mut self, i: AttemptId, now: Instant, actions: &mut Vec<Action>) {
+        self.last_start = Some(now);
         let a = &mut self.attempts[i];
-        a.state = State::Running { since: now };
+        a.state = State::Running {
+            since: now,
+            transport_up: false,
+        };
         a.started = Some(now);
         actions.push(Action::Start {
             attempt: i,
@@ -302,27 +396,18 @@ impl Race {
         });
     }
 
+    /// Starts at most one attempt (the minimum spacing allows no more at
+    /// one instant): a twin that is due first, else the next planned one.
     fn start_due(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        for i in 0..self.attempts.len() {
-            if self.attempts[i].state == State::Pending
-                && self.start + self.attempts[i].delay <= now
-            {
-                self.launch(i, now, actions);
-            }
-        }
-        if !self.prefs.syn_retry_enabled {
+        if !self.spaced(now) {
             return;
         }
-        let due: Vec<AttemptId> = (0..self.attempts.len())
-            .filter(|&i| {
-                let a = &self.attempts[i];
-                a.tcp
-                    && !a.twinned
-                    && a.twin_of.is_none()
-                    && matches!(a.state, State::Running { since } if since + self.prefs.syn_retry <= now)
-            })
-            .collect();
-        for i in due {
+        let twin_due = (0..self.attempts.len()).find(|&i| {
+            let a = &self.attempts[i];
+            self.wants_twin(a)
+                && matches!(a.state, State::Running { since, .. } if since + self.prefs.syn_retry <= now)
+        });
+        if let Some(i) = twin_due {
             self.attempts[i].twinned = true;
             let twin = Attempt {
                 candidate: self.attempts[i].candidate,
@@ -337,6 +422,13 @@ impl Race {
             self.attempts.push(twin);
             let id = self.attempts.len() - 1;
             self.launch(id, now, actions);
+            return;
+        }
+        if let Some(i) = self
+            .next_pending()
+            .filter(|&i| self.start + self.attempts[i].delay <= now)
+        {
+            self.launch(i, now, actions);
         }
     }
 
@@ -368,7 +460,7 @@ impl Race {
             .attempts
             .iter()
             .all(|a| a.state == State::Done(Outcome::Failed));
-        if all_failed && !self.lost {
+        if all_failed && !self.lost && !self.more_coming {
             self.lost = true;
             actions.push(Action::Lost);
         }
@@ -495,6 +587,79 @@ mod tests {
         r.poll(t0);
         assert!(r.poll(t0 + ms(1000)).is_empty());
         assert_eq!(r.next_deadline(), None);
+    }
+
+    #[test]
+    fn no_two_attempts_start_within_the_minimum_spacing() {
+        let t0 = Instant::now();
+        // The plan asks for three at once; they go 10 ms apart.
+        let mut r = Race::new(&[tcp(1, 0), tcp(2, 0), tcp(3, 0)], RacePrefs::default(), t0);
+        assert_eq!(starts(&r.poll(t0)), vec![(0, 1, None)]);
+        assert_eq!(r.next_deadline(), Some(t0 + ms(10)));
+        assert!(r.poll(t0 + ms(9)).is_empty());
+        assert_eq!(starts(&r.poll(t0 + ms(10))), vec![(1, 2, None)]);
+        // A failure does not skip the spacing either.
+        assert!(starts(&r.on_failed(0, t0 + ms(12))).is_empty());
+        assert_eq!(r.next_deadline(), Some(t0 + ms(20)));
+        assert_eq!(starts(&r.poll(t0 + ms(20))), vec![(2, 3, None)]);
+    }
+
+    #[test]
+    fn a_failure_waits_only_for_the_spacing_when_nothing_runs() {
+        let t0 = Instant::now();
+        let mut r = Race::new(&[tcp(1, 0), tcp(2, 250)], RacePrefs::default(), t0);
+        r.poll(t0);
+        // Refused after 3 ms: the next may start at 10 ms, not 250 ms.
+        assert!(r.on_failed(0, t0 + ms(3)).is_empty());
+        assert_eq!(r.next_deadline(), Some(t0 + ms(10)));
+        assert_eq!(starts(&r.poll(t0 + ms(10))), vec![(1, 2, None)]);
+    }
+
+    #[test]
+    fn tls_still_running_neither_wins_nor_gets_a_twin() {
+        let t0 = Instant::now();
+        let mut r = Race::new(&[tcp(1, 0), tcp(2, 250)], RacePrefs::default(), t0);
+        r.poll(t0);
+        // TCP is up at 5 ms, but TLS stalls: no twin at 250 ms, and the
+        // second attempt still starts at its delay.
+        r.on_transport_up(0);
+        assert_eq!(starts(&r.poll(t0 + ms(250))), vec![(1, 2, None)]);
+        assert_eq!(
+            r.on_connected(1, t0 + ms(300)),
+            vec![Action::Won(1), Action::Cancel(0)]
+        );
+    }
+
+    #[test]
+    fn attempts_added_later_join_the_race_and_keep_it_alive() {
+        let t0 = Instant::now();
+        let mut r = Race::new(&[tcp(1, 0)], RacePrefs::default(), t0);
+        r.expect_more(true, t0);
+        r.poll(t0);
+        // The only attempt fails, but an answer is still outstanding.
+        assert!(r.on_failed(0, t0 + ms(5)).is_empty());
+        assert!(!r.is_decided());
+        let a = r.add(
+            PlannedAttempt {
+                candidate: 9,
+                delay: ms(40),
+                tcp: true,
+            },
+            t0 + ms(40),
+        );
+        assert_eq!(starts(&a), vec![(1, 9, None)]);
+        assert!(r.expect_more(false, t0 + ms(41)).is_empty());
+        assert_eq!(r.on_failed(1, t0 + ms(50)), vec![Action::Lost]);
+    }
+
+    #[test]
+    fn no_more_coming_after_everything_failed_loses() {
+        let t0 = Instant::now();
+        let mut r = Race::new(&[tcp(1, 0)], RacePrefs::default(), t0);
+        r.expect_more(true, t0);
+        r.poll(t0);
+        assert!(r.on_failed(0, t0 + ms(5)).is_empty());
+        assert_eq!(r.expect_more(false, t0 + ms(60)), vec![Action::Lost]);
     }
 
     #[test]
