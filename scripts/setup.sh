@@ -2,11 +2,12 @@
 # Installs what building and testing sockhost needs on a fresh Debian machine
 # with rustup's stable toolchain: the offline wasm32 toolchain (Debian's
 # rustc-web with its library source, for -Zbuild-std) and wasi-libc; nginx
-# and curl (peers for the tests and benchmarks); aioquic from PyPI.
+# and curl (peers for the tests and benchmarks); iproute2 and nftables (the
+# network-namespace fault tests); aioquic from PyPI.
 set -euo pipefail
 
 need=()
-for pkg in rustc-web cargo-web rust-web-src wasi-libc ca-certificates nginx curl; do
+for pkg in rustc-web cargo-web rust-web-src wasi-libc ca-certificates nginx curl iproute2 nftables; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -3,6 +3,8 @@
 
 pub mod aioquic;
 pub mod dns;
+pub mod dns_relay;
+pub mod netns;
 pub mod nginx;
 pub mod origin;
 

@@ -1,13 +1,16 @@
-//! An HTTPS origin on loopback written with hyper, with a private CA made
-//! by rcgen: HTTP/1.1 and HTTP/2 by ALPN, counting its connections; with
-//! `h3`, also HTTP/3 (quinn + h3) on the same port number over UDP.
+//! An HTTPS origin on loopback (or any address: `listen`, in a network
+//! namespace with [`TestOrigin::start_in`]) written with hyper, with a
+//! private CA made by rcgen: HTTP/1.1 and HTTP/2 by ALPN, counting its
+//! connections; with `h3`, also HTTP/3 (quinn + h3) on the same port number
+//! over UDP.
 //!
 //! Routes: `/` (a short text), `/bytes/N` (N bytes of a known pattern),
 //! `/slow/MS` (answers after MS milliseconds), `/headers` (the request
 //! headers back, one per line), anything else 404.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,11 +21,18 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::netns::Namespace;
 
 /// What the origin serves and how.
 #[derive(Debug, Clone)]
 pub struct OriginOptions {
+    /// The address the TCP listener, the QUIC endpoint and the UDP black
+    /// hole bind (port chosen by the kernel). `::` is dual-stack: it
+    /// serves IPv4 too, whatever `net.ipv6.bindv6only` says.
+    pub listen: IpAddr,
     /// Names in the certificate.
     pub names: Vec<String>,
     /// ALPN protocols offered, in preference order.
@@ -48,6 +58,7 @@ pub struct OriginOptions {
 impl Default for OriginOptions {
     fn default() -> Self {
         OriginOptions {
+            listen: Ipv4Addr::LOCALHOST.into(),
             names: vec!["localhost".into(), "www.test".into(), "127.0.0.1".into()],
             alpn: vec!["h2", "http/1.1"],
             expired: false,
@@ -62,7 +73,7 @@ impl Default for OriginOptions {
 
 /// A running origin; stops when dropped.
 pub struct TestOrigin {
-    /// Where it listens.
+    /// Where it listens: `listen` and the port (`[::]:port` for `::`).
     pub addr: SocketAddr,
     /// The CA that signed its certificate, as a PEM file (`--ca`).
     pub ca_file: PathBuf,
@@ -115,7 +126,50 @@ pub fn pattern_byte(i: usize) -> u8 {
     (i % 251) as u8
 }
 
+/// A socket of `kind` bound to `addr`. IPv6 sockets are dual-stack, so
+/// that `::` takes IPv4 too (the system default may say otherwise).
+fn bound_socket(kind: SocketType, addr: SocketAddr) -> std::io::Result<OwnedFd> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = rustix::net::socket_with(family, kind, SocketFlags::CLOEXEC, None)?;
+    if addr.is_ipv6() {
+        rustix::net::sockopt::set_ipv6_v6only(&fd, false)?;
+    }
+    if kind == SocketType::STREAM {
+        // As std's TcpListener::bind does.
+        rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &addr)?;
+    Ok(fd)
+}
+
+/// A TCP listener on `ip` (a port chosen by the kernel) with `backlog`.
+fn tcp_listener(ip: IpAddr, backlog: i32) -> std::net::TcpListener {
+    let listen = || -> std::io::Result<OwnedFd> {
+        let fd = bound_socket(SocketType::STREAM, SocketAddr::new(ip, 0))?;
+        rustix::net::listen(&fd, backlog)?;
+        Ok(fd)
+    };
+    std::net::TcpListener::from(listen().unwrap_or_else(|e| panic!("TCP listener on {ip}: {e}")))
+}
+
+/// A UDP socket on `addr`.
+fn udp_socket(addr: SocketAddr) -> std::net::UdpSocket {
+    bound_socket(SocketType::DGRAM, addr)
+        .map(std::net::UdpSocket::from)
+        .unwrap_or_else(|e| panic!("UDP port of the origin ({addr}): {e}"))
+}
+
 impl TestOrigin {
+    /// Starts the origin in network namespace `ns` (its sockets are made
+    /// there; its runtime's threads start there too); `options.listen` is
+    /// usually `::` or one of `ns`'s addresses.
+    pub fn start_in(ns: &Namespace, options: OriginOptions) -> TestOrigin {
+        ns.run(|| TestOrigin::start(options))
+    }
+
     /// Starts the origin on its own runtime.
     pub fn start(options: OriginOptions) -> TestOrigin {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -149,22 +203,22 @@ impl TestOrigin {
             .build()
             .unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
-        // Bound with std so that starting an origin works inside a test's
-        // own runtime too.
+        // Bound without tokio so that starting an origin works inside a
+        // test's own runtime too.
         let (std_listener, filler) = match options.full_backlog_for {
-            None => (std::net::TcpListener::bind("127.0.0.1:0").unwrap(), None),
+            None => (tcp_listener(options.listen, 128), None),
             Some(_) => {
-                let socket = runtime
-                    .block_on(async { tokio::net::TcpSocket::new_v4() })
-                    .unwrap();
-                socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-                let listener = {
-                    let _guard = runtime.enter();
-                    socket.listen(0).unwrap()
-                };
-                let addr = listener.local_addr().unwrap();
-                let filler = std::net::TcpStream::connect(addr).unwrap();
-                (listener.into_std().unwrap(), Some(filler))
+                let listener = tcp_listener(options.listen, 0);
+                let mut to = listener.local_addr().unwrap();
+                // The filler needs an address to connect to, not `::`.
+                if to.ip().is_unspecified() {
+                    to.set_ip(match to.ip() {
+                        IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                        IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                let filler = std::net::TcpStream::connect(to).unwrap();
+                (listener, Some(filler))
             }
         };
         std_listener.set_nonblocking(true).unwrap();
@@ -225,14 +279,23 @@ impl TestOrigin {
             let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)
                 .expect("a TLS 1.3 config for QUIC");
             let server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+            // Endpoint::server would bind with the system default, which
+            // may make `::` IPv6-only.
+            let socket = udp_socket(addr);
             let endpoint = {
                 let _guard = runtime.enter();
-                quinn::Endpoint::server(server, addr).expect("UDP port of the origin")
+                quinn::Endpoint::new(
+                    quinn::EndpointConfig::default(),
+                    Some(server),
+                    socket,
+                    Arc::new(quinn::TokioRuntime),
+                )
+                .expect("QUIC endpoint of the origin")
             };
             runtime.spawn(serve_h3(endpoint, quic_connections.clone()));
         }
         if options.udp_black_hole {
-            let hole = std::net::UdpSocket::bind(addr).expect("UDP port of the origin");
+            let hole = udp_socket(addr);
             let dropped = quic_connections.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
