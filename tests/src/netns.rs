@@ -61,6 +61,63 @@ pub struct Namespace {
     pub ns_v6: Ipv6Addr,
 }
 
+/// Whether a test that needs namespaces should run: they work here, or
+/// the developer said to skip (`SOCKHOST_SKIP_NETNS`); anything else fails
+/// the test, naming the reason (CI runs as root with iproute2 and
+/// nftables: scripts/setup.sh).
+pub fn netns() -> bool {
+    match available() {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var_os("SOCKHOST_SKIP_NETNS").is_some(),
+                "network namespaces are not available: {why} \
+                 (run as root after scripts/setup.sh, or set SOCKHOST_SKIP_NETNS=1)"
+            );
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+/// Drops what `rule` (an nft match, e.g. `udp dport 443`) matches on its
+/// way into `ns`.
+pub fn drop_input(ns: &Namespace, rule: &str) {
+    // nft 1.0 wants a newline (or `;`) after a chain's closing brace.
+    ns.nft(&format!(
+        "table inet faults {{\n chain input {{ type filter hook input priority 0; {rule} drop; }}\n}}\n"
+    ))
+    .unwrap();
+}
+
+/// A fresh namespace with an origin in it on `::` (both of its addresses)
+/// naming `names`, serving HTTP/3 too when `h3`, and with `drop` (an nft
+/// match, `{port}` standing for the origin's port) dropped on input.
+pub fn origin_behind(
+    names: &[&str],
+    h3: bool,
+    drop: Option<&str>,
+) -> (Namespace, crate::origin::TestOrigin) {
+    use crate::origin::{OriginOptions, TestOrigin};
+    let ns = Namespace::create().expect("a network namespace");
+    let origin = TestOrigin::start_in(
+        &ns,
+        OriginOptions {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            listen: Ipv6Addr::UNSPECIFIED.into(),
+            h3,
+            ..OriginOptions::default()
+        },
+    );
+    if let Some(rule) = drop {
+        drop_input(
+            &ns,
+            &rule.replace("{port}", &origin.addr.port().to_string()),
+        );
+    }
+    (ns, origin)
+}
+
 /// Whether namespaces can be made here (root, `ip`, `nft`, and the kernel
 /// lets us), with the reason if not. Checked once per process, by making
 /// one.

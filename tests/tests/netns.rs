@@ -11,26 +11,9 @@ use sockhost::net::dns::ResolveOverride;
 use sockhost::net::http::VersionPref;
 use sockhost_tests::dns::{TestDns, TestRecord};
 use sockhost_tests::dns_relay::DelayRelay;
-use sockhost_tests::netns::{available, Namespace};
+use sockhost_tests::netns::{drop_input, netns, origin_behind, Namespace};
 use sockhost_tests::origin::{OriginOptions, TestOrigin};
 use sockhost_tests::rt;
-
-/// Whether to run: namespaces work here, or the developer said to skip
-/// (CI runs as root with iproute2 and nftables: scripts/setup.sh).
-fn netns() -> bool {
-    match available() {
-        Ok(()) => true,
-        Err(why) => {
-            assert!(
-                std::env::var_os("SOCKHOST_SKIP_NETNS").is_some(),
-                "network namespaces are not available: {why} \
-                 (run as root after scripts/setup.sh, or set SOCKHOST_SKIP_NETNS=1)"
-            );
-            eprintln!("skipped: {why}");
-            false
-        }
-    }
-}
 
 /// An origin in `ns` on `::` (so on both of its addresses).
 fn origin_in(ns: &Namespace, h3: bool) -> TestOrigin {
@@ -74,15 +57,6 @@ async fn fetch_from(origin: &TestOrigin, ip: IpAddr, version: VersionPref) -> ht
         "hello from the test origin\n"
     );
     r.version
-}
-
-/// Drops what `rule` matches on its way into `ns`.
-fn drop_input(ns: &Namespace, rule: &str) {
-    // nft 1.0 wants a newline (or `;`) after a chain's closing brace.
-    ns.nft(&format!(
-        "table inet faults {{\n chain input {{ type filter hook input priority 0; {rule} drop; }}\n}}\n"
-    ))
-    .unwrap();
 }
 
 /// A QUIC long-header packet of an unknown version, padded to 1200 bytes:
@@ -160,8 +134,7 @@ fn dropping_udp_to_the_quic_port_silences_quic() {
     if !netns() {
         return;
     }
-    let ns = Namespace::create().unwrap();
-    let origin = origin_in(&ns, true);
+    let (ns, origin) = origin_behind(&["localhost", "www.test"], true, None);
     let port = origin.addr.port();
     let ips: [IpAddr; 2] = [ns.ns_v4.into(), ns.ns_v6.into()];
     rt().block_on(async {
@@ -205,10 +178,12 @@ fn dropping_ipv6_tcp_leaves_ipv4_working() {
     if !netns() {
         return;
     }
-    let ns = Namespace::create().unwrap();
-    let origin = origin_in(&ns, false);
+    let (ns, origin) = origin_behind(
+        &["localhost", "www.test"],
+        false,
+        Some("meta nfproto ipv6 tcp dport {port}"),
+    );
     let port = origin.addr.port();
-    drop_input(&ns, &format!("meta nfproto ipv6 tcp dport {port}"));
     let timeout = Duration::from_millis(300);
     let started = Instant::now();
     let e = TcpStream::connect_timeout(&SocketAddr::new(ns.ns_v6.into(), port), timeout)

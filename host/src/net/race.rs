@@ -40,6 +40,11 @@ pub struct RacePrefs {
     pub syn_retry_enabled: bool,
     /// The least time between two attempt starts.
     pub min_spacing: Duration,
+    /// How long after the latest start an attempt [added](Race::add) while
+    /// others run may start: a late candidate was not in the policy's
+    /// plan, so it keeps the plan's usual attempt delay from the attempts
+    /// that are (RFC 8305 §5), rather than piling onto them.
+    pub late_attempt_delay: Duration,
 }
 
 /// Happy Eyeballs v3's minimum connection attempt delay.
@@ -51,6 +56,7 @@ impl Default for RacePrefs {
             syn_retry: Duration::from_millis(250),
             syn_retry_enabled: true,
             min_spacing: DEFAULT_MIN_SPACING,
+            late_attempt_delay: Duration::from_millis(250),
         }
     }
 }
@@ -197,12 +203,19 @@ impl Race {
     }
 
     /// Adds an attempt to a running race (its delay counts from the start
-    /// of the race, like the plan's). Ignored once the race is decided.
+    /// of the race, like the plan's). While other attempts run it waits at
+    /// least [`RacePrefs::late_attempt_delay`] after the latest start.
+    /// Ignored once the race is decided.
     pub fn add(&mut self, planned: PlannedAttempt, now: Instant) -> Vec<Action> {
         if self.is_decided() {
             return Vec::new();
         }
-        self.attempts.push(Attempt::planned(planned));
+        let mut attempt = Attempt::planned(planned);
+        if let (true, Some(last)) = (self.any_running(), self.last_start) {
+            let earliest = last + self.prefs.late_attempt_delay - self.start;
+            attempt.delay = attempt.delay.max(earliest);
+        }
+        self.attempts.push(attempt);
         self.poll(now)
     }
 
@@ -650,6 +663,23 @@ mod tests {
         assert_eq!(starts(&a), vec![(1, 9, None)]);
         assert!(r.expect_more(false, t0 + ms(41)).is_empty());
         assert_eq!(r.on_failed(1, t0 + ms(50)), vec![Action::Lost]);
+    }
+
+    #[test]
+    fn an_attempt_added_while_others_run_keeps_the_attempt_delay() {
+        let t0 = Instant::now();
+        let mut r = Race::new(&[tcp(1, 0)], RacePrefs::default(), t0);
+        r.expect_more(true, t0);
+        r.poll(t0);
+        // A late answer at 12 ms, planned "at once": it waits until 250 ms
+        // after the running attempt's start.
+        let late = PlannedAttempt {
+            candidate: 2,
+            delay: ms(12),
+            tcp: true,
+        };
+        assert!(starts(&r.add(late, t0 + ms(12))).is_empty());
+        assert_eq!(r.next_deadline(), Some(t0 + ms(250)));
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! [`MAX_ATTEMPT_DELAY_US`]. A plan that fails the checks is a fault, and
 //! the host's built-in RFC 8305 plan is used instead (fail-open) or the
 //! connection fails (fail-closed).
+//!
+//! A race starts before every DNS answer is in (Happy Eyeballs v3's
+//! resolution delay): candidates from a late answer (say AAAA after A) are
+//! planned in a second `plan` call listing only them, with the same
+//! history; its delays count from when they arrived, and the host adds
+//! them to the running race. A report covers every attempt of the race.
 
 use std::collections::HashSet;
 
