@@ -752,18 +752,19 @@ impl Dialer {
         endpoints: &HashMap<u32, SocketAddr>,
     ) {
         let now = now_us();
-        // A QUIC attempt that had started when a TCP attempt began and was
-        // still silent when that TCP attempt won was outpaced: the path
-        // may drop UDP (HEv3). It counts as a failure, and is reported to
-        // the policy as timed out, so the next plan can lead with TCP.
-        let tcp_winner_start = summary
-            .iter()
-            .find(|a| a.outcome == Outcome::Won && a.tcp)
-            .and_then(|a| a.started);
+        // An attempt that had started when the winner began and was still
+        // silent when it won was outpaced: QUIC beaten by TCP (the path
+        // may drop UDP), or IPv6 beaten by IPv4 (IPv6 may be broken here),
+        // as HEv3 has it. It counts as a failure, and is reported to the
+        // policy as timed out, so the next plan can lead with the winner's
+        // kind.
+        let winner = summary.iter().find(|a| a.outcome == Outcome::Won);
+        let is_v6 = |a: &AttemptSummary| endpoints[&a.candidate].is_ipv6();
         let outpaced = |a: &AttemptSummary| {
-            !a.tcp
-                && a.outcome == Outcome::Cancelled
-                && matches!((a.started, tcp_winner_start), (Some(s), Some(w)) if s <= w)
+            let Some(w) = winner else { return false };
+            a.outcome == Outcome::Cancelled
+                && matches!((a.started, w.started), (Some(s), Some(ws)) if s <= ws)
+                && ((!a.tcp && w.tcp) || (is_v6(a) && !is_v6(w)))
         };
         {
             let mut all = self.history.lock().unwrap_or_else(|e| e.into_inner());
