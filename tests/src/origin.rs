@@ -50,6 +50,9 @@ pub struct OriginOptions {
     pub h3: bool,
     /// With `h3`, advertise it on TCP responses: `Alt-Svc: h3=":PORT"`.
     pub advertise_h3: bool,
+    /// An `Alt-Svc` value for every TCP response (say, another server's
+    /// HTTP/3); takes the place of `advertise_h3`'s.
+    pub alt_svc: Option<String>,
     /// Instead of `h3`, a UDP black hole on the port: datagrams are read
     /// and dropped, nothing ever answers (as on a path that drops UDP).
     pub udp_black_hole: bool,
@@ -66,6 +69,7 @@ impl Default for OriginOptions {
             full_backlog_for: None,
             h3: false,
             advertise_h3: false,
+            alt_svc: None,
             udp_black_hole: false,
         }
     }
@@ -224,10 +228,12 @@ impl TestOrigin {
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
         let hold = options.full_backlog_for;
-        let alt_svc = (options.h3 && options.advertise_h3).then(|| {
-            http::HeaderValue::from_str(&format!("h3=\":{}\"; ma=3600", addr.port()))
-                .expect("a valid header value")
-        });
+        let alt_svc = match &options.alt_svc {
+            Some(v) => Some(v.clone()),
+            None => (options.h3 && options.advertise_h3)
+                .then(|| format!("h3=\":{}\"; ma=3600", addr.port())),
+        }
+        .map(|v| http::HeaderValue::from_str(&v).expect("a valid header value"));
         let counter = connections.clone();
         // (open now, most ever open at once)
         let open: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();

@@ -213,6 +213,36 @@ fn fetch_http3_speaks_quic_and_says_so() {
     assert_eq!(origin.connections(), 0, "no TCP for --http3");
 }
 
+/// The output of a successful `sockhost fetch` as JSON.
+fn json(out: std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+/// `sockhost fetch --json` of `https://www.test:PORT/` on `origin`, with
+/// `data` as the data directory (where the Alt-Svc cache lives across runs).
+fn fetch_json_with_data(
+    data: &std::path::Path,
+    origin: &TestOrigin,
+    cas: &[&std::path::Path],
+) -> serde_json::Value {
+    let mut cmd = Command::new(sockhost_bin());
+    cmd.env("XDG_DATA_HOME", data)
+        .arg("fetch")
+        .arg(format!("https://www.test:{}/", origin.addr.port()))
+        .arg("--resolve")
+        .arg(format!("www.test:{}:127.0.0.1", origin.addr.port()))
+        .arg("--json");
+    for ca in cas {
+        cmd.arg("--ca").arg(ca);
+    }
+    json(cmd.output().unwrap())
+}
+
 #[test]
 fn alt_svc_learned_in_one_run_upgrades_the_next_to_http3() {
     let origin = TestOrigin::start(OriginOptions {
@@ -221,25 +251,7 @@ fn alt_svc_learned_in_one_run_upgrades_the_next_to_http3() {
         ..OriginOptions::default()
     });
     let data = tempfile::tempdir().unwrap();
-    let run = || {
-        let out = Command::new(sockhost_bin())
-            .env("XDG_DATA_HOME", data.path())
-            .arg("fetch")
-            .arg(format!("https://www.test:{}/", origin.addr.port()))
-            .arg("--resolve")
-            .arg(format!("www.test:{}:127.0.0.1", origin.addr.port()))
-            .arg("--ca")
-            .arg(&origin.ca_file)
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON object")
-    };
+    let run = || fetch_json_with_data(data.path(), &origin, &[&origin.ca_file]);
     let first = run();
     assert_eq!(first["http_version"], "HTTP/2.0", "{first}");
     let saved = std::fs::read_to_string(data.path().join("sockhost/alt-svc.json")).unwrap();
@@ -259,4 +271,62 @@ fn alt_svc_learned_in_one_run_upgrades_the_next_to_http3() {
     );
     assert!(attempts.iter().any(|a| a["transport"] == "tcp"), "{second}");
     assert_eq!(origin.quic_connections(), 1);
+}
+
+/// Both upgrade paths end at aioquic's HTTP/3 server, an implementation
+/// nobody here wrote: an HTTPS record with `alpn=h3` makes the very first
+/// connection QUIC to it; an `Alt-Svc` header from the in-repo origin
+/// (pointing at aioquic's port on the same host) makes the next run QUIC.
+#[test]
+fn both_upgrade_paths_reach_aioquics_http3() {
+    use sockhost_tests::dns::{TestDns, TestRecord};
+    let Some(aio) = sockhost_tests::aioquic::start_or_skip() else {
+        return;
+    };
+    let aio_at = format!("127.0.0.1:{}", aio.addr.port());
+
+    // HTTPS record: www.test at 127.0.0.1, h3 on aioquic's port.
+    let dns = TestDns::start(
+        "test.",
+        300,
+        &[
+            TestRecord::A("www.test.", std::net::Ipv4Addr::LOCALHOST),
+            TestRecord::Https {
+                name: "www.test.",
+                priority: 1,
+                alpn: vec!["h3"],
+                port: Some(aio.addr.port()),
+                ipv4_hints: vec![],
+                ipv6_hints: vec![],
+            },
+        ],
+    );
+    let data = tempfile::tempdir().unwrap();
+    let v = json(
+        Command::new(sockhost_bin())
+            .env("XDG_DATA_HOME", data.path())
+            .args(["fetch", "https://www.test/", "--json", "--dns-server"])
+            .arg(dns.addr.to_string())
+            .arg("--ca")
+            .arg(&aio.ca_file)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(v["http_version"], "HTTP/3", "{v}");
+    assert_eq!(v["remote_address"], aio_at.as_str(), "{v}");
+    assert_eq!(v["bytes"], "hello from aioquic\n".len(), "{v}");
+
+    // Alt-Svc: the in-repo origin (h2) names aioquic's port.
+    let origin = TestOrigin::start(OriginOptions {
+        alt_svc: Some(format!("h3=\":{}\"; ma=3600", aio.addr.port())),
+        ..OriginOptions::default()
+    });
+    let data = tempfile::tempdir().unwrap();
+    let run = || fetch_json_with_data(data.path(), &origin, &[&origin.ca_file, &aio.ca_file]);
+    let first = run();
+    assert_eq!(first["http_version"], "HTTP/2.0", "{first}");
+    let second = run();
+    assert_eq!(second["http_version"], "HTTP/3", "{second}");
+    assert_eq!(second["remote_address"], aio_at.as_str(), "{second}");
+    assert_eq!(second["bytes"], "hello from aioquic\n".len(), "{second}");
 }

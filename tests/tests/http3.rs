@@ -162,17 +162,9 @@ fn an_https_record_with_h3_makes_the_first_connection_quic() {
 
 #[test]
 fn interop_with_aioquics_http3_server() {
-    use sockhost_tests::aioquic::{available, AioquicOrigin};
-    // CI installs aioquic (scripts/setup.sh); a developer machine without
-    // it says so instead of failing on a missing Python module.
-    assert!(
-        available() || std::env::var_os("SOCKHOST_SKIP_AIOQUIC").is_some(),
-        "aioquic is not installed: run scripts/setup.sh (or set SOCKHOST_SKIP_AIOQUIC=1)"
-    );
-    if !available() {
+    let Some(server) = sockhost_tests::aioquic::start_or_skip() else {
         return;
-    }
-    let server = AioquicOrigin::start();
+    };
     rt().block_on(async {
         let h = Host::builder()
             .resolve(
