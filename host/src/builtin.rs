@@ -10,7 +10,7 @@ use sockhost_policy::Manifest;
 use crate::plugins::{LoadError, LoadedPlugin, PluginRuntime};
 
 /// A plugin embedded in the binary.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Builtin {
     /// Its name.
     pub name: &'static str,
@@ -31,6 +31,28 @@ pub const REQUEST_STATS: Builtin = Builtin {
     manifest: include_str!("../../plugins/request-stats/plugin.toml"),
     component: include_bytes!("../../plugins/dist/request-stats.wasm"),
 };
+
+/// NewReno (RFC 9002), a congestion controller.
+pub const NEWRENO: Builtin = Builtin {
+    name: "newreno",
+    manifest: include_str!("../../plugins/newreno/plugin.toml"),
+    component: include_bytes!("../../plugins/dist/newreno.wasm"),
+};
+
+/// CUBIC (RFC 9438, with HyStart++), a congestion controller.
+pub const CUBIC: Builtin = Builtin {
+    name: "cubic",
+    manifest: include_str!("../../plugins/cubic/plugin.toml"),
+    component: include_bytes!("../../plugins/dist/cubic.wasm"),
+};
+
+/// The congestion controllers a config can name.
+pub const CONGESTION: [Builtin; 2] = [CUBIC, NEWRENO];
+
+/// The built-in congestion controller called `name`.
+pub fn congestion(name: &str) -> Option<Builtin> {
+    CONGESTION.into_iter().find(|b| b.name == name)
+}
 
 impl Builtin {
     /// Loads it into `runtime`.
@@ -63,7 +85,7 @@ mod tests {
     #[test]
     fn the_embedded_plugins_load() {
         let rt = test_runtime();
-        for b in [BLOCKLIST, REQUEST_STATS] {
+        for b in [BLOCKLIST, REQUEST_STATS, CUBIC, NEWRENO] {
             let loaded = b.load(&rt).unwrap();
             assert_eq!(loaded.name(), b.name);
         }

@@ -19,18 +19,33 @@
 //! resolution-delay = "50ms"  # wait for AAAA/HTTPS after an early A; "off" waits for all
 //! min-attempt-spacing = "10ms"
 //! request-timeout = "30s"
+//!
+//! [congestion]
+//! controller = "cubic"       # every QUIC connection: "native-cubic" (quinn's,
+//!                            # the default), "cubic" or "newreno" (built in),
+//!                            # or a congestion-policy plugin's plugin.toml
+//! max-window = "256 MiB"     # a plugin's window above this is a fault
+//!
+//! [[congestion.rule]]        # the first rule whose hosts match wins
+//! hosts = ["*.example.com"]
+//! controller = "newreno"
 //! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sockhost_policy::parse_duration;
+use sockhost_policy::{parse_duration, parse_size, HostPattern};
 
 use crate::host::HostBuilder;
 use crate::net::connect::Connector;
 use crate::net::pool::PoolPrefs;
+
+/// The least `congestion.max-window`: two datagrams of the largest QUIC
+/// payload quinn uses.
+pub const MIN_MAX_WINDOW: u64 = 2 * 65_527;
 
 /// A config file, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +73,104 @@ pub struct Config {
     pub min_attempt_spacing: Duration,
     /// Longest wait for response headers.
     pub request_timeout: Duration,
+    /// Congestion controllers of QUIC connections.
+    pub congestion: CongestionConfig,
+}
+
+/// A congestion controller named in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerRef {
+    /// quinn's own Cubic.
+    Native,
+    /// A first-party plugin compiled into the binary.
+    Builtin(crate::builtin::Builtin),
+    /// A congestion-policy plugin's manifest.
+    Manifest(PathBuf),
+}
+
+impl ControllerRef {
+    /// Parses a controller name (`native-cubic`, a built-in plugin's name,
+    /// or a path to a plugin.toml, relative to `dir`).
+    pub fn parse(text: &str, dir: &Path) -> Result<ControllerRef, String> {
+        if text == crate::plugins::congestion::NATIVE_CUBIC {
+            return Ok(ControllerRef::Native);
+        }
+        if let Some(b) = crate::builtin::congestion(text) {
+            return Ok(ControllerRef::Builtin(b));
+        }
+        if text.ends_with(".toml") || text.contains('/') {
+            return Ok(ControllerRef::Manifest(dir.join(text)));
+        }
+        Err(format!(
+            "unknown controller {text:?} (use \"native-cubic\", {}, or a path to a plugin.toml)",
+            crate::builtin::CONGESTION
+                .iter()
+                .map(|b| format!("\"{}\"", b.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// The `[congestion]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CongestionConfig {
+    /// For connections no rule matches.
+    pub controller: ControllerRef,
+    /// A plugin's window above this many bytes is a fault.
+    pub max_window: u64,
+    /// Per-host overrides, first match wins.
+    pub rules: Vec<(Vec<HostPattern>, ControllerRef)>,
+}
+
+impl Default for CongestionConfig {
+    fn default() -> Self {
+        CongestionConfig {
+            controller: ControllerRef::Native,
+            max_window: crate::plugins::congestion::DEFAULT_MAX_WINDOW,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl CongestionConfig {
+    /// Loads the plugins it names (each once, shared by the rules naming
+    /// it) into a choice for [`HostBuilder::congestion`] or
+    /// `Host::set_congestion`.
+    pub fn load(
+        &self,
+        runtime: &crate::plugins::PluginRuntime,
+    ) -> Result<crate::plugins::congestion::CongestionChoice, crate::plugins::LoadError> {
+        use crate::plugins::congestion::{
+            CongestionChoice, CongestionPlugin, CongestionPolicy, ControllerKind,
+        };
+        let mut loaded: Vec<(ControllerRef, ControllerKind)> = Vec::new();
+        let mut kind = |r: &ControllerRef| -> Result<ControllerKind, crate::plugins::LoadError> {
+            if let Some((_, k)) = loaded.iter().find(|(seen, _)| seen == r) {
+                return Ok(k.clone());
+            }
+            let plugin = match r {
+                ControllerRef::Native => return Ok(ControllerKind::Native),
+                ControllerRef::Builtin(b) => b.load(runtime)?,
+                ControllerRef::Manifest(path) => runtime.load(path)?,
+            };
+            let k = ControllerKind::Plugin(Arc::new(CongestionPolicy::new(CongestionPlugin::new(
+                plugin,
+            )?)));
+            loaded.push((r.clone(), k.clone()));
+            Ok(k)
+        };
+        let default = kind(&self.controller)?;
+        let mut rules = Vec::new();
+        for (hosts, r) in &self.rules {
+            rules.push((hosts.clone(), kind(r)?));
+        }
+        Ok(CongestionChoice {
+            default,
+            rules,
+            max_window: self.max_window,
+        })
+    }
 }
 
 /// [`PoolPrefs`] with equality, for tests of parsed configs.
@@ -92,6 +205,7 @@ impl Default for Config {
             resolution_delay: Some(crate::net::dns_gate::DEFAULT_RESOLUTION_DELAY),
             min_attempt_spacing: crate::net::race::DEFAULT_MIN_SPACING,
             request_timeout: crate::host::DEFAULT_REQUEST_TIMEOUT,
+            congestion: CongestionConfig::default(),
         }
     }
 }
@@ -113,6 +227,24 @@ struct Raw {
     plugins: RawPlugins,
     #[serde(default)]
     network: RawNetwork,
+    #[serde(default)]
+    congestion: RawCongestion,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCongestion {
+    controller: Option<String>,
+    max_window: Option<String>,
+    #[serde(default)]
+    rule: Vec<RawCongestionRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCongestionRule {
+    hosts: Vec<String>,
+    controller: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -254,6 +386,37 @@ impl Config {
                 "network.min-attempt-spacing",
                 "must be at least 10ms (Happy Eyeballs v3)".into(),
             ));
+        }
+        if let Some(name) = &raw.congestion.controller {
+            c.congestion.controller =
+                ControllerRef::parse(name, dir).map_err(|e| fail("congestion.controller", e))?;
+        }
+        if let Some(size) = &raw.congestion.max_window {
+            let field = "congestion.max-window";
+            c.congestion.max_window = parse_size(size).map_err(|e| fail(field, e))?;
+            // Below a few datagrams no controller can work; RFC 9002's
+            // minimum window is two of the largest.
+            if c.congestion.max_window < MIN_MAX_WINDOW {
+                return Err(fail(
+                    field,
+                    format!("must be at least {MIN_MAX_WINDOW} bytes"),
+                ));
+            }
+        }
+        for (i, rule) in raw.congestion.rule.iter().enumerate() {
+            let field = |f: &str| format!("congestion.rule[{i}].{f}");
+            if rule.hosts.is_empty() {
+                return Err(fail(&field("hosts"), "names no host".into()));
+            }
+            let hosts = rule
+                .hosts
+                .iter()
+                .map(|h| HostPattern::parse(h))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(&field("hosts"), e))?;
+            let controller = ControllerRef::parse(&rule.controller, dir)
+                .map_err(|e| fail(&field("controller"), e))?;
+            c.congestion.rules.push((hosts, controller));
         }
         for (field, d) in [
             ("network.connect-timeout", c.connect_timeout),

@@ -21,11 +21,12 @@ use crate::net::http::{ConnectionInfo, Dialer, Sender, VersionPref};
 use crate::net::manager::{Lease, Manager};
 use crate::net::pool::{OriginKey, PoolPrefs};
 use crate::net::tls::{Tls, TlsOptions};
+use crate::plugins::congestion::CongestionChoice;
 use crate::plugins::connect::{ConnectPlugin, Origin};
 use crate::plugins::extension::{ExtensionPlugin, ResourceType};
 use crate::plugins::telemetry::{
-    EventKind, HttpVersion, Method as WitMethod, RequestEndEvent, RequestStartEvent,
-    TelemetryPlugin,
+    EventKind, HttpVersion, Method as WitMethod, PluginFaultEvent, RequestEndEvent,
+    RequestStartEvent, TelemetryPlugin,
 };
 use crate::telemetry::Bus;
 
@@ -335,9 +336,26 @@ pub struct HostBuilder {
     extensions: Extensions,
     probes: Vec<TelemetryPlugin>,
     connect_policy: Option<ConnectPlugin>,
+    congestion: CongestionChoice,
+    fault_log: Option<crate::plugins::FaultLog>,
 }
 
 impl HostBuilder {
+    /// Which congestion controller QUIC connections get (default: quinn's
+    /// Cubic for all). Replace it while running with
+    /// [`Host::set_congestion`].
+    pub fn congestion(mut self, choice: CongestionChoice) -> Self {
+        self.congestion = choice;
+        self
+    }
+
+    /// Publishes the faults recorded in `log` (the plugin runtime's) to the
+    /// probes as plugin-fault events.
+    pub fn fault_log(mut self, log: crate::plugins::FaultLog) -> Self {
+        self.fault_log = Some(log);
+        self
+    }
+
     /// Plans connections with this connect-policy plugin instead of the
     /// built-in RFC 8305 plan.
     pub fn connect_policy(mut self, plugin: ConnectPlugin) -> Self {
@@ -440,6 +458,26 @@ impl HostBuilder {
             .map_err(FetchError::Setup)?;
         // One handshake timeout for TCP and QUIC attempts alike.
         quic.handshake_timeout = self.connector.connect_timeout;
+        quic.bus = bus.clone();
+        *quic
+            .congestion
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(self.congestion);
+        if let (Some(log), true) = (&self.fault_log, bus.is_active()) {
+            let weak = bus.downgrade();
+            log.listen(move |f| {
+                let Some(bus) = weak.upgrade() else {
+                    return false;
+                };
+                bus.publish(EventKind::PluginFault(PluginFaultEvent {
+                    plugin: f.plugin.to_string(),
+                    kind: f.kind.as_str().to_owned(),
+                    message: f.message.clone(),
+                    disabled: f.action == crate::plugins::FaultAction::Disabled,
+                }));
+                true
+            });
+        }
         let alt_svc = match &self.alt_svc_file {
             Some(path) => match std::fs::read_to_string(path) {
                 Ok(text) => {
@@ -520,6 +558,27 @@ impl Host {
     /// careful again. Open connections are left to fail or finish.
     pub fn network_changed(&self) {
         self.network.network_changed();
+    }
+
+    /// Replaces the congestion controller choice: connections opened from
+    /// now on use it, open ones finish on the controller they have.
+    pub fn set_congestion(&self, choice: CongestionChoice) {
+        *self
+            .network
+            .quic
+            .congestion
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(choice);
+    }
+
+    /// The congestion controller choice new connections get.
+    pub fn congestion(&self) -> Arc<CongestionChoice> {
+        self.network
+            .quic
+            .congestion
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The telemetry bus (to flush it or collect the probes' metrics).

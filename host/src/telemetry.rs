@@ -36,6 +36,18 @@ pub struct Bus {
     inner: Option<Arc<Handle>>,
 }
 
+/// A [`Bus`] that may have stopped; see [`Bus::downgrade`].
+#[derive(Debug, Clone, Default)]
+pub struct WeakBus(Option<std::sync::Weak<Handle>>);
+
+impl WeakBus {
+    /// The bus, while a [`Bus`] handle still holds it.
+    pub fn upgrade(&self) -> Option<Bus> {
+        let inner = self.0.as_ref()?.upgrade()?;
+        Some(Bus { inner: Some(inner) })
+    }
+}
+
 /// Owned by the handles only: dropping the last one tells the thread to
 /// finish.
 #[derive(Debug)]
@@ -128,6 +140,12 @@ impl Bus {
     /// Whether anyone listens.
     pub fn is_active(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// A handle that does not keep the delivery thread running, for
+    /// long-lived publishers such as the fault log's listener.
+    pub fn downgrade(&self) -> WeakBus {
+        WeakBus(self.inner.as_ref().map(Arc::downgrade))
     }
 
     /// The origin to name in events, shared with earlier requests to it:

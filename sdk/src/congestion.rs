@@ -12,7 +12,8 @@ use std::cell::RefCell;
 use crate::__bindings::congestion::exports::sockhost::plugin::congestion as wit;
 
 pub use wit::{
-    AckSample, CongestionCause, CongestionEvent, ControllerConfig, RttEstimate, WindowUpdate,
+    AckFrame, AckSample, CongestionCause, CongestionEvent, ControllerConfig, RttEstimate,
+    WindowUpdate,
 };
 
 /// A congestion controller for one connection.
@@ -22,8 +23,10 @@ pub trait Controller: 'static {
     where
         Self: Sized;
 
-    /// Packets were acknowledged: all samples of one ACK frame at once.
-    fn on_ack(&mut self, now: u64, acks: &[AckSample], rtt: &RttEstimate, bytes_in_flight: u64);
+    /// Packets were acknowledged: all samples of one ACK frame at once,
+    /// oldest first, with what the frame tells besides (the time, RTTs,
+    /// bytes in flight, whether the sender is application-limited).
+    fn on_ack(&mut self, frame: &AckFrame, acks: &[AckSample]);
 
     /// Packets were lost or ECN-CE marked.
     fn on_congestion_event(&mut self, now: u64, event: &CongestionEvent);
@@ -72,15 +75,9 @@ impl<T: Controller> wit::GuestController for Resource<T> {
         update(&*self.0.borrow())
     }
 
-    fn on_ack(
-        &self,
-        now: u64,
-        acks: Vec<AckSample>,
-        rtt: RttEstimate,
-        bytes_in_flight: u64,
-    ) -> WindowUpdate {
+    fn on_ack(&self, frame: AckFrame, acks: Vec<AckSample>) -> WindowUpdate {
         let mut c = self.0.borrow_mut();
-        c.on_ack(now, &acks, &rtt, bytes_in_flight);
+        c.on_ack(&frame, &acks);
         update(&*c)
     }
 

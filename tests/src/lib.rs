@@ -2,11 +2,13 @@
 //! and fixtures are, and how to build runtimes and requests for them.
 
 pub mod aioquic;
+pub mod congestion_trace;
 pub mod dns;
 pub mod dns_relay;
 pub mod netns;
 pub mod nginx;
 pub mod origin;
+pub mod udp_relay;
 
 use std::path::{Path, PathBuf};
 

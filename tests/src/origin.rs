@@ -380,6 +380,10 @@ async fn serve_h3(endpoint: quinn::Endpoint, counter: Arc<AtomicUsize>) {
                             return;
                         }
                     };
+                    if req.method() == http::Method::POST && req.uri().path() == "/sink" {
+                        sink_h3(stream).await;
+                        return;
+                    }
                     let Ok(response) = route(req).await;
                     let (parts, mut body) = response.into_parts();
                     if let Err(e) = stream.send_response(Response::from_parts(parts, ())).await {
@@ -397,6 +401,41 @@ async fn serve_h3(endpoint: quinn::Endpoint, counter: Arc<AtomicUsize>) {
                 });
             }
         });
+    }
+}
+
+/// `POST /sink` over HTTP/3: reads the whole request body, answers with
+/// how many bytes came (an upload target, so that sockhost is the sender
+/// and its congestion controller is the one at work).
+async fn sink_h3<S>(mut stream: h3::server::RequestStream<S, Bytes>)
+where
+    S: h3::quic::BidiStream<Bytes>,
+{
+    use bytes::Buf;
+    let mut n = 0u64;
+    loop {
+        match stream.recv_data().await {
+            Ok(Some(mut chunk)) => {
+                n += chunk.remaining() as u64;
+                chunk.advance(chunk.remaining());
+            }
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("test origin: h3 upload: {e}");
+                return;
+            }
+        }
+    }
+    let response = Response::builder()
+        .status(200)
+        .header("content-type", "text/plain")
+        .body(())
+        .unwrap();
+    if stream.send_response(response).await.is_ok() {
+        let _ = stream
+            .send_data(Bytes::from(format!("received {n} bytes\n")))
+            .await;
+        let _ = stream.finish().await;
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use sockhost::plugins::congestion::{
-    AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig,
+    AckFrame, AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig,
     ControllerError, RttEstimate,
 };
 use sockhost::plugins::extension::{ExtensionPlugin, RequestVerdict};
@@ -204,12 +204,20 @@ fn config() -> ControllerConfig {
     }
 }
 
-const RTT: RttEstimate = RttEstimate {
-    latest: 20_000,
-    smoothed: 20_000,
-    variance: 5_000,
-    min: 20_000,
-};
+fn frame(now: u64) -> AckFrame {
+    AckFrame {
+        now,
+        largest_acked: 1,
+        largest_sent: 1,
+        rtt: RttEstimate {
+            latest: 20_000,
+            smoothed: 20_000,
+            min: 20_000,
+        },
+        bytes_in_flight: 0,
+        app_limited: false,
+    }
+}
 
 #[test]
 fn absurd_congestion_windows_are_refused_and_the_last_sane_window_kept() {
@@ -219,13 +227,11 @@ fn absurd_congestion_windows_are_refused_and_the_last_sane_window_kept() {
     let sane = h.last_sane();
     assert!(sane.window >= 2400);
     let ack = [AckSample {
-        packet_number: 1,
         sent: 0,
         bytes: 1200,
-        app_limited: false,
     }];
     // Window 0 from on-ack.
-    let e = p.on_ack(&mut h, 20_000, &ack, RTT, 0).unwrap_err();
+    let e = p.on_ack(&mut h, frame(20_000), &ack).unwrap_err();
     match e {
         ControllerError::Call(CallError::Fault(f)) => {
             assert_eq!(f.kind, FaultKind::InvalidResult);
@@ -240,7 +246,7 @@ fn absurd_congestion_windows_are_refused_and_the_last_sane_window_kept() {
     );
     // The instance was restarted, so the old controller is gone...
     assert!(matches!(
-        p.on_ack(&mut h, 21_000, &ack, RTT, 0),
+        p.on_ack(&mut h, frame(21_000), &ack),
         Err(ControllerError::Lost)
     ));
     // ...and a new connection gets a new one, whose u64::MAX is refused too.
@@ -268,14 +274,12 @@ fn the_first_party_newreno_drives_a_window_sanely() {
     assert_eq!(h.last_sane().window, 12_000);
     let acks: Vec<AckSample> = (0..10)
         .map(|i| AckSample {
-            packet_number: i,
             sent: 1000 + i,
             bytes: 1200,
-            app_limited: false,
         })
         .collect();
     // Slow start: the window grows by the bytes acknowledged.
-    let w = p.on_ack(&mut h, 30_000, &acks, RTT, 0).unwrap();
+    let w = p.on_ack(&mut h, frame(30_000), &acks).unwrap();
     assert_eq!(w.window, 24_000);
     let w = p
         .on_congestion_event(

@@ -6,9 +6,7 @@
 //! That is what you want on a link you own and have measured, and exactly
 //! what you do not want on a shared one: it is an example, not a policy.
 
-use sockhost_sdk::congestion::{
-    AckSample, CongestionEvent, Controller, ControllerConfig, RttEstimate,
-};
+use sockhost_sdk::congestion::{AckFrame, AckSample, CongestionEvent, Controller, ControllerConfig};
 use sockhost_sdk::log;
 
 /// The window, in datagrams.
@@ -37,8 +35,8 @@ impl Controller for FixedWindow {
         }
     }
 
-    fn on_ack(&mut self, _now: u64, _acks: &[AckSample], rtt: &RttEstimate, _in_flight: u64) {
-        self.smoothed_rtt_us = rtt.smoothed;
+    fn on_ack(&mut self, frame: &AckFrame, _acks: &[AckSample]) {
+        self.smoothed_rtt_us = frame.rtt.smoothed;
     }
 
     fn on_congestion_event(&mut self, _now: u64, event: &CongestionEvent) {
@@ -80,13 +78,19 @@ mod tests {
         });
         assert_eq!(c.window(), 76_800);
         assert_eq!(c.pacing_rate(), None);
-        let rtt = RttEstimate {
-            latest: 10_000,
-            smoothed: 10_000,
-            variance: 0,
-            min: 10_000,
+        let frame = AckFrame {
+            now: 1,
+            largest_acked: 0,
+            largest_sent: 0,
+            rtt: sockhost_sdk::congestion::RttEstimate {
+                latest: 10_000,
+                smoothed: 10_000,
+                min: 10_000,
+            },
+            bytes_in_flight: 0,
+            app_limited: false,
         };
-        c.on_ack(1, &[], &rtt, 0);
+        c.on_ack(&frame, &[]);
         assert_eq!(c.pacing_rate(), Some(7_680_000));
         c.on_mtu_update(1400);
         assert_eq!(c.window(), 89_600);

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use sockhost::plugins::bindings::types::Origin;
-use sockhost::plugins::congestion::{AckSample, CongestionPlugin, ControllerConfig, RttEstimate};
+use sockhost::plugins::congestion::{
+    AckFrame, AckSample, CongestionPlugin, ControllerConfig, RttEstimate,
+};
 use sockhost::plugins::extension::{
     ExtensionPlugin, Header, Request, RequestVerdict, ResourceType,
 };
@@ -100,7 +102,6 @@ pub fn run(dir: &Path, iterations: u32) -> anyhow::Result<()> {
     let rtt = RttEstimate {
         latest: 20_000,
         smoothed: 20_000,
-        variance: 5_000,
         min: 18_000,
     };
     println!();
@@ -111,18 +112,22 @@ pub fn run(dir: &Path, iterations: u32) -> anyhow::Result<()> {
         for i in 0..n {
             let now = 1_000_000 + u64::from(i) * 1000;
             let acks: Vec<AckSample> = (0..samples)
-                .map(|_| {
-                    pn += 1;
-                    AckSample {
-                        packet_number: pn,
-                        sent: now - 20_000,
-                        bytes: 1200,
-                        app_limited: false,
-                    }
+                .map(|_| AckSample {
+                    sent: now - 20_000,
+                    bytes: 1200,
                 })
                 .collect();
+            pn += samples as u64;
+            let frame = AckFrame {
+                now,
+                largest_acked: pn,
+                largest_sent: pn + 50,
+                rtt,
+                bytes_in_flight: 60_000,
+                app_limited: false,
+            };
             let s = Instant::now();
-            black_box(cc.on_ack(&mut h, now, &acks, rtt, 60_000)?);
+            black_box(cc.on_ack(&mut h, frame, &acks)?);
             total += s.elapsed();
         }
         println!("  {samples:2} sample(s)        {}", per_call(total, n));

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -78,6 +78,12 @@ pub struct FetchArgs {
     /// built-in RFC 8305 plan).
     #[arg(long = "connect-policy", value_name = "PLUGIN.TOML")]
     pub connect_policy: Option<PathBuf>,
+    /// Control QUIC congestion with this: `native-cubic` (quinn's),
+    /// `cubic` or `newreno` (built-in plugins), or a congestion-policy
+    /// plugin's plugin.toml. Overrides the config's `[congestion]
+    /// controller`; its per-host rules still apply.
+    #[arg(long, value_name = "NAME|PLUGIN.TOML")]
+    pub congestion: Option<String>,
     /// Do not load the built-in plugins.
     #[arg(long)]
     pub no_default_plugins: bool,
@@ -108,6 +114,10 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
     if args.no_default_plugins {
         config.builtin_plugins = false;
     }
+    if let Some(name) = &args.congestion {
+        config.congestion.controller = sockhost::config::ControllerRef::parse(name, Path::new(""))
+            .map_err(|e| anyhow::anyhow!("--congestion: {e}"))?;
+    }
     config.extensions.extend(args.extensions.iter().cloned());
     config.probes.extend(args.probes.iter().cloned());
     let cache_dir = super::paths::cache_dir().filter(|d| std::fs::create_dir_all(d).is_ok());
@@ -119,7 +129,10 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         },
         data_dir: super::paths::data_dir(),
     })?;
-    let mut builder = config.apply(Host::builder());
+    let mut builder = config
+        .apply(Host::builder())
+        .congestion(config.congestion.load(&runtime)?)
+        .fault_log(runtime.faults().clone());
     // Alt-Svc alternatives persist in the data directory, so that a later
     // run can start with HTTP/3.
     if let Some(dir) = super::paths::data_dir().filter(|d| std::fs::create_dir_all(d).is_ok()) {
@@ -252,6 +265,9 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
             "remote_address": c.remote.map(|a| a.to_string()),
             "reused_connection": response.reused,
             "planned_by": (!response.reused).then(|| c.planned_by.clone()),
+            "congestion": c.congestion.as_ref().map(|s| serde_json::json!({
+                "controller": s.controller(), "fault": s.fault(),
+            })),
             "tls": c.tls_version.as_ref().map(|v| serde_json::json!({
                 "version": v, "alpn": c.alpn, "resumed": c.resumed,
             })),

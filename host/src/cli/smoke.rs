@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::bail;
 use sockhost::plugins::bindings::types::{IpAddress, Origin, SocketAddress, Transport};
 use sockhost::plugins::congestion::{
-    AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig, RttEstimate,
+    AckFrame, AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig,
+    RttEstimate,
 };
 use sockhost::plugins::connect::{
     AttemptReport, Candidate, CandidateSource, ConnectPlugin, ConnectRequest, Outcome, PlanSource,
@@ -86,23 +87,27 @@ fn congestion(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
         maximum_window: 1 << 30,
         now: 0,
     };
-    let rtt = RttEstimate {
-        latest: 20_000,
-        smoothed: 20_000,
-        variance: 5_000,
-        min: 20_000,
+    let frame = AckFrame {
+        now: 20_000,
+        largest_acked: 3,
+        largest_sent: 10,
+        rtt: RttEstimate {
+            latest: 20_000,
+            smoothed: 20_000,
+            min: 20_000,
+        },
+        bytes_in_flight: 2400,
+        app_limited: false,
     };
     let mut run = || -> Result<(), sockhost::plugins::congestion::ControllerError> {
         let mut h = p.new_controller(config)?;
         let acks: Vec<AckSample> = (0..4)
             .map(|i| AckSample {
-                packet_number: i,
                 sent: i * 100,
                 bytes: 1200,
-                app_limited: false,
             })
             .collect();
-        p.on_ack(&mut h, 20_000, &acks, rtt, 2400)?;
+        p.on_ack(&mut h, frame, &acks)?;
         let loss = CongestionEvent {
             cause: CongestionCause::Loss,
             sent: 15_000,

@@ -97,6 +97,8 @@ pub struct ConnectionInfo {
     /// Who planned the race: the connect-policy plugin's name, or
     /// `builtin`.
     pub planned_by: String,
+    /// What controls congestion (QUIC connections; TCP's is the kernel's).
+    pub congestion: Option<Arc<crate::plugins::congestion::CongestionStatus>>,
 }
 
 /// A new connection.
@@ -343,7 +345,7 @@ impl Dialer {
                     async move {
                         if !a.tcp {
                             return q
-                                .connect(a.addr, &name)
+                                .connect(a.addr, &name, &key)
                                 .await
                                 .map(Attempted::Quic)
                                 .map_err(std::io::Error::other);
@@ -914,8 +916,10 @@ async fn establish_h3(
         connection,
         endpoint,
         elapsed,
+        congestion,
         ..
     } = quic;
+    info.congestion = Some(congestion);
     let handshake = connection
         .handshake_data()
         .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok());

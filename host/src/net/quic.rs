@@ -15,9 +15,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, Runtime, TokioRuntime, UdpPoller};
+
+use crate::net::pool::OriginKey;
+use crate::plugins::congestion::{CongestionChoice, CongestionStatus};
+use crate::telemetry::Bus;
 
 /// Longest a QUIC handshake may take before the attempt fails.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,6 +106,13 @@ pub struct Quic {
     pub batching: bool,
     /// Per-attempt handshake timeout.
     pub handshake_timeout: Duration,
+    /// Which congestion controller new connections get; replaced whole
+    /// while running (open connections keep theirs).
+    pub congestion: Arc<RwLock<Arc<CongestionChoice>>>,
+    /// Where congestion samples go.
+    pub bus: Bus,
+    /// Numbers connections for congestion samples.
+    next_connection: Arc<AtomicU64>,
 }
 
 /// A QUIC connection that finished its handshake.
@@ -114,6 +126,8 @@ pub struct QuicConnection {
     pub elapsed: Duration,
     /// The local address of its socket.
     pub local: SocketAddr,
+    /// What controls its congestion.
+    pub congestion: Arc<CongestionStatus>,
 }
 
 impl Quic {
@@ -121,35 +135,63 @@ impl Quic {
     pub fn new(tls: Arc<rustls::ClientConfig>, batching: bool) -> Result<Quic, String> {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| format!("TLS configuration unusable for QUIC: {e}"))?;
-        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        let config = quinn::ClientConfig::new(Arc::new(crypto));
+        Ok(Quic {
+            config,
+            batching,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            congestion: Arc::default(),
+            bus: Bus::default(),
+            next_connection: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
+    /// The client configuration of one new connection to `origin`: the
+    /// shared TLS settings with a transport of its own, whose congestion
+    /// controller is the one chosen for the origin's host right now.
+    fn connection_config(
+        &self,
+        origin: &OriginKey,
+    ) -> (quinn::ClientConfig, Arc<CongestionStatus>) {
+        let choice = self
+            .congestion
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let sampler = self.bus.is_active().then(|| {
+            let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+            let origin = self.bus.origin(&origin.scheme, &origin.host, origin.port);
+            crate::plugins::congestion::Sampler::new(self.bus.clone(), origin, id)
+        });
         let mut transport = quinn::TransportConfig::default();
         transport.max_idle_timeout(Some(
             IDLE_TIMEOUT
                 .try_into()
                 .expect("the idle timeout fits QUIC's varint"),
         ));
+        let (factory, status) = choice.factory(&origin.host, sampler);
+        transport.congestion_controller_factory(Arc::new(factory));
+        let mut config = self.config.clone();
         config.transport_config(Arc::new(transport));
-        Ok(Quic {
-            config,
-            batching,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-        })
+        (config, status)
     }
 
-    /// Opens a QUIC connection to `addr` for `server_name` on a UDP socket
-    /// of its own.
+    /// Opens a QUIC connection to `addr` for `server_name` (of `origin`) on
+    /// a UDP socket of its own.
     pub async fn connect(
         &self,
         addr: SocketAddr,
         server_name: &str,
+        origin: &OriginKey,
     ) -> Result<QuicConnection, QuicError> {
         let started = Instant::now();
         let endpoint = self.endpoint(addr)?;
         let local = endpoint
             .local_addr()
             .map_err(|source| QuicError::Socket { addr, source })?;
+        let (config, congestion) = self.connection_config(origin);
         let connecting = endpoint
-            .connect_with(self.config.clone(), addr, server_name)
+            .connect_with(config, addr, server_name)
             .map_err(|e| QuicError::Start {
                 addr,
                 why: e.to_string(),
@@ -174,6 +216,7 @@ impl Quic {
             endpoint,
             elapsed: started.elapsed(),
             local,
+            congestion,
         })
     }
 

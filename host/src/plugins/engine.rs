@@ -158,7 +158,14 @@ impl PluginEngine {
 
     /// Microseconds since the engine started: the host's `instant-us`.
     pub fn now_us(&self) -> u64 {
-        u64::try_from(self.inner.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+        self.instant_us(Instant::now())
+    }
+
+    /// `at` as the host's `instant-us` (0 for instants before the engine
+    /// started).
+    pub fn instant_us(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.inner.started).as_micros())
+            .unwrap_or(u64::MAX)
     }
 
     /// Epoch ticks to allow for `budget`: one more than the budget spans, as

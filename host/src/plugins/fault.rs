@@ -176,11 +176,25 @@ pub struct FaultLog {
     inner: Arc<Mutex<FaultLogInner>>,
 }
 
-#[derive(Debug, Default)]
+/// Told of every fault recorded; returns false to be removed.
+type Listener = Arc<dyn Fn(&Fault) -> bool + Send + Sync>;
+
+#[derive(Default)]
 struct FaultLogInner {
     // Invariant: recent.len() <= MAX_RECORDED_FAULTS, oldest first.
     recent: VecDeque<Fault>,
     counts: BTreeMap<(Arc<str>, FaultKind), u64>,
+    listeners: Vec<Listener>,
+}
+
+impl fmt::Debug for FaultLogInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultLogInner")
+            .field("recent", &self.recent.len())
+            .field("counts", &self.counts)
+            .field("listeners", &self.listeners.len())
+            .finish()
+    }
 }
 
 impl FaultLog {
@@ -200,7 +214,34 @@ impl FaultLog {
         if inner.recent.len() == MAX_RECORDED_FAULTS {
             inner.recent.pop_front();
         }
-        inner.recent.push_back(fault);
+        let listeners = inner.listeners.clone();
+        inner.recent.push_back(fault.clone());
+        // Listeners run unlocked: one may publish, log or record elsewhere.
+        drop(inner);
+        let gone: Vec<usize> = listeners
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l(&fault))
+            .map(|(i, _)| i)
+            .collect();
+        if !gone.is_empty() {
+            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            inner
+                .listeners
+                .retain(|l| !gone.iter().any(|&i| Arc::ptr_eq(l, &listeners[i])));
+        }
+    }
+
+    /// Calls `listener` with every fault recorded from now on, until it
+    /// returns false.
+    pub fn listen(&self, listener: impl Fn(&Fault) -> bool + Send + Sync + 'static) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.listeners.push(Arc::new(listener));
+    }
+
+    /// Whether `other` is the same log (clones share one).
+    pub fn same_as(&self, other: &FaultLog) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The recorded faults, oldest first.

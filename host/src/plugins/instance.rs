@@ -3,7 +3,7 @@
 //! recorded, and the plugin is restarted within its limit, then disabled.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use sockhost_policy::{Manifest, OnFault, World};
@@ -77,7 +77,9 @@ pub struct Supervised<B: WorldBindings> {
     storage_dir: Option<Arc<cap_std::fs::Dir>>,
     pre: B::Pre,
     live: Option<Live<B>>,
-    supervisor: Supervisor,
+    // Shared with forks (see `fork`): restarts are counted per plugin, not
+    // per instance.
+    supervisor: Arc<Mutex<Supervisor>>,
     // Incremented on every new instance, so handles to resources of a dropped
     // instance (congestion controllers) are recognised as stale.
     generation: u64,
@@ -115,7 +117,9 @@ impl<B: WorldBindings> Supervised<B> {
             message: format!("{e:#}"),
         })?;
         Ok(Self {
-            supervisor: Supervisor::new(loaded.manifest.limits.restart_limit),
+            supervisor: Arc::new(Mutex::new(Supervisor::new(
+                loaded.manifest.limits.restart_limit,
+            ))),
             manifest: loaded.manifest,
             engine: loaded.engine,
             faults: loaded.faults,
@@ -124,6 +128,36 @@ impl<B: WorldBindings> Supervised<B> {
             live: None,
             generation: 0,
         })
+    }
+
+    /// Another instance slot of the same plugin: the same code, manifest,
+    /// fault log and restart accounting, with no instance yet. Congestion
+    /// control gives each connection an instance of its own, so that one
+    /// connection's fault ends only that connection's controller.
+    pub fn fork(&self) -> Self {
+        Self {
+            manifest: self.manifest.clone(),
+            engine: self.engine.clone(),
+            faults: self.faults.clone(),
+            storage_dir: self.storage_dir.clone(),
+            pre: self.pre.clone(),
+            live: None,
+            supervisor: self.supervisor.clone(),
+            generation: 0,
+        }
+    }
+
+    fn supervisor(&self) -> std::sync::MutexGuard<'_, Supervisor> {
+        // The supervisor is plain counters: a panic elsewhere cannot leave
+        // it half-updated.
+        self.supervisor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The engine the plugin runs in.
+    pub fn engine(&self) -> &PluginEngine {
+        &self.engine
     }
 
     /// The manifest.
@@ -143,12 +177,12 @@ impl<B: WorldBindings> Supervised<B> {
 
     /// Whether the plugin was disabled after repeated faults.
     pub fn is_disabled(&self) -> bool {
-        self.supervisor.is_disabled()
+        self.supervisor().is_disabled()
     }
 
     /// Restarts used so far.
     pub fn restarts(&self) -> u32 {
-        self.supervisor.restarts()
+        self.supervisor().restarts()
     }
 
     /// The engine's clock.
@@ -198,7 +232,7 @@ impl<B: WorldBindings> Supervised<B> {
     /// Makes sure an instance is live, instantiating one (under the call
     /// budget: instantiation runs guest code) if needed.
     pub(crate) fn ensure_live(&mut self, function: &'static str) -> CallResult<()> {
-        if self.supervisor.is_disabled() {
+        if self.is_disabled() {
             return Err(CallError::Disabled {
                 plugin: self.manifest.plugin.name.as_str().into(),
             });
@@ -296,7 +330,7 @@ impl<B: WorldBindings> Supervised<B> {
         backtrace: Option<String>,
     ) -> CallError {
         self.live = None;
-        let action = match self.supervisor.on_fault() {
+        let action = match self.supervisor().on_fault() {
             AfterFault::Restart => FaultAction::Restarted,
             AfterFault::Disable => FaultAction::Disabled,
         };

@@ -2,7 +2,9 @@
 //! appendix B, as a sockhost congestion policy.
 //!
 //! Slow start grows the window by the bytes acknowledged; congestion
-//! avoidance by one maximum datagram per window acknowledged. A loss or
+//! avoidance by one maximum datagram per window acknowledged (counting
+//! bytes, as RFC 3465 does; the count carries across a reduction, as in
+//! quinn's NewReno, so the two agree window for window). A loss or
 //! ECN-CE mark of a packet sent after the current recovery period started
 //! halves the window (kLossReductionFactor = 0.5) and starts a new period;
 //! persistent congestion collapses it to the minimum. Acknowledgements of
@@ -12,7 +14,7 @@
 //! No pacing rate is returned: the host paces from the window and RTT.
 
 use sockhost_sdk::congestion::{
-    AckSample, CongestionEvent, Controller, ControllerConfig, RttEstimate,
+    AckFrame, AckSample, CongestionEvent, Controller, ControllerConfig,
 };
 
 /// kLossReductionFactor as a fraction.
@@ -31,7 +33,8 @@ pub struct NewReno {
     /// When the current recovery period started; packets sent up to then do
     /// not change the window.
     recovery_start: Option<u64>,
-    /// Bytes acknowledged in congestion avoidance since the last increase.
+    /// Bytes acknowledged in congestion avoidance since the last increase
+    /// (kept across a reduction).
     bytes_acked: u64,
     config_minimum_window: u64,
 }
@@ -69,9 +72,12 @@ impl Controller for NewReno {
         c
     }
 
-    fn on_ack(&mut self, _now: u64, acks: &[AckSample], _rtt: &RttEstimate, _in_flight: u64) {
+    fn on_ack(&mut self, frame: &AckFrame, acks: &[AckSample]) {
+        if frame.app_limited {
+            return;
+        }
         for ack in acks {
-            if ack.app_limited || self.in_recovery(ack.sent) {
+            if self.in_recovery(ack.sent) {
                 continue;
             }
             if self.window < self.ssthresh {
@@ -98,7 +104,6 @@ impl Controller for NewReno {
             self.window = self.window / LOSS_REDUCTION.1 * LOSS_REDUCTION.0;
             self.window = self.window.max(self.minimum_window);
             self.ssthresh = self.window;
-            self.bytes_acked = 0;
         }
         if event.persistent_congestion {
             self.window = self.minimum_window;
@@ -126,7 +131,7 @@ sockhost_sdk::register!(congestion: NewReno);
 
 #[cfg(test)]
 mod tests {
-    use sockhost_sdk::congestion::CongestionCause;
+    use sockhost_sdk::congestion::{CongestionCause, RttEstimate};
 
     use super::*;
 
@@ -142,20 +147,23 @@ mod tests {
         }
     }
 
-    const RTT: RttEstimate = RttEstimate {
-        latest: 10_000,
-        smoothed: 10_000,
-        variance: 1_000,
-        min: 10_000,
-    };
-
-    fn ack(sent: u64, bytes: u64) -> AckSample {
-        AckSample {
-            packet_number: sent,
-            sent,
-            bytes,
+    fn frame(now: u64) -> AckFrame {
+        AckFrame {
+            now,
+            largest_acked: 0,
+            largest_sent: 0,
+            rtt: RttEstimate {
+                latest: 10_000,
+                smoothed: 10_000,
+                min: 10_000,
+            },
+            bytes_in_flight: 0,
             app_limited: false,
         }
+    }
+
+    fn ack(sent: u64, bytes: u64) -> AckSample {
+        AckSample { sent, bytes }
     }
 
     fn loss(sent: u64, persistent: bool) -> CongestionEvent {
@@ -171,14 +179,14 @@ mod tests {
     fn slow_start_grows_by_bytes_acked() {
         let mut c = NewReno::new(&config());
         assert_eq!(c.window(), 12_000);
-        c.on_ack(100, &[ack(1, MDS), ack(2, MDS)], &RTT, 0);
+        c.on_ack(&frame(100), &[ack(1, MDS), ack(2, MDS)]);
         assert_eq!(c.window(), 14_400);
     }
 
     #[test]
     fn loss_halves_once_per_recovery_period() {
         let mut c = NewReno::new(&config());
-        c.on_ack(100, &[ack(1, 12_000)], &RTT, 0);
+        c.on_ack(&frame(100), &[ack(1, 12_000)]);
         assert_eq!(c.window(), 24_000);
         c.on_congestion_event(200, &loss(150, false));
         assert_eq!(c.window(), 12_000);
@@ -187,7 +195,7 @@ mod tests {
         c.on_congestion_event(210, &loss(190, false));
         assert_eq!(c.window(), 12_000);
         // Acks of packets sent before recovery: no growth.
-        c.on_ack(220, &[ack(199, MDS)], &RTT, 0);
+        c.on_ack(&frame(220), &[ack(199, MDS)]);
         assert_eq!(c.window(), 12_000);
         // A loss after recovery: halves again.
         c.on_congestion_event(400, &loss(300, false));
@@ -199,18 +207,18 @@ mod tests {
         let mut c = NewReno::new(&config());
         c.on_congestion_event(10, &loss(5, false)); // window = ssthresh = 6000
         assert_eq!(c.window(), 6_000);
-        c.on_ack(20, &[ack(11, 3_000)], &RTT, 0);
+        c.on_ack(&frame(20), &[ack(11, 3_000)]);
         assert_eq!(c.window(), 6_000);
-        c.on_ack(30, &[ack(12, 3_000)], &RTT, 0);
+        c.on_ack(&frame(30), &[ack(12, 3_000)]);
         assert_eq!(c.window(), 6_000 + MDS);
     }
 
     #[test]
     fn app_limited_acks_do_not_grow() {
         let mut c = NewReno::new(&config());
-        let mut a = ack(1, MDS);
-        a.app_limited = true;
-        c.on_ack(100, &[a], &RTT, 0);
+        let mut f = frame(100);
+        f.app_limited = true;
+        c.on_ack(&f, &[ack(1, MDS)]);
         assert_eq!(c.window(), 12_000);
     }
 
@@ -237,7 +245,7 @@ mod tests {
         let mut cfg = config();
         cfg.maximum_window = 20_000;
         let mut c = NewReno::new(&cfg);
-        c.on_ack(1, &[ack(1, 1 << 40)], &RTT, 0);
+        c.on_ack(&frame(1), &[ack(1, 1 << 40)]);
         assert_eq!(c.window(), 20_000);
     }
 }

@@ -1,11 +1,26 @@
-//! The `congestion-policy` world: one `controller` resource per QUIC
-//! connection inside the plugin's instance.
+//! The `congestion-policy` world: a `controller` resource per QUIC
+//! connection, driven by quinn through [`HostController`].
 //!
 //! Every mutating call returns the window, which the caller caches; the
 //! host never calls in just to read it. Answers are checked: a window of 0
 //! or above the connection's maximum is a fault (the caller falls back to
-//! its native controller from the last sane window), a window below the
+//! quinn's native Cubic from the last sane window), a window below the
 //! minimum is raised to the minimum.
+//!
+//! - this file: the calls into the plugin and the checks on their answers;
+//! - [`controller`]: quinn's `Controller` on top of them (ACK buffering,
+//!   the cached window, the fallback, telemetry samples);
+//! - [`choice`]: which controller a connection gets (globally and per host
+//!   pattern), swappable while running.
+
+mod choice;
+mod controller;
+
+pub use choice::{
+    CongestionChoice, CongestionPolicy, ControllerKind, DEFAULT_MAX_WINDOW, NATIVE_CUBIC,
+};
+pub(crate) use controller::Sampler;
+pub use controller::{wasm_calls, CongestionStatus, HostController, SAMPLE_INTERVAL};
 
 use sockhost_policy::World;
 use wasmtime::component::{InstancePre, ResourceAny};
@@ -29,7 +44,8 @@ mod generated {
 }
 
 pub use generated::exports::sockhost::plugin::congestion::{
-    AckSample, CongestionCause, CongestionEvent, ControllerConfig, RttEstimate, WindowUpdate,
+    AckFrame, AckSample, CongestionCause, CongestionEvent, ControllerConfig, RttEstimate,
+    WindowUpdate,
 };
 
 /// Most samples one `on-ack` call carries; an ACK frame acknowledging more
@@ -66,6 +82,14 @@ pub enum ControllerError {
     /// fault of another call: the controller's state is gone.
     #[error("controller lost: its plugin instance was restarted")]
     Lost,
+    /// The host asked for an impossible controller (a bug in the caller).
+    #[error("invalid controller configuration: minimum window {minimum} with maximum {maximum}")]
+    Config {
+        /// The minimum window asked for.
+        minimum: u64,
+        /// The maximum window asked for.
+        maximum: u64,
+    },
 }
 
 /// One connection's controller inside the plugin.
@@ -103,6 +127,14 @@ impl CongestionPlugin {
         })
     }
 
+    /// Another instance slot of the same plugin, sharing its fault log and
+    /// restart accounting (see [`Supervised::fork`]).
+    pub fn fork(&self) -> Self {
+        Self {
+            inner: self.inner.fork(),
+        }
+    }
+
     /// The supervised instance (for status and tests).
     pub fn supervised(&self) -> &Supervised<CongestionBindings> {
         &self.inner
@@ -119,7 +151,10 @@ impl CongestionPlugin {
         config: ControllerConfig,
     ) -> Result<ControllerHandle, ControllerError> {
         if config.minimum_window == 0 || config.minimum_window > config.maximum_window {
-            return Err(ControllerError::Lost);
+            return Err(ControllerError::Config {
+                minimum: config.minimum_window,
+                maximum: config.maximum_window,
+            });
         }
         let resource = self.inner.call("controller", |b, s| {
             b.0.sockhost_plugin_congestion()
@@ -193,22 +228,15 @@ impl CongestionPlugin {
     pub fn on_ack(
         &mut self,
         handle: &mut ControllerHandle,
-        now: u64,
+        frame: AckFrame,
         acks: &[AckSample],
-        rtt: RttEstimate,
-        bytes_in_flight: u64,
     ) -> Result<WindowUpdate, ControllerError> {
         let mut last = handle.last_sane;
         for chunk in acks.chunks(MAX_ACKS_PER_CALL) {
             last = self.run(handle, "on-ack", |b, s, r| {
-                b.0.sockhost_plugin_congestion().controller().call_on_ack(
-                    s,
-                    r,
-                    now,
-                    chunk,
-                    rtt,
-                    bytes_in_flight,
-                )
+                b.0.sockhost_plugin_congestion()
+                    .controller()
+                    .call_on_ack(s, r, frame, chunk)
             })?;
         }
         Ok(last)
