@@ -457,6 +457,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugins::congestion::ControllerKind;
 
     #[test]
     fn a_full_config_parses() {
@@ -488,6 +489,70 @@ mod tests {
     }
 
     #[test]
+    fn the_congestion_section_names_controllers_and_rules() {
+        let c = Config::parse(
+            "[congestion]\ncontroller = \"cubic\"\nmax-window = \"64 MiB\"\n\
+             [[congestion.rule]]\nhosts = [\"*.example.com\", \"cdn.test\"]\n\
+             controller = \"cc/plugin.toml\"\n\
+             [[congestion.rule]]\nhosts = [\"slow.test\"]\ncontroller = \"native-cubic\"\n",
+            Path::new("/etc/sockhost/config.toml"),
+        )
+        .unwrap();
+        let cc = &c.congestion;
+        assert_eq!(cc.controller, ControllerRef::Builtin(crate::builtin::CUBIC));
+        assert_eq!(cc.max_window, 64 << 20);
+        assert_eq!(cc.rules.len(), 2);
+        assert_eq!(
+            cc.rules[0].0,
+            vec![
+                HostPattern::parse("*.example.com").unwrap(),
+                HostPattern::parse("cdn.test").unwrap()
+            ]
+        );
+        assert_eq!(
+            cc.rules[0].1,
+            ControllerRef::Manifest(PathBuf::from("/etc/sockhost/cc/plugin.toml"))
+        );
+        assert_eq!(cc.rules[1].1, ControllerRef::Native);
+        // Without the section: quinn's Cubic everywhere.
+        let d = Config::parse("", Path::new("c.toml")).unwrap().congestion;
+        assert_eq!(d, CongestionConfig::default());
+        assert_eq!(d.controller, ControllerRef::Native);
+    }
+
+    #[test]
+    fn a_congestion_config_loads_each_plugin_once() {
+        let rt = crate::builtin::test_runtime();
+        let c = Config::parse(
+            "[congestion]\ncontroller = \"newreno\"\n\
+             [[congestion.rule]]\nhosts = [\"a.test\"]\ncontroller = \"newreno\"\n\
+             [[congestion.rule]]\nhosts = [\"b.test\"]\ncontroller = \"cubic\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let choice = c.congestion.load(&rt).unwrap();
+        let (ControllerKind::Plugin(d), ControllerKind::Plugin(a)) =
+            (&choice.default, &choice.rules[0].1)
+        else {
+            panic!("plugins expected");
+        };
+        assert!(
+            Arc::ptr_eq(d, a),
+            "one newreno shared by the default and the rule"
+        );
+        assert_eq!(choice.for_host("b.test").name(), "cubic");
+        assert_eq!(choice.for_host("c.test").name(), "newreno");
+        // A manifest that is not there is a load error naming it.
+        let bad = Config::parse(
+            "[congestion]\ncontroller = \"missing/plugin.toml\"\n",
+            Path::new("/nowhere/c.toml"),
+        )
+        .unwrap();
+        let e = bad.congestion.load(&rt).unwrap_err().to_string();
+        assert!(e.contains("/nowhere/missing/plugin.toml"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_file_and_field() {
         for (text, words) in [
             (
@@ -513,6 +578,31 @@ mod tests {
                 "network.connect-timeout: must be more than 0",
             ),
             ("not toml [", "invalid TOML"),
+            (
+                "[congestion]\ncontroller = \"bbr\"\n",
+                "congestion.controller: unknown controller \"bbr\" (use \"native-cubic\", \"cubic\", \"newreno\"",
+            ),
+            (
+                "[congestion]\nmax-window = \"64 KiB\"\n",
+                "congestion.max-window: must be at least",
+            ),
+            (
+                "[congestion]\nmax-window = \"lots\"\n",
+                "congestion.max-window",
+            ),
+            (
+                "[[congestion.rule]]\nhosts = []\ncontroller = \"cubic\"\n",
+                "congestion.rule[0].hosts: names no host",
+            ),
+            (
+                "[[congestion.rule]]\nhosts = [\"a.test\"]\ncontroller = \"cubic\"\n\
+                 [[congestion.rule]]\nhosts = [\"exa mple\"]\ncontroller = \"cubic\"\n",
+                "congestion.rule[1].hosts",
+            ),
+            (
+                "[[congestion.rule]]\nhosts = [\"a.test\"]\n",
+                "missing field `controller`",
+            ),
         ] {
             let e = Config::parse(text, Path::new("cfg.toml"))
                 .unwrap_err()

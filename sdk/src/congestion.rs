@@ -16,6 +16,15 @@ pub use wit::{
     WindowUpdate,
 };
 
+/// The least window after a path MTU change: two datagrams of the new
+/// size (RFC 9002 7.2), never below the host's `configured` minimum nor
+/// above `maximum`.
+pub fn minimum_window(configured: u64, max_datagram_size: u64, maximum: u64) -> u64 {
+    configured
+        .max(max_datagram_size.saturating_mul(2))
+        .min(maximum)
+}
+
 /// A congestion controller for one connection.
 pub trait Controller: 'static {
     /// A controller for a new connection.

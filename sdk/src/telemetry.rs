@@ -65,6 +65,24 @@ impl HttpVersion {
     }
 }
 
+/// Longest metric label value (and help text) the host accepts, in bytes:
+/// a `collect` returning a longer one is refused whole. An origin label
+/// (`scheme://` + a DNS name of up to 253 bytes + `:port`) can be longer.
+pub const MAX_LABEL_BYTES: usize = 256;
+
+/// `value` cut to at most [`MAX_LABEL_BYTES`], on a character boundary, so
+/// a long origin or plugin name cannot make the host refuse every metric.
+pub fn label_value(mut value: String) -> String {
+    if value.len() > MAX_LABEL_BYTES {
+        let mut end = MAX_LABEL_BYTES;
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        value.truncate(end);
+    }
+    value
+}
+
 impl Histogram {
     /// An empty histogram with ascending upper `bounds`; values above the
     /// last bound fall in one more bucket.

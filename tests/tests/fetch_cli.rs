@@ -330,3 +330,44 @@ fn both_upgrade_paths_reach_aioquics_http3() {
     assert_eq!(second["remote_address"], aio_at.as_str(), "{second}");
     assert_eq!(second["bytes"], "hello from aioquic\n".len(), "{second}");
 }
+
+#[test]
+fn congestion_is_chosen_on_the_command_line_and_reported() {
+    let origin = TestOrigin::start(OriginOptions {
+        h3: true,
+        ..OriginOptions::default()
+    });
+    for (name, arg) in [
+        ("native-cubic", None),
+        ("cubic", Some("cubic".to_owned())),
+        ("newreno", Some("newreno".to_owned())),
+        (
+            "newreno",
+            Some(
+                sockhost_tests::plugin("newreno")
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+        ),
+    ] {
+        let mut extra = vec!["--json", "--http3"];
+        if let Some(a) = &arg {
+            extra.extend(["--congestion", a.as_str()]);
+        }
+        let v = json(fetch(&origin, &extra, "/bytes/3000000"));
+        assert_eq!(v["bytes"], 3_000_000);
+        assert_eq!(v["congestion"]["controller"], name, "{v}");
+        assert!(v["congestion"]["fault"].is_null(), "{v}");
+    }
+    // Over TCP the kernel controls congestion: nothing to report.
+    let v = json(fetch(&origin, &["--json", "--http2"], "/"));
+    assert!(v["congestion"].is_null(), "{v}");
+    // A name that is neither built in nor a manifest: one line, exit 1.
+    let out = fetch(&origin, &["--http3", "--congestion", "bbr"], "/");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--congestion: unknown controller \"bbr\"") && err.lines().count() == 1,
+        "{err}"
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use sockhost_sdk::telemetry::label_value as bounded_label;
 use sockhost_sdk::telemetry::{
     Batch, CongestionSample, Event, EventKind, Histogram, Metric, MetricValue,
 };
@@ -17,10 +18,6 @@ pub const MAX_CONNECTIONS: usize = 256;
 pub const MAX_FAULT_SERIES: usize = 64;
 /// The label of faults beyond [`MAX_FAULT_SERIES`].
 pub const OTHER: &str = "other";
-/// Longest label value kept, in bytes: the host rejects a whole `collect`
-/// whose label values are longer (its `MAX_METRIC_TEXT`), and an origin of
-/// a 253-byte DNS name with scheme and port would be.
-pub const MAX_LABEL_BYTES: usize = 256;
 
 /// The smallest window bucket bound, 16 KiB, as a power of two.
 const WINDOW_MIN_LOG2: u32 = 14;
@@ -49,18 +46,6 @@ fn rtt_bounds() -> Vec<f64> {
 /// in that bound's bucket rather than the next.
 fn seconds(us: u64) -> f64 {
     us as f64 / 1e6
-}
-
-/// `s` cut to at most [`MAX_LABEL_BYTES`], on a character boundary.
-fn bounded_label(mut s: String) -> String {
-    if s.len() > MAX_LABEL_BYTES {
-        let mut end = MAX_LABEL_BYTES;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
 }
 
 #[derive(Debug)]
@@ -620,7 +605,7 @@ mod tests {
             assert!(series.insert((&metric.name, &metric.labels)), "{metric:?}");
             for (k, v) in &metric.labels {
                 assert!(is_name(k), "{k:?}");
-                assert!(v.len() <= MAX_LABEL_BYTES, "{} bytes", v.len());
+                assert!(v.len() <= sockhost_sdk::telemetry::MAX_LABEL_BYTES, "{} bytes", v.len());
             }
             match &metric.value {
                 MetricValue::Histogram(h) => {

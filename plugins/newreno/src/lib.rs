@@ -114,11 +114,11 @@ impl Controller for NewReno {
 
     fn on_mtu_update(&mut self, max_datagram_size: u64) {
         self.max_datagram_size = max_datagram_size.max(1);
-        // RFC 9002 7.2: the minimum window is two maximum datagrams.
-        self.minimum_window = self
-            .config_minimum_window
-            .max(2 * self.max_datagram_size)
-            .min(self.maximum_window);
+        self.minimum_window = sockhost_sdk::congestion::minimum_window(
+            self.config_minimum_window,
+            self.max_datagram_size,
+            self.maximum_window,
+        );
         self.clamp();
     }
 

@@ -50,7 +50,11 @@ struct OriginKey {
 
 impl OriginKey {
     fn label(&self) -> String {
-        format!("{}://{}:{}", self.scheme, self.host, self.port)
+        // Bounded: the host refuses a whole collect with an over-long label.
+        sockhost_sdk::telemetry::label_value(format!(
+            "{}://{}:{}",
+            self.scheme, self.host, self.port
+        ))
     }
 }
 
@@ -273,6 +277,26 @@ mod tests {
             .find(|m| m.name == name && m.labels.iter().any(|(_, v)| v == origin))
             .unwrap_or_else(|| panic!("no {name} for {origin}"))
             .value
+    }
+
+    #[test]
+    fn a_long_origin_label_is_cut_to_what_the_host_accepts() {
+        let long = format!("{}.test", "a".repeat(250));
+        let mut s = Stats::default();
+        s.record(batch(&[&long], vec![end(0, Some(200), 1_000)]), 0);
+        for m in s.metrics() {
+            for (_, v) in &m.labels {
+                assert!(
+                    v.len() <= sockhost_sdk::telemetry::MAX_LABEL_BYTES,
+                    "{}",
+                    v.len()
+                );
+            }
+        }
+        assert!(s
+            .metrics()
+            .iter()
+            .any(|m| m.labels.iter().any(|(_, v)| v.starts_with("https://aaa"))));
     }
 
     #[test]

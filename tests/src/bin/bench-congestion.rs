@@ -4,7 +4,9 @@
 //!
 //! - on clean loopback, where the transfer is CPU-bound;
 //! - through a user-space relay dropping 1% of datagrams, so the
-//!   controllers react to losses;
+//!   controllers react to losses; and there also quinn's NewReno against
+//!   the WASM `newreno`, which computes the same windows, to separate the
+//!   bridge's cost from the algorithms' differences;
 //! - the cost of one `on-ack` call with 1 and with 16 samples.
 //!
 //! Throughput, the sending thread's CPU time per GiB (the client runs on a
@@ -17,7 +19,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quinn::congestion::ControllerFactory;
+use quinn::congestion::{ControllerFactory, NewRenoConfig};
 use sockhost::plugins::congestion::{
     wasm_calls, AckFrame, AckSample, CongestionPlugin, CongestionPolicy, ControllerConfig,
     ControllerKind, RttEstimate, DEFAULT_MAX_WINDOW,
@@ -55,27 +57,45 @@ fn main() -> anyhow::Result<()> {
         engine: EngineOptions::default(),
         data_dir: None,
     })?;
-    let cubic = CongestionPolicy::new(CongestionPlugin::new(runtime.load(&plugin("cubic"))?)?);
-    let kinds = [
-        ("native Cubic", ControllerKind::Native),
-        ("WASM cubic", ControllerKind::Plugin(Arc::new(cubic))),
+    let wasm = |name: &str| -> anyhow::Result<Arc<dyn ControllerFactory + Send + Sync>> {
+        let p = CongestionPolicy::new(CongestionPlugin::new(runtime.load(&plugin(name))?)?);
+        Ok(ControllerKind::Plugin(Arc::new(p)).factory(DEFAULT_MAX_WINDOW))
+    };
+    // Pairs: native vs WASM. NewReno is the control: the plugin agrees
+    // with quinn's NewReno window for window (tests/congestion_replay.rs),
+    // so any gap between those two is the bridge's, not the algorithm's.
+    let cubic_pair: [(&str, Arc<dyn ControllerFactory + Send + Sync>); 2] = [
+        (
+            "native Cubic",
+            ControllerKind::Native.factory(DEFAULT_MAX_WINDOW),
+        ),
+        ("WASM cubic", wasm("cubic")?),
     ];
-    let factories: Vec<Arc<dyn ControllerFactory + Send + Sync>> = kinds
-        .iter()
-        .map(|(_, k)| k.factory(DEFAULT_MAX_WINDOW))
-        .collect();
+    let newreno_pair: [(&str, Arc<dyn ControllerFactory + Send + Sync>); 2] = [
+        ("native NewReno", Arc::new(NewRenoConfig::default())),
+        ("WASM newreno", wasm("newreno")?),
+    ];
     let server = BulkServer::start();
     // The sender: one thread does all of the client's QUIC work.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
 
-    println!(
-        "sockhost congestion control: native Cubic vs WASM cubic ({rounds} rounds, interleaved)"
-    );
-    for (label, size, loss) in [
-        ("loopback", mib, 0.0),
-        ("loopback through a relay dropping 1%", lossy_mib, 0.01),
+    println!("sockhost congestion control: native vs WASM ({rounds} rounds, interleaved)");
+    for (label, size, loss, kinds) in [
+        ("loopback", mib, 0.0, &cubic_pair),
+        (
+            "loopback through a relay dropping 1%",
+            lossy_mib,
+            0.01,
+            &cubic_pair,
+        ),
+        (
+            "loopback through a relay dropping 1%",
+            lossy_mib,
+            0.01,
+            &newreno_pair,
+        ),
     ] {
         println!();
         println!("{label}: upload of {size} MiB per transfer");
@@ -88,7 +108,7 @@ fn main() -> anyhow::Result<()> {
                 let calls = wasm_calls();
                 let cpu = thread_cpu();
                 let done = rt.block_on(server.upload(
-                    factories[i].clone(),
+                    kinds[i].1.clone(),
                     size << 20,
                     loss,
                     u64::from(round),
