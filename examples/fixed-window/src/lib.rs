@@ -2,11 +2,14 @@
 //! of a sockhost plugin written outside the repository's plugin tree.
 //!
 //! The window is a fixed number of datagrams whatever happens (no slow
-//! start, no backoff), and sending is paced evenly over the smoothed RTT.
+//! start, no backoff), with a pacing rate of one window per smoothed RTT
+//! (advisory: quinn paces from the window and RTT by itself).
 //! That is what you want on a link you own and have measured, and exactly
 //! what you do not want on a shared one: it is an example, not a policy.
 
-use sockhost_sdk::congestion::{AckFrame, AckSample, CongestionEvent, Controller, ControllerConfig};
+use sockhost_sdk::congestion::{
+    AckFrame, AckSample, CongestionEvent, Controller, ControllerConfig,
+};
 use sockhost_sdk::log;
 
 /// The window, in datagrams.

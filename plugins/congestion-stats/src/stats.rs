@@ -150,7 +150,7 @@ impl Stats {
         *self.faults.entry(key).or_insert(0) += 1;
     }
 
-    /// The metrics, Prometheus-style names (the host prefixes the plugin's
+    /// The metrics, Prometheus-style names (exporters may prefix the plugin's
     /// name when exporting).
     pub fn metrics(&self) -> Vec<Metric> {
         let mut out = vec![
@@ -605,7 +605,11 @@ mod tests {
             assert!(series.insert((&metric.name, &metric.labels)), "{metric:?}");
             for (k, v) in &metric.labels {
                 assert!(is_name(k), "{k:?}");
-                assert!(v.len() <= sockhost_sdk::telemetry::MAX_LABEL_BYTES, "{} bytes", v.len());
+                assert!(
+                    v.len() <= sockhost_sdk::telemetry::MAX_LABEL_BYTES,
+                    "{} bytes",
+                    v.len()
+                );
             }
             match &metric.value {
                 MetricValue::Histogram(h) => {

@@ -4,9 +4,12 @@
 //!
 //! - on clean loopback, where the transfer is CPU-bound;
 //! - through a user-space relay dropping 1% of datagrams, so the
-//!   controllers react to losses; and there also quinn's NewReno against
-//!   the WASM `newreno`, which computes the same windows, to separate the
-//!   bridge's cost from the algorithms' differences;
+//!   controllers react to losses;
+//! - both also with quinn's NewReno against the WASM `newreno`, which
+//!   computes the same windows, to separate the bridge's cost from the
+//!   algorithms' differences;
+//! - the bridge alone: a recorded transfer replayed into quinn's NewReno
+//!   and into the bridge (native and WASM), no network in the loop;
 //! - the cost of one `on-ack` call with 1 and with 16 samples.
 //!
 //! Throughput, the sending thread's CPU time per GiB (the client runs on a
@@ -16,7 +19,7 @@
 //! `cargo run --release -p sockhost-tests --bin bench-congestion -- [MIB] [ROUNDS] [LOSSY_MIB]`
 
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quinn::congestion::{ControllerFactory, NewRenoConfig};
@@ -25,7 +28,7 @@ use sockhost::plugins::congestion::{
     ControllerKind, RttEstimate, DEFAULT_MAX_WINDOW,
 };
 use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions};
-use sockhost_tests::congestion_trace::BulkServer;
+use sockhost_tests::congestion_trace::{replay, BulkServer, Recording, Trace};
 use sockhost_tests::plugin;
 
 /// CPU time this thread has used (the kernel's schedstat: nanoseconds on
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
     println!("sockhost congestion control: native vs WASM ({rounds} rounds, interleaved)");
     for (label, size, loss, kinds) in [
         ("loopback", mib, 0.0, &cubic_pair),
+        ("loopback", mib, 0.0, &newreno_pair),
         (
             "loopback through a relay dropping 1%",
             lossy_mib,
@@ -97,6 +101,9 @@ fn main() -> anyhow::Result<()> {
             &newreno_pair,
         ),
     ] {
+        if size == 0 {
+            continue;
+        }
         println!();
         println!("{label}: upload of {size} MiB per transfer");
         let mut totals = [Totals::default(); 2];
@@ -142,6 +149,58 @@ fn main() -> anyhow::Result<()> {
             "  WASM/native: throughput {:.3}   CPU per GiB {:.3}",
             (w.mib / w.secs) / (n.mib / n.secs),
             (w.cpu / w.mib) / (n.cpu / n.mib)
+        );
+    }
+
+    // The bridge alone: a recorded transfer's calls replayed into each
+    // controller, with no network in the loop (the windows do not feed back
+    // into the trace), so the difference is only what each call costs.
+    let trace = Arc::new(Mutex::new(Trace::default()));
+    let recording = Recording {
+        inner: Arc::new(NewRenoConfig::default()),
+        trace: trace.clone(),
+    };
+    rt.block_on(server.upload(Arc::new(recording), 256 << 20, 0.0, 1));
+    let trace = std::mem::take(&mut *trace.lock().unwrap());
+    let (acks, frames, ..) = trace.counts();
+    let (created, mtu) = trace.created.expect("a controller was built");
+    println!();
+    println!(
+        "replay of a recorded 256 MiB transfer ({acks} acknowledged packets in {frames} ACK frames, {} calls):",
+        trace.steps.len()
+    );
+    let newreno = CongestionPolicy::new(CongestionPlugin::new(runtime.load(&plugin("newreno"))?)?);
+    let newreno = ControllerKind::Plugin(Arc::new(newreno));
+    let mut best = [f64::MAX; 3];
+    for _ in 0..rounds.max(3) {
+        let mut quinn = Arc::new(NewRenoConfig::default()).build(created, mtu);
+        let mut native = ControllerKind::Native.build(created, mtu, DEFAULT_MAX_WINDOW);
+        let mut wasm = newreno.build(created, mtu, DEFAULT_MAX_WINDOW);
+        for (i, c) in [
+            quinn.as_mut(),
+            &mut native as &mut dyn quinn::congestion::Controller,
+            &mut wasm,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let t = Instant::now();
+            black_box(replay(&trace, c));
+            best[i] = best[i].min(t.elapsed().as_secs_f64());
+        }
+    }
+    for (name, secs) in [
+        "quinn's NewReno",
+        "bridge, native Cubic",
+        "bridge, WASM newreno",
+    ]
+    .iter()
+    .zip(best)
+    {
+        println!(
+            "  {name:22} {:>7.1} ns per acknowledged packet, {:>6.2} µs per ACK frame",
+            secs * 1e9 / acks as f64,
+            secs * 1e6 / frames as f64
         );
     }
 
