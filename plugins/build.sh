@@ -22,7 +22,10 @@
 # (rustc's crate hashes, and so symbol names and type ids, depend on where a
 # path dependency such as sdk/ lives), embedded paths are remapped, and the
 # toolchain is recorded in dist/TOOLCHAIN, so the same sources and
-# toolchain give the same bytes on any machine and in any checkout.
+# toolchain give the same bytes on any machine and in any checkout. An
+# out-of-tree crate's own folder is remapped too (to /plugin), so moving it
+# does not change its bytes (moving a path dependency such as the SDK
+# still does, through cargo's crate hashes).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -95,10 +98,11 @@ field() {
         }' "$1"
 }
 
-# build_workspace DIR TARGET_DIR: builds the cargo workspace at DIR for wasm32.
+# build_workspace DIR TARGET_DIR [RUSTFLAGS]: builds the cargo workspace at DIR
+# for wasm32, with RUSTFLAGS added to the common ones.
 build_workspace() {
     echo "build.sh: building $1"
-    (cd "$1" && env "${wasm_env[@]}" RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$2" \
+    (cd "$1" && env "${wasm_env[@]}" RUSTFLAGS="$rustflags${3:+ $3}" CARGO_TARGET_DIR="$2" \
         "${wasm_cargo[@]}" build --quiet --release --locked --target "$target" "${build_std[@]}" --workspace) ||
         die "cargo build failed in $1"
 }
@@ -165,7 +169,9 @@ componentize_one() {
 if ((${#crates[@]})); then
     for c in "${crates[@]}"; do
         [[ -f "$c/plugin.toml" ]] || die "$c has no plugin.toml"
-        build_workspace "$c" "$c/target"
+        # The author's own folder must not end up in the component's panic
+        # messages (it names their home directory).
+        build_workspace "$c" "$c/target" "--remap-path-prefix=$c=/plugin"
         componentize_one "$c" "$c/target"
     done
 else
