@@ -248,6 +248,10 @@ impl TestOrigin {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                // As nginx's tcp_nodelay: with Nagle on, the small frames
+                // of an h2 response wait for the client's delayed ACK and
+                // first bytes arrive ~40 ms late.
+                let _ = tcp.set_nodelay(true);
                 let index = counter.fetch_add(1, Ordering::SeqCst);
                 let now_open = open_task.0.fetch_add(1, Ordering::SeqCst) + 1;
                 open_task.1.fetch_max(now_open, Ordering::SeqCst);
