@@ -16,13 +16,16 @@ use hyper::body::{Body, Frame, Incoming};
 use crate::extensions::{Extensions, PluginAction, RequestDecision, RequestRef};
 use crate::net::alt_svc::AltSvcCache;
 use crate::net::connect::Connector;
+use crate::net::connection::{ConnectionInfo, Sender, VersionPref};
+use crate::net::dial::Dialer;
 use crate::net::dns::{DnsConfig, ResolveOverride, Resolver};
-use crate::net::http::{ConnectionInfo, Dialer, Sender, VersionPref};
 use crate::net::manager::{Lease, Manager};
+use crate::net::planning::Planning;
 use crate::net::pool::{OriginKey, PoolPrefs};
 use crate::net::tls::{Tls, TlsOptions};
-use crate::plugins::congestion::CongestionChoice;
-use crate::plugins::connect::{ConnectPlugin, Origin};
+use crate::plugins::bindings::types::Origin;
+use crate::plugins::congestion::{CongestionChoice, CongestionSelection};
+use crate::plugins::connect::{ConnectPlugin, PluginPolicy};
 use crate::plugins::extension::{ExtensionPlugin, ResourceType};
 use crate::plugins::telemetry::{
     EventKind, HttpVersion, Method as WitMethod, PluginFaultEvent, RequestEndEvent,
@@ -455,14 +458,11 @@ impl HostBuilder {
         let tls = Tls::new(&self.tls).map_err(|e| FetchError::Setup(e.to_string()))?;
         let bus = Bus::start(self.probes);
         let mut quic = crate::net::quic::Quic::new(tls.h3_config(), !self.no_udp_batching)
-            .map_err(FetchError::Setup)?;
+            .map_err(|e| FetchError::Setup(e.to_string()))?;
         // One handshake timeout for TCP and QUIC attempts alike.
         quic.handshake_timeout = self.connector.connect_timeout;
-        quic.bus = bus.clone();
-        *quic
-            .congestion
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(self.congestion);
+        let congestion = Arc::new(CongestionSelection::new(self.congestion, bus.clone()));
+        quic.congestion = congestion.clone();
         if let (Some(log), true) = (&self.fault_log, bus.is_active()) {
             let weak = bus.downgrade();
             log.listen(move |f| {
@@ -500,14 +500,13 @@ impl HostBuilder {
             quic,
             alt_svc: alt_svc.clone(),
             network: DEFAULT_NETWORK.to_owned(),
-            planned_on_network: Arc::default(),
             tls,
             connector: self.connector,
             version: self.version,
-            bus: bus.clone(),
-            policy: self
-                .connect_policy
-                .map(|p| Arc::new(std::sync::Mutex::new(p))),
+            observer: Arc::new(bus.clone()),
+            planning: Planning::new(self.connect_policy.map(|p| {
+                Arc::new(PluginPolicy::new(p)) as Arc<dyn crate::net::plan::ConnectPolicy>
+            })),
             history: Arc::default(),
             resolution_delay: self
                 .resolution_delay
@@ -517,6 +516,7 @@ impl HostBuilder {
             alt_svc,
             alt_svc_file: self.alt_svc_file.map(Arc::new),
             network: dialer.clone(),
+            congestion,
             manager: Manager::start(dialer, self.pool),
             request_timeout: self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
             extensions: self.extensions,
@@ -534,6 +534,9 @@ pub struct Host {
     /// Shared with the dialer, which reads it.
     alt_svc: Arc<std::sync::Mutex<AltSvcCache>>,
     alt_svc_file: Option<Arc<PathBuf>>,
+    /// The congestion choice new QUIC connections get (shared with the
+    /// dialer's QUIC settings).
+    congestion: Arc<CongestionSelection>,
     manager: Manager,
     request_timeout: Duration,
     extensions: Extensions,
@@ -563,22 +566,12 @@ impl Host {
     /// Replaces the congestion controller choice: connections opened from
     /// now on use it, open ones finish on the controller they have.
     pub fn set_congestion(&self, choice: CongestionChoice) {
-        *self
-            .network
-            .quic
-            .congestion
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(choice);
+        self.congestion.replace(choice);
     }
 
     /// The congestion controller choice new connections get.
     pub fn congestion(&self) -> Arc<CongestionChoice> {
-        self.network
-            .quic
-            .congestion
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.congestion.choice()
     }
 
     /// The telemetry bus (to flush it or collect the probes' metrics).
@@ -729,7 +722,7 @@ impl Host {
             .manager
             .lease(origin.clone())
             .await
-            .map_err(FetchError::Connect)?;
+            .map_err(|e| FetchError::Connect(e.to_string()))?;
         let reused = lease.reused;
         let info = lease.info.clone();
         let host_header = if (origin.scheme == "https" && origin.port == 443)

@@ -15,8 +15,14 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
+use crate::net::observe::{NetEvent, NetObserver};
+use crate::net::pool::OriginKey;
 use crate::plugins::bindings::types::Origin;
-use crate::plugins::telemetry::{Batch, Event, EventKind, Metric, TelemetryPlugin, MAX_BATCH};
+use crate::plugins::net_types::{micros, socket_address};
+use crate::plugins::telemetry::{
+    Batch, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind, Metric,
+    TelemetryPlugin, TlsEvent, MAX_BATCH,
+};
 
 /// Events the bus holds before it drops.
 pub const BUS_CAPACITY: usize = 4096;
@@ -213,6 +219,10 @@ impl Bus {
         }
     }
 
+    fn origin_of(&self, key: &OriginKey) -> Arc<Origin> {
+        self.origin(&key.scheme, &key.host, key.port)
+    }
+
     /// Events dropped because the bus was full.
     pub fn dropped(&self) -> u64 {
         self.inner
@@ -317,7 +327,7 @@ fn build_batch(chunk: &mut [Queued]) -> Batch {
     Batch { origins, events }
 }
 
-const PLACEHOLDER: EventKind = EventKind::Tls(crate::plugins::telemetry::TlsEvent {
+const PLACEHOLDER: EventKind = EventKind::Tls(TlsEvent {
     origin: 0,
     version: String::new(),
     alpn: None,
@@ -325,6 +335,73 @@ const PLACEHOLDER: EventKind = EventKind::Tls(crate::plugins::telemetry::TlsEven
     elapsed: 0,
     error: None,
 });
+
+/// The network stack's events become probe events; origins are shared as
+/// [`Bus::origin`] shares them.
+impl NetObserver for Bus {
+    fn is_active(&self) -> bool {
+        Bus::is_active(self)
+    }
+
+    fn observe(&self, origin: Option<&OriginKey>, event: NetEvent) {
+        if !Bus::is_active(self) {
+            return;
+        }
+        let kind = match event {
+            NetEvent::Dns {
+                name,
+                record_type,
+                answers,
+                elapsed,
+                error,
+            } => EventKind::Dns(DnsEvent {
+                name,
+                record_type: record_type.to_owned(),
+                answers,
+                elapsed: micros(elapsed),
+                cached: false,
+                error,
+            }),
+            NetEvent::ConnectAttempt { transport, addr } => {
+                EventKind::ConnectAttempt(ConnectAttemptEvent {
+                    origin: 0,
+                    transport: transport.into(),
+                    address: socket_address(addr),
+                })
+            }
+            NetEvent::ConnectResult {
+                transport,
+                addr,
+                elapsed,
+                error,
+            } => EventKind::ConnectResult(ConnectResultEvent {
+                origin: 0,
+                transport: transport.into(),
+                address: socket_address(addr),
+                elapsed: micros(elapsed),
+                error: error.map(str::to_owned),
+            }),
+            NetEvent::Tls {
+                version,
+                alpn,
+                resumed,
+                elapsed,
+                error,
+            } => EventKind::Tls(TlsEvent {
+                origin: 0,
+                version,
+                alpn,
+                resumed,
+                elapsed: micros(elapsed),
+                error,
+            }),
+        };
+        match origin {
+            Some(o) => self.publish_for(&self.origin_of(o), kind),
+            None => self.publish(kind),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sockhost::host::{FetchRequest, Host, HostBuilder};
-use sockhost::net::http::{ConnectionInfo, VersionPref};
+use sockhost::net::connection::{ConnectionInfo, VersionPref};
 use sockhost::plugins::congestion::{
     wasm_calls, CongestionChoice, CongestionPlugin, CongestionPolicy, ControllerKind,
 };

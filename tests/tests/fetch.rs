@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use sockhost::host::{read_all, FetchRequest, Host};
+use sockhost::net::connection::VersionPref;
 use sockhost::net::dns::ResolveOverride;
-use sockhost::net::http::VersionPref;
 use sockhost_tests::origin::{pattern_byte, OriginOptions, TestOrigin};
 use sockhost_tests::{origin_host, rt};
 

@@ -2,7 +2,7 @@
 //! manager) against the in-repo origin's quinn + h3 listener.
 
 use sockhost::host::{read_all, FetchRequest, Host};
-use sockhost::net::http::VersionPref;
+use sockhost::net::connection::VersionPref;
 use sockhost_tests::origin::{pattern_byte, OriginOptions, TestOrigin};
 use sockhost_tests::{origin_host, rt};
 

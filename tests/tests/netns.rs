@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sockhost::host::{read_all, FetchRequest, Host};
+use sockhost::net::connection::VersionPref;
 use sockhost::net::dns::ResolveOverride;
-use sockhost::net::http::VersionPref;
 use sockhost_tests::dns::{TestDns, TestRecord};
 use sockhost_tests::dns_relay::DelayRelay;
 use sockhost_tests::netns::{drop_input, netns, origin_behind, Namespace};

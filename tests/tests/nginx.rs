@@ -1,8 +1,8 @@
 //! sockhost against nginx from Debian: an origin nobody here wrote.
 
 use sockhost::host::{read_all, FetchRequest, Host};
+use sockhost::net::connection::VersionPref;
 use sockhost::net::dns::ResolveOverride;
-use sockhost::net::http::VersionPref;
 use sockhost_tests::nginx::Nginx;
 use sockhost_tests::origin::pattern_byte;
 

@@ -3,17 +3,19 @@
 //! A plugin that loops, runs out of memory, panics or answers nonsense on
 //! the most ordinary input is refused like one with a bad import.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use sockhost::plugins::bindings::types::{IpAddress, Origin, SocketAddress, Transport};
+use sockhost::net::plan::{
+    AttemptReport, Candidate, ConnectRequest, ReportedOutcome, Transport as PlanTransport,
+};
+use sockhost::net::pool::OriginKey;
+use sockhost::plugins::bindings::types::Origin;
 use sockhost::plugins::congestion::{
     AckFrame, AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig,
     RttEstimate,
 };
-use sockhost::plugins::connect::{
-    AttemptReport, Candidate, CandidateSource, ConnectPlugin, ConnectRequest, Outcome, PlanSource,
-};
+use sockhost::plugins::connect::ConnectPlugin;
 use sockhost::plugins::extension::{ExtensionPlugin, Header, Request, ResourceType, Response};
 use sockhost::plugins::telemetry::{
     Batch, Event, EventKind, HttpVersion, Method, RequestEndEvent, TelemetryPlugin,
@@ -127,45 +129,30 @@ fn congestion(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
 
 fn connect(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
     let mut p = ConnectPlugin::new(loaded)?;
-    let cand = |id, ip, transport, source| Candidate {
-        id,
-        transport,
-        address: SocketAddress { ip, port: 443 },
-        alpn: vec![],
-        source,
-        priority: 0,
-        ech: false,
+    let origin = OriginKey {
+        scheme: "https".into(),
+        host: "www.example.com".into(),
+        port: 443,
     };
     let request = ConnectRequest {
-        origin: origin(),
+        origin: origin.clone(),
         candidates: vec![
-            cand(
-                1,
-                IpAddress::Ipv6((0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
-                Transport::Tcp,
-                CandidateSource::Aaaa,
-            ),
-            cand(
-                2,
-                IpAddress::Ipv4((192, 0, 2, 1)),
-                Transport::Tcp,
-                CandidateSource::A,
-            ),
+            Candidate::plain(1, "[2001:db8::1]:443".parse()?, PlanTransport::Tcp),
+            Candidate::plain(2, "192.0.2.1:443".parse()?, PlanTransport::Tcp),
         ],
         history: vec![],
         network_changed: false,
-        now: 0,
+        now_us: 0,
     };
-    match p.plan(&request) {
-        Ok((_, PlanSource::Plugin)) => {}
-        Ok((_, PlanSource::Fallback(e))) | Err(e) => bail!("smoke test: {e}"),
+    if let Err(e) = p.plan(&request) {
+        bail!("smoke test: {e}");
     }
     let reports = [AttemptReport {
         candidate: 1,
-        outcome: Outcome::Connected,
-        elapsed: 10_000,
+        outcome: ReportedOutcome::Connected,
+        elapsed: Duration::from_millis(10),
     }];
-    if let Err(e) = p.report(&request.origin, &request.candidates, &reports) {
+    if let Err(e) = p.report(&origin, &request.candidates, &reports) {
         bail!("smoke test: {e}");
     }
     Ok("plan, report")

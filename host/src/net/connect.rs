@@ -82,27 +82,50 @@ pub struct Connected<T = TcpStream> {
     pub elapsed: Duration,
 }
 
+/// One attempt that failed.
+#[derive(Debug, Clone)]
+pub struct AttemptFailure {
+    /// Where it went.
+    pub addr: SocketAddr,
+    /// The kind of I/O error (refused, unreachable, timed out, ...).
+    pub kind: std::io::ErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
 /// Every attempt failed.
 #[derive(Debug, thiserror::Error)]
 #[error("could not connect to {}: {}", what, describe(.failures))]
 pub struct ConnectError {
     /// What was being connected to (host:port).
     pub what: String,
-    /// Each attempt's address and error.
-    pub failures: Vec<(SocketAddr, String)>,
+    /// Each failed attempt.
+    pub failures: Vec<AttemptFailure>,
     /// Every attempt of the race.
     pub attempts: Vec<AttemptSummary>,
     /// Every candidate's address, including those added during the race.
     pub endpoints: HashMap<u32, SocketAddr>,
 }
 
-fn describe(failures: &[(SocketAddr, String)]) -> String {
+impl ConnectError {
+    /// Whether every attempt ran out of time (nothing refused or
+    /// unreachable): a timeout rather than a refusal.
+    pub fn timed_out(&self) -> bool {
+        !self.failures.is_empty()
+            && self
+                .failures
+                .iter()
+                .all(|f| f.kind == std::io::ErrorKind::TimedOut)
+    }
+}
+
+fn describe(failures: &[AttemptFailure]) -> String {
     if failures.is_empty() {
         return "no addresses to try".to_owned();
     }
     failures
         .iter()
-        .map(|(a, e)| format!("{a}: {e}"))
+        .map(|f| format!("{}: {}", f.addr, f.message))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -165,7 +188,7 @@ impl Connector {
         what: &str,
         endpoints: &HashMap<u32, SocketAddr>,
         plan: &[PlannedAttempt],
-        mut more: Option<mpsc::UnboundedReceiver<MoreAttempts>>,
+        more: Option<mpsc::UnboundedReceiver<MoreAttempts>>,
         open: Open,
         on_late: Late,
     ) -> Result<Connected<T>, ConnectError>
@@ -181,117 +204,187 @@ impl Connector {
             .filter(|p| endpoints.contains_key(&p.candidate))
             .copied()
             .collect();
-        let mut endpoints = endpoints.clone();
-        let mut race = Race::new(&plan, self.prefs, started);
-        let mut set: JoinSet<AttemptResult<T>> = JoinSet::new();
-        let mut handles: HashMap<AttemptId, AbortHandle> = HashMap::new();
-        let mut failures = Vec::new();
-        let (up_tx, mut up_rx) = mpsc::unbounded_channel();
-        let mut actions = race.expect_more(more.is_some(), started);
-        // The stream of the attempt whose connection is being reported.
-        let mut just_connected: Option<(AttemptId, T)> = None;
+        let (up_tx, up_rx) = mpsc::unbounded_channel();
+        let mut run = RaceRun {
+            race: Race::new(&plan, self.prefs, started),
+            started,
+            endpoints: endpoints.clone(),
+            set: JoinSet::new(),
+            handles: HashMap::new(),
+            failures: Vec::new(),
+            up_tx,
+            up_rx,
+            more,
+            just_connected: None,
+        };
+        let mut actions = run.race.expect_more(run.more.is_some(), started);
         loop {
-            let mut won = None;
-            for action in actions.drain(..) {
-                match action {
-                    Action::Start {
-                        attempt, candidate, ..
-                    } => {
-                        let attempt_future = open(AttemptStart {
-                            candidate,
-                            addr: endpoints[&candidate],
-                            tcp: race.is_tcp(attempt),
-                            transport_up: TransportUp {
-                                attempt,
-                                tx: up_tx.clone(),
-                            },
-                        });
-                        let h = set.spawn(async move { (attempt, attempt_future.await) });
-                        handles.insert(attempt, h);
-                    }
-                    Action::Cancel(attempt) => {
-                        if let Some(h) = handles.remove(&attempt) {
-                            h.abort();
-                        }
-                    }
-                    Action::Keep(_) => {}
-                    Action::Won(attempt) => won = Some(attempt),
-                    Action::Lost => {
-                        return Err(ConnectError {
-                            what: what.to_owned(),
-                            failures,
-                            attempts: race.summary(),
-                            endpoints,
-                        });
+            match run.apply(actions, &open) {
+                Some(Decided::Won(attempt)) => return Ok(run.won(attempt, on_late)),
+                Some(Decided::Lost) => return Err(run.lost(what)),
+                None => {}
+            }
+            actions = run.next_event().await;
+        }
+    }
+}
+
+/// How a race ended.
+enum Decided {
+    Won(AttemptId),
+    Lost,
+}
+
+/// One race while it runs: the sans-IO [`Race`] and the attempts' tasks.
+struct RaceRun<T> {
+    race: Race,
+    started: Instant,
+    endpoints: HashMap<u32, SocketAddr>,
+    set: JoinSet<AttemptResult<T>>,
+    handles: HashMap<AttemptId, AbortHandle>,
+    failures: Vec<AttemptFailure>,
+    up_tx: mpsc::UnboundedSender<AttemptId>,
+    up_rx: mpsc::UnboundedReceiver<AttemptId>,
+    more: Option<mpsc::UnboundedReceiver<MoreAttempts>>,
+    /// The stream of the attempt whose connection is being reported.
+    just_connected: Option<(AttemptId, T)>,
+}
+
+impl<T: Send + 'static> RaceRun<T> {
+    /// Performs the race's actions; says whether the race is decided.
+    fn apply<Open, Fut>(&mut self, actions: Vec<Action>, open: &Open) -> Option<Decided>
+    where
+        Open: Fn(AttemptStart) -> Fut,
+        Fut: Future<Output = std::io::Result<T>> + Send + 'static,
+    {
+        let mut decided = None;
+        for action in actions {
+            match action {
+                Action::Start {
+                    attempt, candidate, ..
+                } => {
+                    let attempt_future = open(AttemptStart {
+                        candidate,
+                        addr: self.endpoints[&candidate],
+                        tcp: self.race.is_tcp(attempt),
+                        transport_up: TransportUp {
+                            attempt,
+                            tx: self.up_tx.clone(),
+                        },
+                    });
+                    let h = self
+                        .set
+                        .spawn(async move { (attempt, attempt_future.await) });
+                    self.handles.insert(attempt, h);
+                }
+                Action::Cancel(attempt) => {
+                    if let Some(h) = self.handles.remove(&attempt) {
+                        h.abort();
                     }
                 }
+                Action::Keep(_) => {}
+                Action::Won(attempt) => decided = Some(Decided::Won(attempt)),
+                Action::Lost => return Some(Decided::Lost),
             }
-            if let Some(attempt) = won {
-                let (id, stream) = just_connected.take().expect("a win follows a connection");
-                debug_assert_eq!(id, attempt);
-                let candidate = race.candidate(attempt);
-                let connected = Connected {
-                    addr: endpoints[&candidate],
-                    stream,
-                    candidate,
-                    attempts: race.summary(),
-                    endpoints,
-                    elapsed: started.elapsed(),
-                };
-                if !set.is_empty() {
-                    tokio::spawn(finish_kept(set, on_late));
-                }
-                return Ok(connected);
-            }
+        }
+        if decided.is_none() {
             // A connection that lost the race (the race already dropped it).
-            drop(just_connected.take());
-            let deadline = race.next_deadline();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                joined = set.join_next(), if !set.is_empty() => {
-                    let Some(Ok((attempt, result))) = joined else { continue };
-                    handles.remove(&attempt);
-                    let now = Instant::now();
-                    match result {
-                        Ok(stream) => {
-                            just_connected = Some((attempt, stream));
-                            actions = race.on_connected(attempt, now);
-                        }
-                        Err(e) => {
-                            failures.push((endpoints[&race.candidate(attempt)], e.to_string()));
-                            actions = race.on_failed(attempt, now);
-                        }
-                    }
-                }
-                Some(attempt) = up_rx.recv() => {
-                    race.on_transport_up(attempt);
-                }
-                added = recv_more(&mut more), if more.is_some() => {
-                    let now = Instant::now();
-                    match added {
-                        Some(m) => {
-                            endpoints.extend(m.endpoints.iter().copied());
-                            let from_start = now - started;
-                            for p in m.plan.iter().filter(|p| endpoints.contains_key(&p.candidate)) {
-                                let p = PlannedAttempt { delay: from_start + p.delay, ..*p };
-                                actions.extend(race.add(p, now));
-                            }
-                        }
-                        None => {
-                            more = None;
-                            actions = race.expect_more(false, now);
-                        }
-                    }
-                }
-                _ = sleep => {
-                    actions = race.poll(Instant::now());
-                }
+            drop(self.just_connected.take());
+        }
+        decided
+    }
+
+    /// Waits for the next thing that happens to the race: an attempt's
+    /// end, a transport coming up, late candidates, or a timer.
+    async fn next_event(&mut self) -> Vec<Action> {
+        let deadline = self.race.next_deadline();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
             }
+        };
+        tokio::select! {
+            joined = self.set.join_next(), if !self.set.is_empty() => {
+                let Some(Ok((attempt, result))) = joined else { return Vec::new() };
+                self.attempt_ended(attempt, result)
+            }
+            Some(attempt) = self.up_rx.recv() => {
+                self.race.on_transport_up(attempt);
+                Vec::new()
+            }
+            added = recv_more(&mut self.more), if self.more.is_some() => self.more_attempts(added),
+            _ = sleep => self.race.poll(Instant::now()),
+        }
+    }
+
+    fn attempt_ended(&mut self, attempt: AttemptId, result: std::io::Result<T>) -> Vec<Action> {
+        self.handles.remove(&attempt);
+        let now = Instant::now();
+        match result {
+            Ok(stream) => {
+                self.just_connected = Some((attempt, stream));
+                self.race.on_connected(attempt, now)
+            }
+            Err(e) => {
+                self.failures.push(AttemptFailure {
+                    addr: self.endpoints[&self.race.candidate(attempt)],
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
+                self.race.on_failed(attempt, now)
+            }
+        }
+    }
+
+    fn more_attempts(&mut self, added: Option<MoreAttempts>) -> Vec<Action> {
+        let now = Instant::now();
+        let Some(m) = added else {
+            self.more = None;
+            return self.race.expect_more(false, now);
+        };
+        self.endpoints.extend(m.endpoints.iter().copied());
+        let from_start = now - self.started;
+        let mut actions = Vec::new();
+        for p in m.plan.iter() {
+            if self.endpoints.contains_key(&p.candidate) {
+                let p = PlannedAttempt {
+                    delay: from_start + p.delay,
+                    ..*p
+                };
+                actions.extend(self.race.add(p, now));
+            }
+        }
+        actions
+    }
+
+    fn won(mut self, attempt: AttemptId, on_late: impl Fn(T) + Send + 'static) -> Connected<T> {
+        let (id, stream) = self
+            .just_connected
+            .take()
+            .expect("a win follows a connection");
+        debug_assert_eq!(id, attempt);
+        let candidate = self.race.candidate(attempt);
+        let connected = Connected {
+            addr: self.endpoints[&candidate],
+            stream,
+            candidate,
+            attempts: self.race.summary(),
+            endpoints: self.endpoints,
+            elapsed: self.started.elapsed(),
+        };
+        if !self.set.is_empty() {
+            tokio::spawn(finish_kept(self.set, on_late));
+        }
+        connected
+    }
+
+    fn lost(self, what: &str) -> ConnectError {
+        ConnectError {
+            what: what.to_owned(),
+            failures: self.failures,
+            attempts: self.race.summary(),
+            endpoints: self.endpoints,
         }
     }
 }

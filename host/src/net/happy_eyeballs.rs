@@ -1,17 +1,43 @@
 //! The built-in connection plan (RFC 8305 defaults): used when no
 //! connect-policy plugin is configured, or when it faults and fails open.
 
-use crate::plugins::connect::{Attempt, Candidate, HistoryEntry, IpAddress, Plan, Transport};
+use std::time::Duration;
+
+use super::plan::{
+    Attempt, Candidate, ConnectPolicy, ConnectRequest, HistoryEntry, Plan, PolicyFault, Transport,
+};
 
 /// Connection Attempt Delay (RFC 8305 section 5): the head start each
 /// attempt gets over the next.
-pub const CONNECTION_ATTEMPT_DELAY_US: u64 = 250_000;
+pub const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
 /// Head start QUIC gets over TCP when both are candidates.
-pub const QUIC_HEAD_START_US: u64 = 50_000;
+pub const QUIC_HEAD_START: Duration = Duration::from_millis(50);
+
+/// The built-in policy: [`builtin_plan`], learning nothing beyond the
+/// history the dialer keeps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuiltinPolicy;
+
+/// The name the built-in policy is reported by.
+pub const BUILTIN: &str = "builtin";
+
+impl ConnectPolicy for BuiltinPolicy {
+    fn name(&self) -> &str {
+        BUILTIN
+    }
+
+    fn blocks(&self) -> bool {
+        false
+    }
+
+    fn plan(&self, request: &ConnectRequest) -> Result<Plan, PolicyFault> {
+        Ok(builtin_plan(&request.candidates, &request.history))
+    }
+}
 
 fn is_v6(c: &Candidate) -> bool {
-    matches!(c.address.ip, IpAddress::Ipv6(_))
+    c.addr.is_ipv6()
 }
 
 /// Interleaves address families, IPv6 first (First Address Family Count 1).
@@ -69,20 +95,20 @@ pub fn builtin_plan(candidates: &[Candidate], history: &[HistoryEntry]) -> Plan 
     };
     let mut attempts = Vec::with_capacity(candidates.len());
     let follow_start = if lead.is_empty() {
-        0
+        Duration::ZERO
     } else {
-        QUIC_HEAD_START_US
+        QUIC_HEAD_START
     };
     for (i, c) in lead.iter().enumerate() {
         attempts.push(Attempt {
             candidate: c.id,
-            delay: i as u64 * CONNECTION_ATTEMPT_DELAY_US,
+            delay: CONNECTION_ATTEMPT_DELAY * i as u32,
         });
     }
     for (i, c) in follow.iter().enumerate() {
         attempts.push(Attempt {
             candidate: c.id,
-            delay: follow_start + i as u64 * CONNECTION_ATTEMPT_DELAY_US,
+            delay: follow_start + CONNECTION_ATTEMPT_DELAY * i as u32,
         });
     }
     attempts.sort_by_key(|a| a.delay);
@@ -92,29 +118,10 @@ pub fn builtin_plan(candidates: &[Candidate], history: &[HistoryEntry]) -> Plan 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::connect::{CandidateSource, SocketAddress};
 
     fn cand(id: u32, transport: Transport, v6: bool) -> Candidate {
-        Candidate {
-            id,
-            transport,
-            address: SocketAddress {
-                ip: if v6 {
-                    IpAddress::Ipv6((0, 0, 0, 0, 0, 0, 0, 1))
-                } else {
-                    IpAddress::Ipv4((127, 0, 0, 1))
-                },
-                port: 443,
-            },
-            alpn: vec![],
-            source: if v6 {
-                CandidateSource::Aaaa
-            } else {
-                CandidateSource::A
-            },
-            priority: 0,
-            ech: false,
-        }
+        let addr = if v6 { "[::1]:443" } else { "127.0.0.1:443" };
+        Candidate::plain(id, addr.parse().unwrap(), transport)
     }
 
     #[test]
@@ -129,7 +136,7 @@ mod tests {
         let got: Vec<(u32, u64)> = plan
             .attempts
             .iter()
-            .map(|a| (a.candidate, a.delay))
+            .map(|a| (a.candidate, a.delay.as_micros() as u64))
             .collect();
         assert_eq!(got, vec![(4, 0), (3, 50_000), (1, 300_000), (2, 550_000)]);
     }
@@ -138,7 +145,7 @@ mod tests {
     fn tcp_only_starts_at_once() {
         let plan = builtin_plan(&[cand(7, Transport::Tcp, false)], &[]);
         assert_eq!(plan.attempts.len(), 1);
-        assert_eq!(plan.attempts[0].delay, 0);
+        assert_eq!(plan.attempts[0].delay, Duration::ZERO);
     }
 
     #[test]
@@ -159,7 +166,7 @@ mod tests {
             builtin_plan(&cands, h)
                 .attempts
                 .iter()
-                .map(|a| (a.candidate, a.delay))
+                .map(|a| (a.candidate, a.delay.as_micros() as u64))
                 .collect()
         };
         assert_eq!(order(&[]), vec![(2, 0), (1, 50_000)]);

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::http::{ConnectionInfo, Dialer, Sender};
+use super::connection::{ConnectionInfo, Established, ReqBody, Sender};
+use super::dial::Dialer;
+use super::error::{DialError, LeaseError};
 use super::pool::{Action, ConnId, OriginKey, Pool, PoolPrefs, Protocol, RequestId};
 
 /// A connection lent to one request.
@@ -46,15 +48,15 @@ impl Lease {
 enum Cmd {
     Request {
         origin: OriginKey,
-        reply: oneshot::Sender<Result<Lease, String>>,
+        reply: oneshot::Sender<Result<Lease, LeaseError>>,
     },
     Dialed {
         conn: ConnId,
-        result: Result<super::http::Established, String>,
+        result: Result<Established, DialError>,
     },
     Done {
         conn: ConnId,
-        http1: Option<hyper::client::conn::http1::SendRequest<super::http::ReqBody>>,
+        http1: Option<hyper::client::conn::http1::SendRequest<ReqBody>>,
         broken: bool,
     },
     Closed {
@@ -65,7 +67,7 @@ enum Cmd {
     },
     Adopt {
         origin: OriginKey,
-        est: super::http::Established,
+        est: Established,
     },
 }
 
@@ -108,13 +110,12 @@ impl Manager {
     }
 
     /// A connection to `origin`, when one is usable.
-    pub async fn lease(&self, origin: OriginKey) -> Result<Lease, String> {
+    pub async fn lease(&self, origin: OriginKey) -> Result<Lease, LeaseError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Request { origin, reply })
-            .map_err(|_| "the connection manager has stopped".to_owned())?;
-        rx.await
-            .map_err(|_| "the connection manager has stopped".to_owned())?
+            .map_err(|_| LeaseError::ManagerStopped)?;
+        rx.await.map_err(|_| LeaseError::ManagerStopped)?
     }
 }
 
@@ -131,7 +132,7 @@ struct Task {
     dialer: Dialer,
     tx: mpsc::UnboundedSender<Cmd>,
     conns: HashMap<ConnId, ConnEntry>,
-    waiting: HashMap<RequestId, oneshot::Sender<Result<Lease, String>>>,
+    waiting: HashMap<RequestId, oneshot::Sender<Result<Lease, LeaseError>>>,
     next_request: RequestId,
 }
 
@@ -191,7 +192,7 @@ impl Task {
                     let protocol = self.conns[&conn].protocol;
                     self.pool.connected(conn, protocol, now)
                 }
-                Err(e) => self.pool.connect_failed(conn, &e, now),
+                Err(e) => self.pool.connect_failed(conn, Arc::new(e), now),
             },
             Cmd::Adopt { origin, est } => match self.pool.adopt(origin, est.protocol, now) {
                 Some((conn, actions)) => {
@@ -232,7 +233,7 @@ impl Task {
         }
     }
 
-    fn insert(&mut self, conn: ConnId, est: super::http::Established) {
+    fn insert(&mut self, conn: ConnId, est: Established) {
         let tx = self.tx.clone();
         let closed = est.closed;
         tokio::spawn(async move {
@@ -275,7 +276,8 @@ impl Task {
                             continue;
                         };
                         let Some(entry) = self.conns.get_mut(&conn) else {
-                            let _ = reply.send(Err("connection vanished".to_owned()));
+                            let origin = self.pool.origin_of(conn);
+                            let _ = reply.send(Err(LeaseError::Vanished(origin)));
                             continue;
                         };
                         let sender = match &mut entry.sender {
@@ -285,7 +287,8 @@ impl Task {
                             None => None,
                         };
                         let Some(sender) = sender else {
-                            let _ = reply.send(Err("connection is busy".to_owned()));
+                            let origin = self.pool.origin_of(conn);
+                            let _ = reply.send(Err(LeaseError::Busy(origin)));
                             continue;
                         };
                         entry.uses += 1;
@@ -303,7 +306,7 @@ impl Task {
                     }
                     Action::Fail { request, error } => {
                         if let Some(reply) = self.waiting.remove(&request) {
-                            let _ = reply.send(Err(error));
+                            let _ = reply.send(Err(LeaseError::Dial(error)));
                         }
                     }
                     Action::Close(conn) => {

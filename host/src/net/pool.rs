@@ -16,7 +16,10 @@
 //! - Idle connections are kept warm for [`PoolPrefs::idle_timeout`].
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use super::error::DialError;
 
 /// Identifies a request.
 pub type RequestId = u64;
@@ -81,7 +84,7 @@ impl Default for PoolPrefs {
 }
 
 /// What the shell must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Action {
     /// Open connection `conn` to `origin`.
     Connect {
@@ -101,8 +104,8 @@ pub enum Action {
     Fail {
         /// The request.
         request: RequestId,
-        /// Why.
-        error: String,
+        /// Why (shared by every request that waited for the connection).
+        error: Arc<DialError>,
     },
     /// Close an idle connection.
     Close(ConnId),
@@ -268,7 +271,12 @@ impl Pool {
 
     /// Connection `conn`'s handshake failed. Waiting requests are failed
     /// only if nothing else to their origin is connected or connecting.
-    pub fn connect_failed(&mut self, conn: ConnId, error: &str, now: Instant) -> Vec<Action> {
+    pub fn connect_failed(
+        &mut self,
+        conn: ConnId,
+        error: Arc<DialError>,
+        now: Instant,
+    ) -> Vec<Action> {
         let mut actions = Vec::new();
         let Some(c) = self.conns.remove(&conn) else {
             return actions;
@@ -284,7 +292,7 @@ impl Pool {
             for request in waiting {
                 actions.push(Action::Fail {
                     request,
-                    error: error.to_owned(),
+                    error: error.clone(),
                 });
             }
         }
@@ -607,7 +615,11 @@ mod tests {
         // a's request finishes: its idle connection is closed for e, and
         // e's connection starts only once that close is done.
         let a = p.request_done(conns[0], t);
-        assert!(a.contains(&Action::Close(conns[0])), "{a:?}");
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Close(c) if *c == conns[0])),
+            "{a:?}"
+        );
         assert!(connects(&a).is_empty(), "{a:?}");
         let a = p.closed(conns[0], t);
         let e = connects(&a);
@@ -626,10 +638,11 @@ mod tests {
         let o = origin("down.test");
         let c = connects(&p.request(1, o.clone(), t))[0];
         p.request(2, o.clone(), t);
-        let a = p.connect_failed(c, "connection refused", t);
+        let refused = Arc::new(DialError::Http3NeedsHttps { origin: o.clone() });
+        let a = p.connect_failed(c, refused.clone(), t);
         assert_eq!(a.len(), 2);
         assert!(
-            matches!(&a[0], Action::Fail { request: 1, error } if error == "connection refused")
+            matches!(&a[0], Action::Fail { request: 1, error } if Arc::ptr_eq(error, &refused))
         );
         assert_eq!(p.waiting(), 0);
     }
@@ -665,7 +678,11 @@ mod tests {
         p.request_done(c, t + Duration::from_secs(1));
         assert_eq!(p.next_deadline(), Some(t + Duration::from_secs(6)));
         assert!(p.tick(t + Duration::from_secs(5)).is_empty());
-        assert_eq!(p.tick(t + Duration::from_secs(6)), vec![Action::Close(c)]);
+        let closed = p.tick(t + Duration::from_secs(6));
+        assert!(
+            matches!(closed[..], [Action::Close(x)] if x == c),
+            "{closed:?}"
+        );
         assert_eq!(p.total_connections(), 1, "counted until closed");
         p.closed(c, t + Duration::from_secs(6));
         assert_eq!(p.total_connections(), 0);

@@ -15,14 +15,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
 
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, Runtime, TokioRuntime, UdpPoller};
 
-use crate::net::pool::OriginKey;
-use crate::plugins::congestion::{CongestionChoice, CongestionStatus};
-use crate::telemetry::Bus;
+use super::congestion::{CongestionSelector, CongestionStatus, NativeCubic};
+use super::pool::OriginKey;
 
 /// Longest a QUIC handshake may take before the attempt fails.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,6 +96,12 @@ pub enum QuicError {
     },
 }
 
+/// The TLS configuration cannot drive QUIC (it offers no TLS 1.3 suite
+/// QUIC can use for its initial packets).
+#[derive(Debug, thiserror::Error)]
+#[error("TLS configuration unusable for QUIC: {0}")]
+pub struct QuicConfigError(#[from] quinn::crypto::rustls::NoInitialCipherSuite);
+
 /// QUIC client settings shared by every connection.
 #[derive(Debug, Clone)]
 pub struct Quic {
@@ -106,13 +110,8 @@ pub struct Quic {
     pub batching: bool,
     /// Per-attempt handshake timeout.
     pub handshake_timeout: Duration,
-    /// Which congestion controller new connections get; replaced whole
-    /// while running (open connections keep theirs).
-    pub congestion: Arc<RwLock<Arc<CongestionChoice>>>,
-    /// Where congestion samples go.
-    pub bus: Bus,
-    /// Numbers connections for congestion samples.
-    next_connection: Arc<AtomicU64>,
+    /// Chooses each new connection's congestion controller.
+    pub congestion: Arc<dyn CongestionSelector>,
 }
 
 /// A QUIC connection that finished its handshake.
@@ -132,17 +131,14 @@ pub struct QuicConnection {
 
 impl Quic {
     /// Settings from a rustls configuration offering `h3` (TLS 1.3 only).
-    pub fn new(tls: Arc<rustls::ClientConfig>, batching: bool) -> Result<Quic, String> {
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|e| format!("TLS configuration unusable for QUIC: {e}"))?;
+    pub fn new(tls: Arc<rustls::ClientConfig>, batching: bool) -> Result<Quic, QuicConfigError> {
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
         let config = quinn::ClientConfig::new(Arc::new(crypto));
         Ok(Quic {
             config,
             batching,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            congestion: Arc::default(),
-            bus: Bus::default(),
-            next_connection: Arc::new(AtomicU64::new(1)),
+            congestion: Arc::new(NativeCubic),
         })
     }
 
@@ -153,27 +149,17 @@ impl Quic {
         &self,
         origin: &OriginKey,
     ) -> (quinn::ClientConfig, Arc<CongestionStatus>) {
-        let choice = self
-            .congestion
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let sampler = self.bus.is_active().then(|| {
-            let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-            let origin = self.bus.origin(&origin.scheme, &origin.host, origin.port);
-            crate::plugins::congestion::Sampler::new(self.bus.clone(), origin, id)
-        });
         let mut transport = quinn::TransportConfig::default();
         transport.max_idle_timeout(Some(
             IDLE_TIMEOUT
                 .try_into()
                 .expect("the idle timeout fits QUIC's varint"),
         ));
-        let (factory, status) = choice.factory(&origin.host, sampler);
-        transport.congestion_controller_factory(Arc::new(factory));
+        let selected = self.congestion.select(origin);
+        transport.congestion_controller_factory(selected.factory);
         let mut config = self.config.clone();
         config.transport_config(Arc::new(transport));
-        (config, status)
+        (config, selected.status)
     }
 
     /// Opens a QUIC connection to `addr` for `server_name` (of `origin`) on

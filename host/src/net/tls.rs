@@ -96,6 +96,17 @@ pub enum TlsError {
         /// The server name.
         host: String,
     },
+    /// The server presented a CA certificate as its own: common with a
+    /// self-signed certificate made with `openssl req -x509`, which marks
+    /// itself a CA. curl accepts that with `--cacert`; WebPKI does not.
+    #[error(
+        "certificate of {host} is a CA certificate (basicConstraints CA:TRUE) used as the server's own: \
+         make a CA, sign a server certificate for {host} with it, and trust the CA with --ca"
+    )]
+    CaUsedAsServerCertificate {
+        /// The server name.
+        host: String,
+    },
     /// The server sent an alert.
     #[error("{host} ended the TLS handshake with alert {alert}")]
     Alert {
@@ -278,6 +289,14 @@ fn classify(host: &str, e: std::io::Error) -> TlsError {
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 TlsError::NotYetValid { host }
             }
+            CertificateError::Other(other)
+                if matches!(
+                    other.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) =>
+            {
+                TlsError::CaUsedAsServerCertificate { host }
+            }
             other => TlsError::Handshake {
                 host,
                 message: format!("invalid certificate: {other:?}"),
@@ -291,5 +310,49 @@ fn classify(host: &str, e: std::io::Error) -> TlsError {
             host,
             message: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(e: CertificateError) -> TlsError {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(e),
+        );
+        classify("www.test", io)
+    }
+
+    #[test]
+    fn a_ca_certificate_served_as_the_servers_own_is_explained() {
+        let e = rejected(CertificateError::Other(rustls::OtherError(Arc::new(
+            webpki::Error::CaUsedAsEndEntity,
+        ))));
+        assert!(
+            matches!(&e, TlsError::CaUsedAsServerCertificate { host } if host == "www.test"),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(text.contains("CA certificate"), "{text}");
+        assert!(text.contains("--ca"), "{text}");
+        assert!(!text.contains("OtherError"), "{text}");
+    }
+
+    #[test]
+    fn certificate_failures_are_named_by_class() {
+        assert!(matches!(
+            rejected(CertificateError::UnknownIssuer),
+            TlsError::UnknownIssuer { .. }
+        ));
+        assert!(matches!(
+            rejected(CertificateError::Expired),
+            TlsError::Expired { .. }
+        ));
+        assert!(matches!(
+            rejected(CertificateError::NotValidForName),
+            TlsError::NameMismatch { .. }
+        ));
     }
 }

@@ -1,11 +1,13 @@
-//! The `connect-policy` world: plans which endpoints to try for a new
-//! connection and learns from how each attempt ended.
+//! The `connect-policy` world: a plugin as the network stack's
+//! [`ConnectPolicy`]. It plans which endpoints to try for a new connection
+//! and learns from how each attempt ended.
 //!
-//! A plan is checked before the host races it: every attempt must name a
-//! candidate of this request, at most once, with a delay below
-//! [`MAX_ATTEMPT_DELAY_US`]. A plan that fails the checks is a fault, and
-//! the host's built-in RFC 8305 plan is used instead (fail-open) or the
-//! connection fails (fail-closed).
+//! A plan is checked ([`Plan::check`]) before the host races it: every
+//! attempt must name a candidate of this request, at most once, with a
+//! delay below [`MAX_ATTEMPT_DELAY`](crate::net::plan::MAX_ATTEMPT_DELAY).
+//! A plan that fails the checks is a fault; what a fault means (the
+//! built-in plan under fail-open, a failed connection under fail-closed) is
+//! decided by the dialer, in `net::planning`.
 //!
 //! A race starts before every DNS answer is in (Happy Eyeballs v3's
 //! resolution delay): candidates from a late answer (say AAAA after A) are
@@ -13,8 +15,11 @@
 //! history; its delays count from when they arrived, and the host adds
 //! them to the running race. A report covers every attempt of the race.
 
-use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use crate::net::plan::{self, ConnectPolicy, FaultMode, Plan, PolicyFault, ReportedOutcome};
+use crate::net::pool::OriginKey;
 use sockhost_policy::{OnFault, World};
 use wasmtime::component::InstancePre;
 use wasmtime::Store;
@@ -36,21 +41,16 @@ mod generated {
     });
 }
 
+use super::net_types::{micros, socket_address};
+
 pub use super::bindings::types::{IpAddress, Origin, SocketAddress, Transport};
 pub use generated::exports::sockhost::plugin::connect::{
-    Attempt, AttemptPlan as Plan, AttemptReport, Candidate, CandidateSource, ConnectRequest,
-    HistoryEntry, Outcome,
+    Attempt, AttemptPlan, AttemptReport, Candidate, CandidateSource, ConnectRequest, HistoryEntry,
+    Outcome,
 };
-
-/// The longest head start a plan may give an attempt: 30 s, far beyond any
-/// connection timeout, so larger values can only be mistakes.
-pub const MAX_ATTEMPT_DELAY_US: u64 = 30_000_000;
-/// Most candidates the host offers in one request.
-pub const MAX_CANDIDATES: usize = 256;
 
 /// Bindings of the connect-policy world.
 pub struct ConnectBindings(generated::ConnectPolicy);
-
 impl std::fmt::Debug for ConnectBindings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ConnectBindings")
@@ -66,40 +66,6 @@ impl WorldBindings for ConnectBindings {
     fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self> {
         pre.instantiate(store).map(ConnectBindings)
     }
-}
-
-/// Where a plan came from.
-#[derive(Debug, Clone)]
-pub enum PlanSource {
-    /// The plugin's own plan.
-    Plugin,
-    /// The built-in plan, because the plugin faulted or is disabled and its
-    /// manifest fails open.
-    Fallback(CallError),
-}
-
-/// Checks a plan against the request it answers.
-pub fn check_plan(request: &ConnectRequest, plan: &Plan) -> Result<(), String> {
-    let ids: HashSet<u32> = request.candidates.iter().map(|c| c.id).collect();
-    if plan.attempts.is_empty() && !request.candidates.is_empty() {
-        return Err("the plan tries none of the candidates".into());
-    }
-    let mut seen = HashSet::new();
-    for a in &plan.attempts {
-        if !ids.contains(&a.candidate) {
-            return Err(format!("attempt names unknown candidate {}", a.candidate));
-        }
-        if !seen.insert(a.candidate) {
-            return Err(format!("candidate {} is attempted twice", a.candidate));
-        }
-        if a.delay > MAX_ATTEMPT_DELAY_US {
-            return Err(format!(
-                "attempt on candidate {} delayed {} us, more than {MAX_ATTEMPT_DELAY_US}",
-                a.candidate, a.delay
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A connect-policy plugin.
@@ -121,42 +87,156 @@ impl ConnectPlugin {
         &self.inner
     }
 
-    /// Plans one connection. The plan is the plugin's when it answered with
-    /// a valid plan; otherwise the built-in plan under fail-open, or the
-    /// error under fail-closed.
-    pub fn plan(&mut self, request: &ConnectRequest) -> Result<(Plan, PlanSource), CallError> {
-        let result = self
-            .inner
-            .call("plan", |b, s| {
-                b.0.sockhost_plugin_connect().call_plan(s, request)
-            })
-            .and_then(|plan| match check_plan(request, &plan) {
-                Ok(()) => Ok(plan),
-                Err(why) => Err(self.inner.invalid_result("plan", why)),
-            });
-        match result {
-            Ok(plan) => Ok((plan, PlanSource::Plugin)),
-            Err(e) => match self.inner.on_fault() {
-                OnFault::FailOpen => Ok((
-                    crate::net::happy_eyeballs::builtin_plan(&request.candidates, &request.history),
-                    PlanSource::Fallback(e),
-                )),
-                OnFault::FailClosed => Err(e),
-            },
+    /// Asks the plugin to plan one race, and checks its answer: a plan
+    /// that fails [`Plan::check`] is a fault like a trap.
+    pub fn plan(&mut self, request: &plan::ConnectRequest) -> Result<Plan, CallError> {
+        let wit = wit_request(request);
+        let answer = self.inner.call("plan", |b, s| {
+            b.0.sockhost_plugin_connect().call_plan(s, &wit)
+        })?;
+        let plan = Plan {
+            attempts: answer
+                .attempts
+                .iter()
+                .map(|a| plan::Attempt {
+                    candidate: a.candidate,
+                    delay: Duration::from_micros(a.delay),
+                })
+                .collect(),
+        };
+        match plan.check(request) {
+            Ok(()) => Ok(plan),
+            Err(why) => Err(self.inner.invalid_result("plan", why.to_string())),
         }
     }
 
-    /// Reports how each attempt of a plan ended. A fault here is recorded;
+    /// Reports how each attempt of a race ended. A fault here is recorded;
     /// nothing else depends on it.
     pub fn report(
         &mut self,
-        origin: &Origin,
-        candidates: &[Candidate],
-        reports: &[AttemptReport],
+        origin: &OriginKey,
+        candidates: &[plan::Candidate],
+        reports: &[plan::AttemptReport],
     ) -> Result<(), CallError> {
+        let origin = wit_origin(origin);
+        let candidates: Vec<Candidate> = candidates.iter().map(wit_candidate).collect();
+        let reports: Vec<AttemptReport> = reports.iter().map(wit_report).collect();
         self.inner.call("report", |b, s| {
             b.0.sockhost_plugin_connect()
-                .call_report(s, origin, candidates, reports)
+                .call_report(s, &origin, &candidates, &reports)
         })
+    }
+}
+
+/// A connect-policy plugin shared by every dial of a host. Its calls are
+/// serialized: a policy learns from one race at a time.
+#[derive(Debug)]
+pub struct PluginPolicy {
+    name: String,
+    plugin: Mutex<ConnectPlugin>,
+}
+
+impl PluginPolicy {
+    /// Shares `plugin` as the host's connect policy.
+    pub fn new(plugin: ConnectPlugin) -> Self {
+        PluginPolicy {
+            name: plugin.supervised().name().to_owned(),
+            plugin: Mutex::new(plugin),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnectPlugin> {
+        // A panic while planning leaves nothing half-updated host-side;
+        // the plugin's own state is the supervisor's business.
+        self.plugin.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ConnectPolicy for PluginPolicy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn plan(&self, request: &plan::ConnectRequest) -> Result<Plan, PolicyFault> {
+        let mut plugin = self.lock();
+        plugin.plan(request).map_err(|e| PolicyFault {
+            mode: match plugin.supervised().on_fault() {
+                OnFault::FailOpen => FaultMode::FailOpen,
+                OnFault::FailClosed => FaultMode::FailClosed,
+            },
+            source: Arc::new(e),
+        })
+    }
+
+    fn report(
+        &self,
+        origin: &OriginKey,
+        candidates: &[plan::Candidate],
+        reports: &[plan::AttemptReport],
+    ) {
+        // A fault is recorded by the runtime; nothing waits on it.
+        let _ = self.lock().report(origin, candidates, reports);
+    }
+}
+
+fn wit_origin(o: &OriginKey) -> Origin {
+    Origin {
+        scheme: o.scheme.clone(),
+        host: o.host.clone(),
+        port: o.port,
+    }
+}
+
+fn wit_request(r: &plan::ConnectRequest) -> ConnectRequest {
+    ConnectRequest {
+        origin: wit_origin(&r.origin),
+        candidates: r.candidates.iter().map(wit_candidate).collect(),
+        history: r.history.iter().map(wit_history).collect(),
+        network_changed: r.network_changed,
+        now: r.now_us,
+    }
+}
+
+fn wit_candidate(c: &plan::Candidate) -> Candidate {
+    Candidate {
+        id: c.id,
+        transport: c.transport.into(),
+        address: socket_address(c.addr),
+        alpn: c.alpn.clone(),
+        source: match c.source {
+            plan::CandidateSource::A => CandidateSource::A,
+            plan::CandidateSource::Aaaa => CandidateSource::Aaaa,
+            plan::CandidateSource::HttpsRecord => CandidateSource::HttpsRecord,
+            plan::CandidateSource::AltSvc => CandidateSource::AltSvc,
+            plan::CandidateSource::Override => CandidateSource::Override,
+        },
+        priority: c.priority,
+        ech: c.ech,
+    }
+}
+
+fn wit_history(h: &plan::HistoryEntry) -> HistoryEntry {
+    HistoryEntry {
+        transport: h.transport.into(),
+        ipv6: h.ipv6,
+        successes: h.successes,
+        failures: h.failures,
+        last_connect_time: h.last_connect_time.map(micros),
+        last_attempt: h.last_attempt,
+    }
+}
+
+fn wit_report(r: &plan::AttemptReport) -> AttemptReport {
+    AttemptReport {
+        candidate: r.candidate,
+        outcome: match &r.outcome {
+            ReportedOutcome::Connected => Outcome::Connected,
+            ReportedOutcome::ConnectedLate => Outcome::ConnectedLate,
+            ReportedOutcome::Failed(why) => Outcome::Failed(why.clone()),
+            ReportedOutcome::TimedOut => Outcome::TimedOut,
+            ReportedOutcome::Cancelled => Outcome::Cancelled,
+            ReportedOutcome::NotStarted => Outcome::NotStarted,
+        },
+        elapsed: micros(r.elapsed),
     }
 }

@@ -13,6 +13,7 @@ pub mod fault;
 pub mod instance;
 pub mod limits;
 pub mod load;
+pub mod net_types;
 pub mod state;
 pub mod storage;
 pub mod supervisor;

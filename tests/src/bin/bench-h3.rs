@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use sockhost::host::{FetchRequest, Host};
-use sockhost::net::http::VersionPref;
+use sockhost::net::connection::VersionPref;
 use sockhost::net::quic::udp_stats;
 use sockhost_tests::origin::{OriginOptions, TestOrigin};
 use sockhost_tests::origin_host;

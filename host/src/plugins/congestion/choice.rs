@@ -10,12 +10,9 @@ use std::time::Instant;
 use quinn::congestion::{Controller, ControllerFactory};
 use sockhost_policy::HostPattern;
 
-use super::controller::{CongestionStatus, HostController, Sampler};
+use super::controller::{HostController, Sampler};
 use super::CongestionPlugin;
-
-/// The name of quinn's own Cubic where a controller is named (config,
-/// `--congestion`, JSON output).
-pub const NATIVE_CUBIC: &str = "native-cubic";
+use crate::net::congestion::{CongestionStatus, NATIVE_CUBIC};
 
 /// The largest congestion window a plugin may return unless configured
 /// otherwise: far above what a loopback or datacenter path needs, far below

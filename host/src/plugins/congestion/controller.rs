@@ -29,7 +29,9 @@ use super::{
     AckFrame, AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig,
     ControllerHandle, RttEstimate, WindowUpdate,
 };
+use crate::net::congestion::CongestionStatus;
 use crate::plugins::bindings::types::Origin;
+use crate::plugins::net_types::micros;
 use crate::plugins::telemetry::{CongestionSample, EventKind};
 use crate::plugins::PluginEngine;
 use crate::telemetry::Bus;
@@ -45,42 +47,6 @@ static WASM_CALLS: AtomicU64 = AtomicU64::new(0);
 /// Calls made into congestion-policy plugins since the process started.
 pub fn wasm_calls() -> u64 {
     WASM_CALLS.load(Ordering::Relaxed)
-}
-
-/// What controls one connection's congestion, readable while it runs.
-#[derive(Debug)]
-pub struct CongestionStatus {
-    controller: String,
-    /// The fault that made the connection fall back to native Cubic.
-    fault: Mutex<Option<String>>,
-}
-
-impl CongestionStatus {
-    pub(crate) fn new(controller: &str) -> Self {
-        Self {
-            controller: controller.to_owned(),
-            fault: Mutex::new(None),
-        }
-    }
-
-    /// The controller chosen when the connection was made: a plugin's name
-    /// or [`NATIVE_CUBIC`](super::NATIVE_CUBIC).
-    pub fn controller(&self) -> &str {
-        &self.controller
-    }
-
-    /// Why the plugin stopped driving this connection (it continues under
-    /// native Cubic), if it did.
-    pub fn fault(&self) -> Option<String> {
-        self.fault
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn set_fault(&self, why: String) {
-        *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
-    }
 }
 
 /// Where a connection's congestion samples go.
@@ -128,10 +94,6 @@ impl Sampler {
             }),
         );
     }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The plugin side of one connection: its own instance and controller.
@@ -278,7 +240,7 @@ impl HostController {
             },
             Err(e) => {
                 tracing::warn!("congestion controller unavailable, using native cubic: {e}");
-                status.set_fault(e.to_string());
+                status.record_fault(e.to_string());
                 Self::native(now, mtu, sampler, status)
             }
         }
@@ -304,7 +266,7 @@ impl HostController {
             window = from,
             "congestion plugin faulted; this connection continues under native cubic: {why}"
         );
-        self.status.set_fault(why.to_string());
+        self.status.record_fault(why.to_string());
         self.inner = Inner::Native(native_cubic(now, self.mtu, Some(from)));
         let smoothed = self.rtt.map_or(Duration::ZERO, |r| r.get());
         if let Some(s) = &mut self.sampler {

@@ -11,16 +11,19 @@
 //! - [`controller`]: quinn's `Controller` on top of them (ACK buffering,
 //!   the cached window, the fallback, telemetry samples);
 //! - [`choice`]: which controller a connection gets (globally and per host
-//!   pattern), swappable while running.
+//!   pattern);
+//! - [`selection`]: the network stack's `CongestionSelector`, holding the
+//!   current choice (swappable while running) and numbering connections
+//!   for telemetry samples.
 
 mod choice;
 mod controller;
+mod selection;
 
-pub use choice::{
-    CongestionChoice, CongestionPolicy, ControllerKind, DEFAULT_MAX_WINDOW, NATIVE_CUBIC,
-};
-pub(crate) use controller::Sampler;
-pub use controller::{wasm_calls, CongestionStatus, HostController, SAMPLE_INTERVAL};
+pub use crate::net::congestion::{CongestionStatus, NATIVE_CUBIC};
+pub use choice::{CongestionChoice, CongestionPolicy, ControllerKind, DEFAULT_MAX_WINDOW};
+pub use controller::{wasm_calls, HostController, SAMPLE_INTERVAL};
+pub use selection::CongestionSelection;
 
 use sockhost_policy::World;
 use wasmtime::component::{InstancePre, ResourceAny};
