@@ -489,41 +489,62 @@ impl Resolver {
     ) -> Result<Staged, DnsError> {
         let started = Instant::now();
         let name = normalize_host(host);
-        let literal = name
-            .strip_prefix('[')
-            .and_then(|n| n.strip_suffix(']'))
-            .unwrap_or(&name);
-        let fixed = |addrs: Vec<ResolvedAddr>| Staged {
-            first: Resolution {
-                host: name.clone(),
+        if let Some(addrs) = self.fixed(&name, port) {
+            let first = Resolution {
+                host: name,
                 addrs,
                 https: Vec::new(),
                 queries: Vec::new(),
                 elapsed: started.elapsed(),
-            },
-            late: None,
-        };
-        if let Ok(ip) = literal.parse::<IpAddr>() {
-            return Ok(fixed(vec![ResolvedAddr {
-                ip,
-                source: AddressSource::Literal,
-            }]));
-        }
-        if let Some(addrs) = self.overrides.get(&(name.clone(), port)) {
-            return Ok(fixed(
-                addrs
-                    .iter()
-                    .map(|&ip| ResolvedAddr {
-                        ip,
-                        source: AddressSource::Override,
-                    })
-                    .collect(),
-            ));
+            };
+            return Ok(Staged { first, late: None });
         }
         check_name(&name)?;
+        let mut pending = self.queries(&name);
+        let (mut first, errors) = self
+            .first_answers(&name, &mut pending, resolution_delay)
+            .await;
+        first.elapsed = started.elapsed();
+        let late = (!pending.is_empty()).then(|| LateAnswers {
+            host: name.clone(),
+            pending,
+            seen: first.addrs.iter().map(|a| a.ip).collect(),
+            known: self.known.clone(),
+        });
+        if first.addrs.is_empty() {
+            // Every query answered (the gate opens without addresses only
+            // then): there is nothing to connect to.
+            return Err(self.classify(&name, &errors));
+        }
+        remember(&self.known, &name, &first.addrs);
+        Ok(Staged { first, late })
+    }
+
+    /// The addresses of an IP literal or a `--resolve` override: no query.
+    fn fixed(&self, name: &str, port: u16) -> Option<Vec<ResolvedAddr>> {
+        let literal = name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .unwrap_or(name);
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            let source = AddressSource::Literal;
+            return Some(vec![ResolvedAddr { ip, source }]);
+        }
+        let addrs = self.overrides.get(&(name.to_owned(), port))?;
+        let source = AddressSource::Override;
+        Some(
+            addrs
+                .iter()
+                .map(|&ip| ResolvedAddr { ip, source })
+                .collect(),
+        )
+    }
+
+    /// AAAA, A and HTTPS queries for `name`, sent together.
+    fn queries(&self, name: &str) -> FuturesUnordered<PendingQuery> {
         // Fully qualified, so search domains do not multiply the queries.
         let fqdn = format!("{name}.");
-        let mut pending = FuturesUnordered::new();
+        let pending = FuturesUnordered::new();
         for (query, record_type) in [
             (Query::Aaaa, RecordType::AAAA),
             (Query::A, RecordType::A),
@@ -540,17 +561,27 @@ impl Resolver {
             });
             pending.push(lookup);
         }
+        pending
+    }
+
+    /// The answers that arrive before the [`StartGate`] opens, with the
+    /// HTTPS records' hints standing in for a family that has not answered
+    /// when the gate opened on them; and the queries' errors.
+    async fn first_answers(
+        &self,
+        name: &str,
+        pending: &mut FuturesUnordered<PendingQuery>,
+        resolution_delay: Option<Duration>,
+    ) -> (Resolution, Vec<NetError>) {
         let mut gate = StartGate::new(resolution_delay);
         let mut first = Resolution {
-            host: name.clone(),
+            host: name.to_owned(),
             addrs: Vec::new(),
             https: Vec::new(),
             queries: Vec::new(),
             elapsed: Duration::ZERO,
         };
         let mut errors = Vec::new();
-        // Hints stand in for the families that have not answered, when the
-        // gate opened on them.
         let mut hints: Vec<ResolvedAddr> = Vec::new();
         while !gate.ready(Instant::now()) {
             let deadline = gate.deadline();
@@ -561,13 +592,11 @@ impl Resolver {
             let Some((query, result, elapsed)) = answered else {
                 break;
             };
-            let answer = parse_answer(&name, query, result, elapsed);
+            let answer = parse_answer(name, query, result, elapsed);
             gate.answered(query, !answer.addrs.is_empty(), Instant::now());
-            if let Some(e) = answer.error {
-                errors.push(e);
-            }
+            errors.extend(answer.error);
             if query == Query::Https && resolution_delay.is_some() {
-                hints = self.known_hints(&name, &answer.https);
+                hints = self.known_hints(name, &answer.https);
                 if !hints.is_empty() {
                     gate.hints_usable();
                 }
@@ -584,20 +613,7 @@ impl Resolver {
             }
         }
         first.sort();
-        first.elapsed = started.elapsed();
-        let late = (!pending.is_empty()).then(|| LateAnswers {
-            host: name.clone(),
-            pending,
-            seen: first.addrs.iter().map(|a| a.ip).collect(),
-            known: self.known.clone(),
-        });
-        if first.addrs.is_empty() {
-            // Every query answered (the gate opens without addresses only
-            // then): there is nothing to connect to.
-            return Err(self.classify(&name, &errors));
-        }
-        remember(&self.known, &name, &first.addrs);
-        Ok(Staged { first, late })
+        (first, errors)
     }
 
     /// The HTTPS records' address hints for `host`, when every one of them

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::connection::{ConnectionInfo, Established, ReqBody, Sender};
+use super::connect::LateConnection;
+use super::connection::{ConnectionInfo, Established, ReqBody, Secured, Sender};
 use super::dial::Dialer;
 use super::error::{DialError, LeaseError};
 use super::pool::{Action, ConnId, OriginKey, Pool, PoolPrefs, Protocol, RequestId};
@@ -168,25 +169,8 @@ impl Task {
             }
             Cmd::Dialed { conn, result } => match result {
                 Ok(mut est) => {
-                    if let Some(mut late) = est.late.take() {
-                        let (dialer, tx) = (self.dialer.clone(), self.tx.clone());
-                        let origin = self.pool_origin(conn);
-                        tokio::spawn(async move {
-                            while let (Some(l), Some(origin)) = (late.recv().await, origin.as_ref())
-                            {
-                                let info = ConnectionInfo {
-                                    remote: Some(l.addr),
-                                    planned_by: "syn-retry late winner".into(),
-                                    ..ConnectionInfo::default()
-                                };
-                                if let Ok(est) = dialer.establish(origin, l.stream, info).await {
-                                    let _ = tx.send(Cmd::Adopt {
-                                        origin: origin.clone(),
-                                        est,
-                                    });
-                                }
-                            }
-                        });
+                    if let (Some(late), Some(origin)) = (est.late.take(), self.pool_origin(conn)) {
+                        self.adopt_late_winners(origin, late);
                     }
                     self.insert(conn, est);
                     let protocol = self.conns[&conn].protocol;
@@ -249,6 +233,29 @@ impl Task {
                 uses: 0,
             },
         );
+    }
+
+    /// Connections of a won race that connected anyway (a syn-retry twin)
+    /// get their HTTP handshake and are offered to the pool.
+    fn adopt_late_winners(
+        &self,
+        origin: OriginKey,
+        mut late: mpsc::UnboundedReceiver<LateConnection<Secured>>,
+    ) {
+        let (dialer, tx) = (self.dialer.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            while let Some(l) = late.recv().await {
+                let info = ConnectionInfo {
+                    remote: Some(l.addr),
+                    planned_by: "syn-retry late winner".into(),
+                    ..ConnectionInfo::default()
+                };
+                if let Ok(est) = dialer.establish(&origin, l.stream, info).await {
+                    let origin = origin.clone();
+                    let _ = tx.send(Cmd::Adopt { origin, est });
+                }
+            }
+        });
     }
 
     /// The origin a connection in the pool belongs to.

@@ -364,67 +364,19 @@ impl Pool {
     /// handshakes within the limits.
     fn pump(&mut self, origin: &OriginKey, _now: Instant, actions: &mut Vec<Action>) {
         while let Some(&request) = self.origins.get(origin).and_then(|o| o.waiting.front()) {
-            let usable = self
-                .conns
-                .iter()
-                .filter(|(_, c)| &c.origin == origin)
-                .filter(|(_, c)| {
-                    matches!(
-                        (c.protocol, c.state),
-                        (
-                            Some(Protocol::Http2 | Protocol::Http3),
-                            ConnState::Busy | ConnState::Idle { .. }
-                        ) | (Some(Protocol::Http1), ConnState::Idle { .. })
-                    )
-                })
-                // Prefer a multiplexed one, then the most recently used
-                // idle connection (warmest congestion window).
-                .max_by_key(|(id, c)| {
-                    (
-                        c.protocol.is_some_and(Protocol::is_multiplexed),
-                        match c.state {
-                            ConnState::Idle { since } => Some(since),
-                            _ => None,
-                        },
-                        std::cmp::Reverse(**id),
-                    )
-                })
-                .map(|(id, _)| *id);
-            match usable {
-                Some(conn) => {
-                    let c = self.conns.get_mut(&conn).expect("usable exists");
-                    c.state = ConnState::Busy;
-                    c.active += 1;
-                    if let Some(o) = self.origins.get_mut(origin) {
-                        o.waiting.pop_front();
-                    }
-                    self.global_waiting.retain(|(r, _)| *r != request);
-                    actions.push(Action::Dispatch { request, conn });
-                }
-                None => break,
+            let Some(conn) = self.usable(origin) else {
+                break;
+            };
+            let c = self.conns.get_mut(&conn).expect("usable exists");
+            c.state = ConnState::Busy;
+            c.active += 1;
+            if let Some(o) = self.origins.get_mut(origin) {
+                o.waiting.pop_front();
             }
+            self.global_waiting.retain(|(r, _)| *r != request);
+            actions.push(Action::Dispatch { request, conn });
         }
-        // Requests still waiting: open connections if the limits allow.
-        let waiting = self.origins.get(origin).map_or(0, |o| o.waiting.len());
-        let protocol = self.origins.get(origin).and_then(|o| o.protocol);
-        let connecting = self
-            .conns
-            .values()
-            .filter(|c| &c.origin == origin && c.state == ConnState::Connecting)
-            .count();
-        let to_origin = self.connections_to(origin);
-        let wanted = match protocol {
-            // Until the protocol is known, one handshake at a time.
-            None => usize::from(waiting > 0 && connecting == 0),
-            // One h2 or h3 connection carries everything.
-            Some(Protocol::Http2 | Protocol::Http3) => usize::from(waiting > 0 && to_origin == 0),
-            // h1: one connection per waiting request not already covered by
-            // a handshake in progress, within the per-host cap.
-            Some(Protocol::Http1) => waiting
-                .saturating_sub(connecting)
-                .min(self.prefs.max_per_host.saturating_sub(to_origin)),
-        };
-        for _ in 0..wanted {
+        for _ in 0..self.handshakes_wanted(origin) {
             if self.conns.len() >= self.prefs.max_total && !self.evict_idle(origin, actions) {
                 break;
             }
@@ -443,6 +395,59 @@ impl Pool {
                 conn,
                 origin: origin.clone(),
             });
+        }
+    }
+
+    /// The connection to `origin` a request should go to now: a
+    /// multiplexed one first, then the most recently used idle connection
+    /// (warmest congestion window).
+    fn usable(&self, origin: &OriginKey) -> Option<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| &c.origin == origin)
+            .filter(|(_, c)| {
+                matches!(
+                    (c.protocol, c.state),
+                    (
+                        Some(Protocol::Http2 | Protocol::Http3),
+                        ConnState::Busy | ConnState::Idle { .. }
+                    ) | (Some(Protocol::Http1), ConnState::Idle { .. })
+                )
+            })
+            .max_by_key(|(id, c)| {
+                (
+                    c.protocol.is_some_and(Protocol::is_multiplexed),
+                    match c.state {
+                        ConnState::Idle { since } => Some(since),
+                        _ => None,
+                    },
+                    std::cmp::Reverse(**id),
+                )
+            })
+            .map(|(id, _)| *id)
+    }
+
+    /// How many handshakes to start for the requests of `origin` still
+    /// waiting, within the per-host limits (the global cap is the caller's).
+    fn handshakes_wanted(&self, origin: &OriginKey) -> usize {
+        let waiting = self.origins.get(origin).map_or(0, |o| o.waiting.len());
+        let protocol = self.origins.get(origin).and_then(|o| o.protocol);
+        let connecting = self
+            .conns
+            .values()
+            .filter(|c| &c.origin == origin && c.state == ConnState::Connecting)
+            .count();
+        let to_origin = self.connections_to(origin);
+        match protocol {
+            // Until the protocol is known, one handshake at a time.
+            None => usize::from(waiting > 0 && connecting == 0),
+            // One h2 or h3 connection carries everything.
+            Some(Protocol::Http2 | Protocol::Http3) => usize::from(waiting > 0 && to_origin == 0),
+            // h1: one connection per waiting request not already covered by
+            // a handshake in progress, within the per-host cap.
+            Some(Protocol::Http1) => waiting
+                .saturating_sub(connecting)
+                .min(self.prefs.max_per_host.saturating_sub(to_origin)),
         }
     }
 
