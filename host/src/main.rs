@@ -20,8 +20,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Fetch a URL through the full stack (DNS, connection race, TLS,
-    /// HTTP/1.1 or HTTP/2) and write the body to stdout.
+    /// Fetch a URL through the full stack (DNS with HTTPS records, the
+    /// Happy Eyeballs race over TCP and QUIC, TLS, HTTP/1.1, HTTP/2 or
+    /// HTTP/3, extensions and probes) and write the body to stdout.
     Fetch(Box<cli::fetch::FetchArgs>),
     /// Work with plugins.
     Plugin {

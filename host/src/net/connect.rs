@@ -1,8 +1,11 @@
-//! The tokio shell around [`Race`]: it opens the connections the race asks
-//! for (TCP here; any transport through [`Connector::race_with`]), feeds
-//! their outcomes back, and hands over the winner. Kept attempts (a
-//! winner's syn-retry twin) finish in the background and, if they connect,
-//! go to the idle pool through a channel.
+//! The tokio shell around the sans-IO [`Race`]: it opens the connections
+//! the race asks for (TCP with [`Connector::race`]; any transport, TCP+TLS
+//! and QUIC as the dialer uses it, through [`Connector::race_with`]), feeds
+//! their outcomes back, adds late candidates while it runs, and hands over
+//! the winner. Kept attempts (a winner's syn-retry twin) finish in the
+//! background and, if they connect, go to the idle pool through a channel.
+//! Which attempts to make, and when, is the connect policy's plan
+//! ([`super::plan`]); this file only performs it.
 
 use std::collections::HashMap;
 use std::future::Future;
