@@ -7,7 +7,7 @@
 set -euo pipefail
 
 need=()
-for pkg in rustc-web cargo-web rust-web-src wasi-libc ca-certificates nginx curl iproute2 nftables; do
+for pkg in rustc-web cargo-web rust-web-src wasi-libc ca-certificates openssl nginx curl iproute2 nftables; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

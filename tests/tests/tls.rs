@@ -132,3 +132,70 @@ fn bad_ca_files_are_named() {
     .unwrap_err();
     assert!(e.to_string().contains("no CERTIFICATE"), "{e}");
 }
+
+/// A certificate made as many people make one, `openssl req -x509`: it is
+/// self-signed and marks itself a CA, so curl accepts it with `--cacert`
+/// while WebPKI refuses a CA certificate as a server's own. The refusal is
+/// right; the message must say what is wrong and what to do.
+#[test]
+fn an_openssl_self_signed_certificate_is_refused_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args([
+            "-subj",
+            "/CN=www.test",
+            "-addext",
+            "subjectAltName=DNS:www.test",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (scripts/setup.sh installs it)");
+    assert!(made.status.success(), "{made:?}");
+    rt().block_on(async {
+        use rustls::pki_types::pem::PemObject;
+        let chain = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            // The client aborts the handshake; that is the point.
+            let _ = acceptor.accept(tcp).await;
+        });
+        let tls = Tls::new(&TlsOptions {
+            ca_files: vec![cert.clone()],
+            no_platform_roots: true,
+        })
+        .unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let e = tls
+            .connect("www.test", AlpnOffer::Any, tcp)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, TlsError::CaUsedAsServerCertificate { .. }),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(text.contains("www.test") && text.contains("--ca"), "{text}");
+        assert!(!text.contains("OtherError"), "{text}");
+        server.await.unwrap();
+    });
+}
