@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 
 use crate::plugins::bindings::types::Origin;
+use crate::plugins::instance::CallError;
 use crate::plugins::telemetry::{Batch, Event, EventKind, Metric, TelemetryPlugin, MAX_BATCH};
 
 /// Events the bus holds before it drops.
@@ -233,7 +234,7 @@ impl Bus {
 
     /// Every probe's metrics, by probe name. A probe that faults reports
     /// its error instead.
-    pub async fn collect(&self) -> Vec<(String, Result<Vec<Metric>, String>)> {
+    pub async fn collect(&self) -> Vec<(String, Result<Vec<Metric>, CallError>)> {
         let Some(handle) = &self.inner else {
             return Vec::new();
         };
@@ -244,7 +245,7 @@ impl Bus {
                 .map(|p| {
                     let mut p = lock(p);
                     let name = p.supervised().name().to_owned();
-                    (name, p.collect().map_err(|e| e.to_string()))
+                    (name, p.collect())
                 })
                 .collect()
         })
