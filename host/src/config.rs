@@ -338,7 +338,7 @@ impl Config {
             |field: &str, v: &Option<String>, default: Duration| -> Result<Duration, ConfigError> {
                 match v {
                     None => Ok(default),
-                    Some(t) => parse_duration(t).map_err(|e| fail(field, e)),
+                    Some(t) => parse_duration(t).map_err(|e| fail(field, e.to_string())),
                 }
             };
         c.pool.idle_timeout = duration(
@@ -393,7 +393,7 @@ impl Config {
         }
         if let Some(size) = &raw.congestion.max_window {
             let field = "congestion.max-window";
-            c.congestion.max_window = parse_size(size).map_err(|e| fail(field, e))?;
+            c.congestion.max_window = parse_size(size).map_err(|e| fail(field, e.to_string()))?;
             // Below a few datagrams no controller can work; RFC 9002's
             // minimum window is two of the largest.
             if c.congestion.max_window < MIN_MAX_WINDOW {
@@ -413,7 +413,7 @@ impl Config {
                 .iter()
                 .map(|h| HostPattern::parse(h))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| fail(&field("hosts"), e))?;
+                .map_err(|e| fail(&field("hosts"), e.to_string()))?;
             let controller = ControllerRef::parse(&rule.controller, dir)
                 .map_err(|e| fail(&field("controller"), e))?;
             c.congestion.rules.push((hosts, controller));

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use crate::net::observe::{NetEvent, NetObserver};
 use crate::net::pool::OriginKey;
 use crate::plugins::bindings::types::Origin;
+use crate::plugins::instance::CallError;
 use crate::plugins::net_types::{micros, socket_address};
 use crate::plugins::telemetry::{
     Batch, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind, Metric,
@@ -243,7 +244,7 @@ impl Bus {
 
     /// Every probe's metrics, by probe name. A probe that faults reports
     /// its error instead.
-    pub async fn collect(&self) -> Vec<(String, Result<Vec<Metric>, String>)> {
+    pub async fn collect(&self) -> Vec<(String, Result<Vec<Metric>, CallError>)> {
         let Some(handle) = &self.inner else {
             return Vec::new();
         };
@@ -254,7 +255,7 @@ impl Bus {
                 .map(|p| {
                     let mut p = lock(p);
                     let name = p.supervised().name().to_owned();
-                    (name, p.collect().map_err(|e| e.to_string()))
+                    (name, p.collect())
                 })
                 .collect()
         })

@@ -72,6 +72,10 @@ fn accepts_the_first_party_plugins() {
             stdout.contains(&format!("world      {world} (sockhost:plugin@0.1.0)")),
             "{stdout}"
         );
+        assert!(
+            stdout.contains("wit        built against 0.1.0, the latest"),
+            "{stdout}"
+        );
         assert!(stdout.contains("sockhost:plugin/log@0.1.0"), "{stdout}");
         assert!(stdout.contains("granted: "), "{stdout}");
         assert!(stdout.contains("smoke "), "{stdout}");
@@ -164,6 +168,29 @@ fn refuses_the_wrong_world_and_an_unknown_wit_version() {
     let err = stderr_line(&out);
     assert!(err.contains("sockhost:plugin@9.0.0"), "{err}");
     assert!(err.contains("this host knows 0.1.0"), "{err}");
+}
+
+#[test]
+fn refuses_a_component_that_mixes_wit_versions() {
+    let mixed = component(
+        r#"(component
+            (import "sockhost:plugin/log@9.0.0" (instance))
+            (instance $i)
+            (export "sockhost:plugin/add-on@0.1.0" (instance $i)))"#,
+    );
+    let (_d, m) = plugin_dir(&mixed, "extension", None);
+    let out = check(&m);
+    assert!(!out.status.success());
+    let err = stderr_line(&out);
+    assert!(
+        err.contains("c.wasm: mixes versions of sockhost:plugin"),
+        "{err}"
+    );
+    assert!(
+        err.contains("0.1.0 (sockhost:plugin/add-on@0.1.0)"),
+        "{err}"
+    );
+    assert!(err.contains("9.0.0 (sockhost:plugin/log@9.0.0)"), "{err}");
 }
 
 #[test]

@@ -23,6 +23,6 @@ pub use error::ManifestError;
 pub use headers::SENSITIVE_HEADERS;
 pub use imports::{ImportDecision, InterfaceName, InterfaceNameError, KNOWN_WIT_VERSIONS};
 pub use manifest::{Capabilities, Identity, Limits, Manifest, OnFault, WasiGrant};
-pub use origin::{HostPattern, OriginPattern};
-pub use units::{parse_duration, parse_size};
+pub use origin::{HostPattern, HostPatternError, OriginPattern, OriginPatternError, OriginProblem};
+pub use units::{parse_duration, parse_size, DurationError, SizeError};
 pub use world::World;

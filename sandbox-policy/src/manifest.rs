@@ -15,7 +15,7 @@ use crate::error::ManifestError;
 use crate::headers::is_header_name;
 use crate::imports::{self, ImportDecision};
 use crate::origin::{HostPattern, OriginPattern};
-use crate::units::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size, SizeError};
 use crate::world::World;
 
 /// Default `limits.memory`: enough for a list of a few hundred thousand
@@ -110,22 +110,26 @@ pub enum WasiGrant {
     Stdio,
 }
 
+/// Why a `capabilities.wasi` entry is not granted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum WasiGrantError {
+    #[error("{0:?} is never granted to plugins: the host owns every socket")]
+    Never(String),
+    #[error("\"filesystem\" is not granted directly: set capabilities.storage-quota for a private directory")]
+    Filesystem,
+    #[error("unknown WASI grant {0:?} (use clocks, random or stdio)")]
+    Unknown(String),
+}
+
 impl WasiGrant {
-    fn parse(text: &str) -> Result<Self, String> {
+    fn parse(text: &str) -> Result<Self, WasiGrantError> {
         match text {
             "clocks" => Ok(WasiGrant::Clocks),
             "random" => Ok(WasiGrant::Random),
             "stdio" => Ok(WasiGrant::Stdio),
-            "sockets" | "http" => Err(format!(
-                "{text:?} is never granted to plugins: the host owns every socket"
-            )),
-            "filesystem" => Err(
-                "\"filesystem\" is not granted directly: set capabilities.storage-quota for a private directory"
-                    .to_owned(),
-            ),
-            other => Err(format!(
-                "unknown WASI grant {other:?} (use clocks, random or stdio)"
-            )),
+            "sockets" | "http" => Err(WasiGrantError::Never(text.to_owned())),
+            "filesystem" => Err(WasiGrantError::Filesystem),
+            other => Err(WasiGrantError::Unknown(other.to_owned())),
         }
     }
 }
@@ -234,11 +238,20 @@ enum Size {
     Text(String),
 }
 
+/// Why a manifest size is not a number of bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BytesError {
+    #[error("{0} is negative")]
+    Negative(i64),
+    #[error(transparent)]
+    Text(#[from] SizeError),
+}
+
 impl Size {
-    fn bytes(&self) -> Result<u64, String> {
+    fn bytes(&self) -> Result<u64, BytesError> {
         match self {
-            Size::Bytes(n) => u64::try_from(*n).map_err(|_| format!("{n} is negative")),
-            Size::Text(t) => parse_size(t),
+            Size::Bytes(n) => u64::try_from(*n).map_err(|_| BytesError::Negative(*n)),
+            Size::Text(t) => Ok(parse_size(t)?),
         }
     }
 }
@@ -318,7 +331,7 @@ impl Manifest {
             for (i, h) in c.hosts.iter().enumerate() {
                 hosts.push(
                     HostPattern::parse(h)
-                        .map_err(|e| fail(&format!("capabilities.hosts[{i}]"), e))?,
+                        .map_err(|e| fail(&format!("capabilities.hosts[{i}]"), e.to_string()))?,
                 );
             }
             let mut headers: Vec<String> = Vec::new();
@@ -339,7 +352,7 @@ impl Manifest {
                 None => None,
                 Some(q) => {
                     let field = "capabilities.storage-quota";
-                    let bytes = q.bytes().map_err(|e| fail(field, e))?;
+                    let bytes = q.bytes().map_err(|e| fail(field, e.to_string()))?;
                     if bytes == 0 {
                         return Err(fail(
                             field,
@@ -358,14 +371,15 @@ impl Manifest {
             let mut wasi = BTreeSet::new();
             for (i, w) in c.wasi.iter().enumerate() {
                 wasi.insert(
-                    WasiGrant::parse(w).map_err(|e| fail(&format!("capabilities.wasi[{i}]"), e))?,
+                    WasiGrant::parse(w)
+                        .map_err(|e| fail(&format!("capabilities.wasi[{i}]"), e.to_string()))?,
                 );
             }
             let mut fetch = Vec::new();
             for (i, o) in c.fetch.iter().enumerate() {
                 fetch.push(
                     OriginPattern::parse(o)
-                        .map_err(|e| fail(&format!("capabilities.fetch[{i}]"), e))?,
+                        .map_err(|e| fail(&format!("capabilities.fetch[{i}]"), e.to_string()))?,
                 );
             }
             let max_rules = match c.max_rules {
@@ -401,7 +415,7 @@ impl Manifest {
             let mut limits = Limits::default();
             if let Some(m) = &l.memory {
                 let field = "limits.memory";
-                let bytes = m.bytes().map_err(|e| fail(field, e))?;
+                let bytes = m.bytes().map_err(|e| fail(field, e.to_string()))?;
                 if bytes < MEMORY_RANGE.0 || bytes > MEMORY_RANGE.1 {
                     return Err(fail(
                         field,
@@ -412,7 +426,7 @@ impl Manifest {
             }
             if let Some(b) = &l.call_budget {
                 let field = "limits.call-budget";
-                let d = parse_duration(b).map_err(|e| fail(field, e))?;
+                let d = parse_duration(b).map_err(|e| fail(field, e.to_string()))?;
                 if d < CALL_BUDGET_RANGE.0 || d > CALL_BUDGET_RANGE.1 {
                     return Err(fail(field, format!("{b:?} is outside 1ms..=60s")));
                 }

@@ -16,9 +16,50 @@ pub enum HostPattern {
     Domain(String),
 }
 
+/// A text is not a host pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a host pattern (use \"*\", \"example.com\" or \"*.example.com\")")]
+pub struct HostPatternError {
+    /// The text.
+    pub text: String,
+}
+
+/// Why a text is not an origin pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not an origin: {problem}")]
+pub struct OriginPatternError {
+    /// The text.
+    pub text: String,
+    /// What is wrong with it.
+    pub problem: OriginProblem,
+}
+
+/// What is wrong with an origin pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginProblem {
+    /// No `://`.
+    #[error("expected scheme://host[:port]")]
+    NoScheme,
+    /// Neither `http` nor `https`.
+    #[error("the scheme must be http or https")]
+    Scheme,
+    /// A path, query, fragment or user part.
+    #[error("an origin has no path, query, fragment or user")]
+    NotAnOrigin,
+    /// A port that is not 1 to 65535.
+    #[error("the port must be 1 to 65535")]
+    Port,
+    /// `*` as the host.
+    #[error("an origin names its host (\"*\" would allow fetching anywhere)")]
+    AnyHost,
+    /// The host is not a host pattern.
+    #[error(transparent)]
+    Host(#[from] HostPatternError),
+}
+
 impl HostPattern {
     /// Parses a pattern; the error says what is wrong.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, HostPatternError> {
         if text == "*" {
             return Ok(HostPattern::Any);
         }
@@ -28,9 +69,9 @@ impl HostPattern {
         };
         let name = rest.strip_suffix('.').unwrap_or(rest);
         if !is_host_name(name) {
-            return Err(format!(
-                "{text:?} is not a host pattern (use \"*\", \"example.com\" or \"*.example.com\")"
-            ));
+            return Err(HostPatternError {
+                text: text.to_owned(),
+            });
         }
         let name = name.to_ascii_lowercase();
         Ok(if domain {
@@ -80,16 +121,19 @@ pub struct OriginPattern {
 
 impl OriginPattern {
     /// Parses a pattern; the error says what is wrong.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("{text:?} is not an origin: {why}");
+    pub fn parse(text: &str) -> Result<Self, OriginPatternError> {
+        let bad = |problem: OriginProblem| OriginPatternError {
+            text: text.to_owned(),
+            problem,
+        };
         let (scheme, rest) = text
             .split_once("://")
-            .ok_or_else(|| bad("expected scheme://host[:port]"))?;
+            .ok_or_else(|| bad(OriginProblem::NoScheme))?;
         if scheme != "http" && scheme != "https" {
-            return Err(bad("the scheme must be http or https"));
+            return Err(bad(OriginProblem::Scheme));
         }
         if rest.contains(['/', '?', '#', '@']) {
-            return Err(bad("an origin has no path, query, fragment or user"));
+            return Err(bad(OriginProblem::NotAnOrigin));
         }
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => {
@@ -97,17 +141,15 @@ impl OriginPattern {
                     .parse::<u16>()
                     .ok()
                     .filter(|p| *p != 0)
-                    .ok_or_else(|| bad("the port must be 1 to 65535"))?;
+                    .ok_or_else(|| bad(OriginProblem::Port))?;
                 (h, Some(port))
             }
             None => (rest, None),
         };
         if host == "*" {
-            return Err(bad(
-                "an origin names its host (\"*\" would allow fetching anywhere)",
-            ));
+            return Err(bad(OriginProblem::AnyHost));
         }
-        let host = HostPattern::parse(host).map_err(|e| bad(&e))?;
+        let host = HostPattern::parse(host).map_err(|e| bad(e.into()))?;
         Ok(OriginPattern {
             scheme: scheme.to_owned(),
             host,
@@ -217,5 +259,29 @@ mod tests {
         let o = OriginPattern::parse("http://localhost:8080").unwrap();
         assert!(o.matches("http", "localhost", 8080));
         assert!(!o.matches("http", "localhost", 80));
+    }
+
+    #[test]
+    fn pattern_errors_say_what_is_wrong() {
+        assert_eq!(
+            HostPattern::parse("a.*.com").unwrap_err().to_string(),
+            r#""a.*.com" is not a host pattern (use "*", "example.com" or "*.example.com")"#
+        );
+        let origin = |t| OriginPattern::parse(t).unwrap_err();
+        assert_eq!(
+            origin("https://*").to_string(),
+            r#""https://*" is not an origin: an origin names its host ("*" would allow fetching anywhere)"#
+        );
+        assert_eq!(origin("example.com").problem, OriginProblem::NoScheme);
+        assert_eq!(origin("ftp://example.com").problem, OriginProblem::Scheme);
+        assert_eq!(
+            origin("https://a.test/x").problem,
+            OriginProblem::NotAnOrigin
+        );
+        assert_eq!(origin("https://a.test:0").problem, OriginProblem::Port);
+        assert_eq!(
+            origin("https://a..test").to_string(),
+            r#""https://a..test" is not an origin: "a..test" is not a host pattern (use "*", "example.com" or "*.example.com")"#
+        );
     }
 }

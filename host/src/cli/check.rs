@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions};
+use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions, WIT_VERSION};
 use sockhost_policy::{ImportDecision, OnFault};
 
 fn human_size(n: u64) -> String {
@@ -46,11 +46,13 @@ pub fn run(manifest: &Path, cache_dir: Option<PathBuf>, no_cache: bool) -> anyho
         m.plugin.component.display(),
         human_size(loaded.size())
     );
-    println!(
-        "world      {} (sockhost:plugin@{})",
-        loaded.world(),
-        loaded.wit_version()
-    );
+    let version = loaded.wit_version();
+    println!("world      {} (sockhost:plugin@{version})", loaded.world());
+    if version == WIT_VERSION {
+        println!("wit        built against {version}, the latest");
+    } else {
+        println!("wit        built against {version}, adapted to {WIT_VERSION}");
+    }
     println!(
         "compile    {:.1} ms{}",
         loaded.compile_time().as_secs_f64() * 1000.0,

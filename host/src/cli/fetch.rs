@@ -15,7 +15,7 @@ use sockhost::net::race::Outcome;
 use sockhost::plugins::connect::ConnectPlugin;
 use sockhost::plugins::extension::ExtensionPlugin;
 use sockhost::plugins::telemetry::{Metric, MetricValue, TelemetryPlugin};
-use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions};
+use sockhost::plugins::{CallError, EngineOptions, PluginRuntime, RuntimeOptions};
 
 /// The options of `sockhost fetch`.
 #[derive(clap::Args, Debug)]
@@ -292,7 +292,7 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
 }
 
 /// Prometheus text format, one block per probe.
-fn render_metrics(all: &[(String, Result<Vec<Metric>, String>)]) -> String {
+fn render_metrics(all: &[(String, Result<Vec<Metric>, CallError>)]) -> String {
     let mut out = String::new();
     for (probe, metrics) in all {
         out.push_str(&format!("# probe {probe}\n"));

@@ -4,10 +4,7 @@
 
 #[allow(missing_docs)]
 mod generated {
-    wasmtime::component::bindgen!({
-        path: "../wit/0.1.0",
-        world: "sockhost:plugin/base",
-    });
+    crate::plugins::wit_version::bindgen_latest!("sockhost:plugin/base");
 }
 
 pub use generated::sockhost::plugin::{log, storage, types};

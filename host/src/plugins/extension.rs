@@ -20,15 +20,7 @@ use super::state::PluginState;
 
 #[allow(missing_docs)]
 mod generated {
-    wasmtime::component::bindgen!({
-        path: "../wit/0.1.0",
-        world: "sockhost:plugin/extension",
-        with: {
-            "sockhost:plugin/log": crate::plugins::bindings::log,
-            "sockhost:plugin/storage": crate::plugins::bindings::storage,
-            "sockhost:plugin/types": crate::plugins::bindings::types,
-        },
-    });
+    crate::plugins::wit_version::bindgen_latest!(shared "sockhost:plugin/extension");
 }
 
 pub use super::bindings::types::Header;

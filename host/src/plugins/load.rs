@@ -16,9 +16,9 @@ use super::bindings::{log, storage};
 use super::engine::{EngineError, EngineOptions, PluginEngine};
 use super::fault::FaultLog;
 use super::state::PluginState;
+use super::wit_version::{self, WitVersionError, WIT_VERSION};
 
-/// The WIT package every plugin is built against.
-pub const WIT_PACKAGE: &str = "sockhost:plugin";
+pub use super::wit_version::WIT_PACKAGE;
 
 /// Largest component file the host reads, in bytes: a first-party plugin is
 /// tens of KiB, and compile time grows with size.
@@ -77,15 +77,23 @@ pub enum LoadError {
         /// What it exports.
         found: String,
     },
-    /// It was built against a WIT version this host does not know.
-    #[error("{path} was built against {WIT_PACKAGE}@{found}, this host knows {known}")]
-    UnknownWitVersion {
+    /// It was built against a WIT version this host does not load.
+    #[error("{path}: {source}")]
+    WitVersion {
         /// The component file.
         path: PathBuf,
-        /// Its version.
-        found: String,
-        /// The versions this host loads.
-        known: String,
+        /// Which version, and what the host loads.
+        source: WitVersionError,
+    },
+    /// The adapter of its WIT version to the latest failed.
+    #[error("cannot adapt {path} from {WIT_PACKAGE}@{version} to @{WIT_VERSION}: {message}")]
+    Adapt {
+        /// The component file.
+        path: PathBuf,
+        /// The version it was built against.
+        version: &'static str,
+        /// The adapter's error.
+        message: String,
     },
     /// An import the policy does not grant.
     #[error("{path}: import {name} refused: {why}")]
@@ -288,8 +296,25 @@ impl PluginRuntime {
         let compile_time = started.elapsed();
         let cached = self.engine.cache_hits() > hits;
 
-        let wit_version = check_world(&component, &manifest, self.engine.engine(), &path)?;
+        check_world(&component, &manifest, self.engine.engine(), &path)?;
+        let adapter =
+            wit_version::detect_component(&component, self.engine.engine()).map_err(|source| {
+                LoadError::WitVersion {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        // The gate judges what the plugin itself imports; the adapted
+        // component is what gets linked.
         let imports = gate_imports(&component, &manifest, self.engine.engine(), &path)?;
+        let component = adapter
+            .adapt(self.engine.engine(), bytes, component)
+            .map_err(|e| LoadError::Adapt {
+                path: path.clone(),
+                version: adapter.version(),
+                message: format!("{e:#}"),
+            })?;
+        let wit_version = adapter.version().to_owned();
         let storage_dir = self.storage_dir(&manifest)?;
 
         let link_err = |e: wasmtime::Error| LoadError::Link {
@@ -342,13 +367,13 @@ impl PluginRuntime {
 }
 
 /// Finds the `sockhost:plugin` interface the component exports and checks it
-/// is the manifest's world at a known version. Returns the version.
+/// is the manifest's world.
 fn check_world(
     component: &Component,
     manifest: &Manifest,
     engine: &wasmtime::Engine,
     path: &Path,
-) -> Result<String, LoadError> {
+) -> Result<(), LoadError> {
     let world = manifest.plugin.world;
     let expected = world.export_interface();
     let ty = component.component_type();
@@ -364,23 +389,15 @@ fn check_world(
         .filter_map(|n| n.parse::<InterfaceName>().ok())
         .filter(|n| format!("{}:{}", n.namespace, n.package) == WIT_PACKAGE)
         .collect();
-    let Some(found) = ours.iter().find(|n| n.interface == expected) else {
+    if !ours.iter().any(|n| n.interface == expected) {
         let found = if exports.is_empty() {
             "nothing".to_owned()
         } else {
             exports.join(", ")
         };
         return Err(wrong(found));
-    };
-    let version = found.version.clone().unwrap_or_default();
-    if !sockhost_policy::KNOWN_WIT_VERSIONS.contains(&version.as_str()) {
-        return Err(LoadError::UnknownWitVersion {
-            path: path.to_owned(),
-            found: version,
-            known: sockhost_policy::KNOWN_WIT_VERSIONS.join(", "),
-        });
     }
-    Ok(version)
+    Ok(())
 }
 
 /// Asks the policy about every import; the first refusal fails the load.

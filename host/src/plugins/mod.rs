@@ -18,8 +18,10 @@ pub mod state;
 pub mod storage;
 pub mod supervisor;
 pub mod telemetry;
+pub mod wit_version;
 
 pub use engine::{EngineOptions, PluginEngine};
 pub use fault::{Fault, FaultAction, FaultKind, FaultLog};
 pub use instance::CallError;
 pub use load::{ImportReport, LoadError, LoadedPlugin, PluginRuntime, RuntimeOptions};
+pub use wit_version::{WitVersionError, WIT_VERSION};

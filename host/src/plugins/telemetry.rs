@@ -16,15 +16,7 @@ use super::state::PluginState;
 
 #[allow(missing_docs)]
 mod generated {
-    wasmtime::component::bindgen!({
-        path: "../wit/0.1.0",
-        world: "sockhost:plugin/telemetry-probe",
-        with: {
-            "sockhost:plugin/log": crate::plugins::bindings::log,
-            "sockhost:plugin/storage": crate::plugins::bindings::storage,
-            "sockhost:plugin/types": crate::plugins::bindings::types,
-        },
-    });
+    crate::plugins::wit_version::bindgen_latest!(shared "sockhost:plugin/telemetry-probe");
 }
 
 pub use generated::exports::sockhost::plugin::telemetry::{
@@ -117,47 +109,103 @@ fn is_metric_name(s: &str) -> bool {
         && s.len() <= MAX_METRIC_TEXT
 }
 
+/// Why metrics returned by a probe were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricsError {
+    /// More than [`MAX_METRICS`].
+    #[error("{count} metrics, more than {MAX_METRICS}")]
+    TooMany {
+        /// How many the probe returned.
+        count: usize,
+    },
+    /// One metric is malformed.
+    #[error("metric {name:?}: {problem}")]
+    Metric {
+        /// The metric's name, as the probe gave it.
+        name: String,
+        /// What is wrong with it.
+        problem: MetricProblem,
+    },
+}
+
+/// What is wrong with one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MetricProblem {
+    /// Not a Prometheus-style name, or too long.
+    #[error("name must match [a-z_][a-z0-9_]*")]
+    Name,
+    /// Help longer than [`MAX_METRIC_TEXT`].
+    #[error("help text too long")]
+    HelpTooLong,
+    /// More than [`MAX_LABELS`].
+    #[error("too many labels")]
+    TooManyLabels,
+    /// A label name that is not a metric name, or a long value.
+    #[error("label names must match [a-z_][a-z0-9_]*, values be short")]
+    Label,
+    /// Another metric has the same name and labels.
+    #[error("the same name and labels appear twice")]
+    Duplicate,
+    /// More than [`MAX_BUCKETS`] histogram bounds.
+    #[error("too many buckets")]
+    TooManyBuckets,
+    /// Counts do not match bounds.
+    #[error("a histogram needs one count per bound plus one")]
+    Counts,
+    /// Bounds not finite or not ascending.
+    #[error("histogram bounds must be finite and ascending")]
+    Bounds,
+}
+
 /// Checks metrics returned by a probe.
-pub fn check_metrics(metrics: &[Metric]) -> Result<(), String> {
+pub fn check_metrics(metrics: &[Metric]) -> Result<(), MetricsError> {
     if metrics.len() > MAX_METRICS {
-        return Err(format!(
-            "{} metrics, more than {MAX_METRICS}",
-            metrics.len()
-        ));
+        return Err(MetricsError::TooMany {
+            count: metrics.len(),
+        });
     }
     let mut series = HashSet::new();
     for m in metrics {
-        let fail = |why: &str| format!("metric {:?}: {why}", m.name);
-        if !is_metric_name(&m.name) {
-            return Err(fail("name must match [a-z_][a-z0-9_]*"));
+        metric_problem(m, &mut series).map_err(|problem| MetricsError::Metric {
+            name: m.name.clone(),
+            problem,
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks one metric; `series` holds the (name, labels) pairs seen so far.
+fn metric_problem<'a>(
+    m: &'a Metric,
+    series: &mut HashSet<(&'a String, &'a Vec<(String, String)>)>,
+) -> Result<(), MetricProblem> {
+    if !is_metric_name(&m.name) {
+        return Err(MetricProblem::Name);
+    }
+    if m.help.len() > MAX_METRIC_TEXT {
+        return Err(MetricProblem::HelpTooLong);
+    }
+    if m.labels.len() > MAX_LABELS {
+        return Err(MetricProblem::TooManyLabels);
+    }
+    if m.labels
+        .iter()
+        .any(|(k, v)| !is_metric_name(k) || v.len() > MAX_METRIC_TEXT)
+    {
+        return Err(MetricProblem::Label);
+    }
+    if !series.insert((&m.name, &m.labels)) {
+        return Err(MetricProblem::Duplicate);
+    }
+    if let MetricValue::Histogram(h) = &m.value {
+        if h.bounds.len() > MAX_BUCKETS {
+            return Err(MetricProblem::TooManyBuckets);
         }
-        if m.help.len() > MAX_METRIC_TEXT {
-            return Err(fail("help text too long"));
+        if h.counts.len() != h.bounds.len() + 1 {
+            return Err(MetricProblem::Counts);
         }
-        if m.labels.len() > MAX_LABELS {
-            return Err(fail("too many labels"));
-        }
-        for (k, v) in &m.labels {
-            if !is_metric_name(k) || v.len() > MAX_METRIC_TEXT {
-                return Err(fail(
-                    "label names must match [a-z_][a-z0-9_]*, values be short",
-                ));
-            }
-        }
-        if !series.insert((&m.name, &m.labels)) {
-            return Err(fail("the same name and labels appear twice"));
-        }
-        if let MetricValue::Histogram(h) = &m.value {
-            if h.bounds.len() > MAX_BUCKETS {
-                return Err(fail("too many buckets"));
-            }
-            if h.counts.len() != h.bounds.len() + 1 {
-                return Err(fail("a histogram needs one count per bound plus one"));
-            }
-            if h.bounds.iter().any(|b| !b.is_finite()) || h.bounds.windows(2).any(|w| w[0] >= w[1])
-            {
-                return Err(fail("histogram bounds must be finite and ascending"));
-            }
+        if h.bounds.iter().any(|b| !b.is_finite()) || h.bounds.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(MetricProblem::Bounds);
         }
     }
     Ok(())
@@ -202,7 +250,7 @@ impl TelemetryPlugin {
         })?;
         match check_metrics(&metrics) {
             Ok(()) => Ok(metrics),
-            Err(why) => Err(self.inner.invalid_result("collect", why)),
+            Err(why) => Err(self.inner.invalid_result("collect", why.to_string())),
         }
     }
 }
@@ -254,5 +302,30 @@ mod tests {
         for (metrics, ok) in cases {
             assert_eq!(check_metrics(&metrics).is_ok(), ok, "{metrics:?}");
         }
+    }
+
+    #[test]
+    fn refusals_name_the_metric_and_the_problem() {
+        let err = check_metrics(&[metric("Bad-Name", MetricValue::Counter(1))]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"metric "Bad-Name": name must match [a-z_][a-z0-9_]*"#
+        );
+        let twice = [
+            metric("a", MetricValue::Gauge(1.0)),
+            metric("a", MetricValue::Gauge(2.0)),
+        ];
+        assert_eq!(
+            check_metrics(&twice),
+            Err(MetricsError::Metric {
+                name: "a".into(),
+                problem: MetricProblem::Duplicate
+            })
+        );
+        let many = vec![metric("a", MetricValue::Counter(1)); MAX_METRICS + 1];
+        assert_eq!(
+            check_metrics(&many).unwrap_err().to_string(),
+            format!("{} metrics, more than {MAX_METRICS}", MAX_METRICS + 1)
+        );
     }
 }
