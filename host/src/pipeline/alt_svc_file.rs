@@ -151,13 +151,10 @@ impl Shared {
 mod tests {
     use super::*;
     use crate::net::pool::OriginKey;
+    use crate::pipeline::target::Target;
 
     fn origin(host: &str) -> OriginKey {
-        OriginKey {
-            scheme: "https".into(),
-            host: host.into(),
-            port: 443,
-        }
+        Target::parse(&format!("https://{host}/")).unwrap().origin
     }
 
     /// A cache shared with a writer to a fresh file, and that file.
