@@ -12,6 +12,7 @@ pub mod config;
 pub mod extensions;
 pub mod host;
 pub mod net;
+pub mod pipeline;
 pub mod plugins;
 pub mod rules;
 pub mod telemetry;

@@ -288,6 +288,8 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         });
         println!("{v}");
     }
+    // What this run learned (Alt-Svc) is for the next one.
+    host.flush().await;
     Ok(())
 }
 

@@ -1,0 +1,122 @@
+//! The request pipeline: the named phases every request goes through, in
+//! order, each a function with a narrow input so that a proxy can run
+//! them whole, and a tunnel some of them:
+//!
+//! 1. [`request_filter`]: extension rules, then hooks; redirects loop back;
+//! 2. [`upstream`]: a connection leased from the pool (planned and raced
+//!    inside the network stack when new);
+//! 3. [`send`]: the request by its protocol's sender, up to the response
+//!    head;
+//! 4. [`response_filter`]: extension rules and hooks on the response head;
+//! 5. [`finish`]: the request-end telemetry event (published when the body
+//!    ends) and Alt-Svc learning (saved off the request path).
+
+pub mod alt_svc;
+pub mod alt_svc_file;
+pub mod finish;
+pub mod request_filter;
+pub mod response_filter;
+pub mod send;
+pub mod target;
+pub mod upstream;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use self::alt_svc::AltSvcLearner;
+use self::finish::RequestEnd;
+use self::target::Target;
+use crate::extensions::Extensions;
+use crate::host::{FetchError, FetchRequest, FetchResponse, Timings};
+use crate::net::manager::Manager;
+use crate::telemetry::Bus;
+
+/// What the phases share: the pool, the extensions, the probes, the
+/// Alt-Svc cache.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The connection pool.
+    pub manager: Manager,
+    /// The extensions, in order.
+    pub extensions: Extensions,
+    /// The telemetry bus.
+    pub bus: Bus,
+    /// Where Alt-Svc alternatives are learned.
+    pub alt_svc: AltSvcLearner,
+    /// Longest wait for response headers.
+    pub request_timeout: Duration,
+    next_id: Arc<AtomicU64>,
+}
+
+impl Pipeline {
+    /// A pipeline over these parts; request ids start at 1.
+    pub fn new(
+        manager: Manager,
+        extensions: Extensions,
+        bus: Bus,
+        alt_svc: AltSvcLearner,
+        request_timeout: Duration,
+    ) -> Pipeline {
+        Pipeline {
+            manager,
+            extensions,
+            bus,
+            alt_svc,
+            request_timeout,
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// Runs `request` through every phase; the body streams from the
+    /// returned response.
+    pub async fn run(&self, mut request: FetchRequest) -> Result<FetchResponse, FetchError> {
+        let started = Instant::now();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut actions = Vec::new();
+        let target = request_filter::run(&self.extensions, id, &mut request, &mut actions).await?;
+        let (method, sent) = (&request.method, request.body.len());
+        let end = RequestEnd::start(&self.bus, id, &target.origin, method, sent, started);
+        let mut response = match self.exchange(&request, &target, started).await {
+            Ok(response) => response,
+            Err(e) => {
+                finish::failed(end, &e);
+                return Err(e);
+            }
+        };
+        // Before the response filter: the end event goes with the body even
+        // when an extension blocks the response; Alt-Svc is learned from
+        // what the origin said.
+        finish::responded(&mut response, &target.origin, end, &self.alt_svc);
+        response_filter::run(&self.extensions, id, &request, &mut response, &mut actions).await?;
+        response.actions = actions;
+        Ok(response)
+    }
+
+    /// Phases 2 and 3: a connection, then the request on it.
+    async fn exchange(
+        &self,
+        request: &FetchRequest,
+        target: &Target,
+        started: Instant,
+    ) -> Result<FetchResponse, FetchError> {
+        let headers = send::message::header_map(&request.headers)?;
+        let lease = upstream::lease(&self.manager, &target.origin).await?;
+        let (reused, connection) = (lease.reused, lease.info.clone());
+        let (parts, body) =
+            send::run(lease, request, target, &headers, self.request_timeout).await?;
+        let timings = Timings::new(&connection, reused, started.elapsed());
+        Ok(FetchResponse {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+            connection,
+            reused,
+            timings,
+            started,
+            url: request.url.clone(),
+            actions: Vec::new(),
+        })
+    }
+}
