@@ -296,9 +296,8 @@ impl AltSvcCache {
     /// A cache from [`AltSvcCache::save`]'s output; expired entries, and
     /// any beyond the bounds, are dropped. A file that is not such JSON is
     /// an error naming what is wrong.
-    pub fn load(text: &str, now: SystemTime) -> Result<AltSvcCache, String> {
-        let saved: Vec<Saved> =
-            serde_json::from_str(text).map_err(|e| format!("Alt-Svc cache: {e}"))?;
+    pub fn load(text: &str, now: SystemTime) -> Result<AltSvcCache, AltSvcLoadError> {
+        let saved: Vec<Saved> = serde_json::from_str(text).map_err(AltSvcLoadError)?;
         let now = unix(now);
         let mut cache = AltSvcCache::default();
         for s in saved {
@@ -324,6 +323,11 @@ impl AltSvcCache {
         Ok(cache)
     }
 }
+
+/// A saved Alt-Svc cache that is not the JSON [`AltSvcCache::save`] wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("Alt-Svc cache: {0}")]
+pub struct AltSvcLoadError(#[source] serde_json::Error);
 
 #[cfg(test)]
 mod tests {
@@ -454,6 +458,7 @@ mod tests {
             .is_empty());
         assert!(AltSvcCache::load("{not json", t0)
             .unwrap_err()
+            .to_string()
             .contains("Alt-Svc cache"));
     }
 }

@@ -238,24 +238,61 @@ pub struct ResolveOverride {
     pub addrs: Vec<IpAddr>,
 }
 
+/// A `--resolve` value that is not `host:port:addr[,addr]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--resolve {text:?}: {problem} (expected host:port:addr[,addr])")]
+pub struct ResolveOverrideError {
+    /// The value given.
+    pub text: String,
+    /// What is wrong with it.
+    pub problem: ResolveOverrideProblem,
+}
+
+/// What is wrong with a `--resolve` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveOverrideProblem {
+    /// No `:port`.
+    #[error("missing port")]
+    MissingPort,
+    /// No `:addr`.
+    #[error("missing address")]
+    MissingAddress,
+    /// Nothing before the first colon.
+    #[error("empty host")]
+    EmptyHost,
+    /// The port is not 1 to 65535.
+    #[error("the port must be 1 to 65535")]
+    BadPort,
+    /// One of the addresses is not an IP address.
+    #[error("{0:?} is not an IP address")]
+    NotAnAddress(String),
+}
+
 impl std::str::FromStr for ResolveOverride {
-    type Err = String;
+    type Err = ResolveOverrideError;
 
     /// Parses `host:port:addr[,addr…]`; IPv6 addresses may be bracketed.
-    fn from_str(text: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("--resolve {text:?}: {why} (expected host:port:addr[,addr])");
+    fn from_str(text: &str) -> Result<Self, ResolveOverrideError> {
+        let bad = |problem| ResolveOverrideError {
+            text: text.to_owned(),
+            problem,
+        };
         let mut parts = text.splitn(3, ':');
         let host = parts.next().unwrap_or("");
-        let port = parts.next().ok_or_else(|| bad("missing port"))?;
-        let addrs = parts.next().ok_or_else(|| bad("missing address"))?;
+        let port = parts
+            .next()
+            .ok_or_else(|| bad(ResolveOverrideProblem::MissingPort))?;
+        let addrs = parts
+            .next()
+            .ok_or_else(|| bad(ResolveOverrideProblem::MissingAddress))?;
         if host.is_empty() {
-            return Err(bad("empty host"));
+            return Err(bad(ResolveOverrideProblem::EmptyHost));
         }
         let port: u16 = port
             .parse()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| bad("the port must be 1 to 65535"))?;
+            .ok_or_else(|| bad(ResolveOverrideProblem::BadPort))?;
         let addrs = addrs
             .split(',')
             .map(|a| {
@@ -265,7 +302,7 @@ impl std::str::FromStr for ResolveOverride {
                     .and_then(|a| a.strip_suffix(']'))
                     .unwrap_or(a);
                 a.parse::<IpAddr>()
-                    .map_err(|_| bad(&format!("{a:?} is not an IP address")))
+                    .map_err(|_| bad(ResolveOverrideProblem::NotAnAddress(a.to_owned())))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ResolveOverride {
@@ -759,7 +796,7 @@ mod tests {
             "example.com:443:localhost",
         ] {
             let err = bad.parse::<ResolveOverride>().unwrap_err();
-            assert!(err.contains("--resolve"), "{err}");
+            assert!(err.to_string().contains("--resolve"), "{err}");
         }
     }
 
