@@ -13,10 +13,12 @@ pub mod fault;
 pub mod instance;
 pub mod limits;
 pub mod load;
+mod runtime;
 pub mod state;
 pub mod storage;
 pub mod supervisor;
 pub mod telemetry;
+pub mod world_link;
 
 pub use engine::{EngineOptions, PluginEngine};
 pub use fault::{Fault, FaultAction, FaultKind, FaultLog};
