@@ -12,9 +12,9 @@
 use std::time::{Duration, Instant};
 
 use sockhost::host::{FetchError, FetchRequest, Host};
-use sockhost::plugins::extension::ExtensionPlugin;
+use sockhost::plugins::extension::{ExtensionPlugin, Request, RequestVerdict, ResourceType};
 use sockhost::plugins::PluginRuntime;
-use sockhost_tests::{fixture, manifest_with, rt, runtime, set_key};
+use sockhost_tests::{fixture, manifest_with, plugin, request, rt, runtime, set_key};
 
 /// What one hook call takes.
 const HOOK: Duration = Duration::from_millis(100);
@@ -78,4 +78,42 @@ fn two_instances_run_two_slow_hooks_side_by_side() {
             "with two instances two {ms} ms hooks took {parallel:?}, not about {HOOK:?}"
         );
     });
+}
+
+#[test]
+fn instances_share_the_rules_and_one_fault_budget() {
+    let (prt, _data) = runtime();
+
+    // A further instance runs its own `init` but the rules stay the
+    // plugin's: not registered again, the same version for every instance.
+    let blocklist = ExtensionPlugin::start(prt.load(&plugin("blocklist")).unwrap()).unwrap();
+    let (rules, version) = blocklist.shared().versioned_rules();
+    assert!(!rules.is_empty());
+    let mut other = blocklist.fork();
+    let doc = Request {
+        resource_type: ResourceType::Document,
+        ..request(1, "https://www.example.com/?utm_source=x&id=7")
+    };
+    let r = other.on_request(&doc);
+    assert!(r.called && r.error.is_none(), "{:?}", r.error);
+    assert!(
+        matches!(&r.verdict, RequestVerdict::Redirect(to) if to == "https://www.example.com/?id=7"),
+        "{:?}",
+        r.verdict
+    );
+    assert_eq!(other.rules_version(), version);
+    assert_eq!(blocklist.rules_version(), version);
+
+    // `panics` may restart twice: three faults in three different
+    // instances disable the plugin, every instance of it.
+    let first = ExtensionPlugin::start(prt.load(&fixture("panics")).unwrap()).unwrap();
+    let mut instances = vec![first.fork(), first.fork(), first];
+    for (i, p) in instances.iter_mut().enumerate() {
+        let r = p.on_request(&request(i as u64, "https://www.example.com/"));
+        assert!(r.error.is_some(), "instance {i} did not fault");
+    }
+    for p in &instances {
+        assert!(p.is_disabled() && p.shared().is_disabled());
+        assert_eq!(p.supervised().restarts(), 2);
+    }
 }
