@@ -21,8 +21,12 @@ const HOOK: Duration = Duration::from_millis(100);
 const TRIES: usize = 3;
 
 fn host(prt: &PluginRuntime, instances: u32) -> Host {
+    host_with(prt, instances, |t| t)
+}
+
+fn host_with(prt: &PluginRuntime, instances: u32, edit: impl FnOnce(String) -> String) -> Host {
     let m = manifest_with(&fixture("slow-hook"), |t| {
-        set_key(t, "limits", "instances", &instances.to_string())
+        edit(set_key(t, "limits", "instances", &instances.to_string()))
     });
     let ext = ExtensionPlugin::start(prt.load_manifest(m).unwrap()).unwrap();
     Host::builder().extension(ext).build().unwrap()
@@ -116,4 +120,42 @@ fn instances_share_the_rules_and_one_fault_budget() {
         assert!(p.is_disabled() && p.shared().is_disabled());
         assert_eq!(p.supervised().restarts(), 2);
     }
+}
+
+#[test]
+fn waiting_for_a_busy_instance_is_bounded_and_fail_closed_refuses() {
+    let (prt, _data) = runtime();
+    // One instance with a 20 ms budget: a request waits at most 4 budgets
+    // (80 ms) for it, while the first request's 200 ms hook holds it (and
+    // then overruns its budget).
+    rt().block_on(async {
+        let h = host_with(&prt, 1, |t| {
+            let t = set_key(t, "limits", "call-budget", "\"20ms\"");
+            set_key(t, "limits", "on-fault", "\"fail-closed\"")
+        });
+        let fetch = |h: Host| async move {
+            let url = "https://www.test/?sleep-ms=200".to_owned();
+            match h.fetch(FetchRequest::get(url)).await {
+                Err(FetchError::Blocked { extension, reason }) => {
+                    assert_eq!(extension, "slow-hook");
+                    reason
+                }
+                other => panic!("fail-closed refuses, got {:?}", other.map(|r| r.status)),
+            }
+        };
+        let started = Instant::now();
+        let a = tokio::spawn(fetch(h.clone()));
+        let b = tokio::spawn(fetch(h.clone()));
+        let reasons = [a.await.unwrap(), b.await.unwrap()];
+        eprintln!("{reasons:?} after {:?}", started.elapsed());
+        let busy = "is busy (no instance became free within 80ms) and fails closed";
+        assert!(
+            reasons.iter().any(|r| r.contains(busy)),
+            "one request found no free instance: {reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("failed (deadline)")),
+            "the other held it past its budget: {reasons:?}"
+        );
+    });
 }
