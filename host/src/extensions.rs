@@ -4,29 +4,41 @@
 //! happens before any network work for the request. Hooks run on the
 //! blocking pool so that a slow plugin (bounded by its call budget) never
 //! stalls the runtime's other requests.
+//!
+//! Each extension has up to `limits.instances` instances (by default one per
+//! worker thread of the runtime), as Envoy runs one VM per worker: a hook
+//! takes a free instance, so one slow hook holds up only the requests
+//! waiting for that instance, not every request to the extension. Each
+//! instance has its own store, so state one instance keeps is not seen by
+//! another. The rules are the plugin's: compiled once per version and
+//! shared by every instance; faults count against one budget per plugin.
+//! When every instance is busy a request waits, without holding a runtime
+//! thread, for at most [`WAIT_BUDGETS`] call budgets; then the extension is
+//! skipped (fail-open) or the request refused (fail-closed).
 
-use std::sync::{Arc, Mutex};
+mod action;
+mod pool;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::plugins::extension::{
-    ExtensionPlugin, Header, HeaderChange, Request, RequestVerdict, ResourceType, Response,
+    ExtensionPlugin, ExtensionShared, Header, HeaderChange, Request, RequestVerdict, ResourceType,
+    Response, Rule, RuleAction,
 };
-use crate::rules::ruleset::{rule_request, RuleSet, Verdict};
-use sockhost_policy::OnFault;
+use crate::rules::ruleset::{rule_request, RuleRequest, RuleSet, Verdict};
+use pool::{InstancePool, Lease};
+use sockhost_policy::{OnFault, MAX_INSTANCES};
 
-/// Something a plugin did to a request, for `--json` and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginAction {
-    /// The plugin.
-    pub plugin: String,
-    /// `rule-block`, `rule-redirect`, `rule-allow`, `rule-headers`,
-    /// `hook-cancel`, `hook-redirect`, `hook-headers`, `response-headers`,
-    /// `fault`.
-    pub action: &'static str,
-    /// Details: the rule id, the reason, the target, the fault.
-    pub detail: String,
-}
+pub use action::{ActionKind, PluginAction};
+pub use pool::Busy;
+
+/// How long a request waits for a free instance, in call budgets of the
+/// extension: every instance being busy for that long means the extension
+/// is overloaded.
+pub const WAIT_BUDGETS: u32 = 4;
 
 /// The request being decided, as the host knows it.
 #[derive(Debug, Clone, Copy)]
@@ -62,45 +74,136 @@ pub enum RequestDecision {
     },
 }
 
+/// The rules of one version, compiled.
 #[derive(Debug)]
-struct Live {
-    plugin: ExtensionPlugin,
+struct Compiled {
     ruleset: RuleSet,
-    /// The plugin's rules version the ruleset was compiled from.
     version: u64,
     /// Whether any rule modifies response headers.
     has_response_rules: bool,
 }
 
-impl Live {
-    fn refresh(&mut self) {
-        if self.plugin.rules_version() != self.version
-            || self.ruleset.len() != self.plugin.rules().len()
-        {
-            self.ruleset = RuleSet::new(&self.plugin.rules());
-            self.version = self.plugin.rules_version();
+impl Compiled {
+    fn new(rules: &[Rule], version: u64) -> Self {
+        Self {
+            ruleset: RuleSet::new(rules),
+            version,
+            has_response_rules: rules
+                .iter()
+                .any(|r| matches!(r.action, RuleAction::ModifyResponseHeaders(_))),
         }
     }
+}
+
+/// One extension: what its instances share, its compiled rules, its
+/// instances.
+#[derive(Debug)]
+struct Extension {
+    shared: ExtensionShared,
+    compiled: Mutex<Arc<Compiled>>,
+    instances: InstancePool<ExtensionPlugin>,
+    // Never called: further instances are forked from it.
+    template: Mutex<ExtensionPlugin>,
+    wait: Duration,
+}
+
+impl Extension {
+    fn new(plugin: ExtensionPlugin, instances: usize) -> Self {
+        let shared = plugin.shared().clone();
+        let (rules, version) = shared.versioned_rules();
+        let wait = shared.manifest().limits.call_budget * WAIT_BUDGETS;
+        Self {
+            compiled: Mutex::new(Arc::new(Compiled::new(&rules, version))),
+            template: Mutex::new(plugin.fork()),
+            instances: InstancePool::new(plugin, instances),
+            shared,
+            wait,
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.shared.name()
+    }
+
+    /// The rules as compiled for their current version: compiled once, by
+    /// the first request to see a new version, and shared.
+    fn compiled(&self) -> Arc<Compiled> {
+        let mut compiled = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+        if compiled.version != self.shared.rules_version() {
+            let (rules, version) = self.shared.versioned_rules();
+            *compiled = Arc::new(Compiled::new(&rules, version));
+        }
+        compiled.clone()
+    }
+
+    /// A free instance, waiting (asynchronously) for one if all are busy.
+    /// When none comes free in time the `busy` action is recorded and the
+    /// manifest's fault rule decides: `None` (fail-open: skip the hook) or
+    /// the error (fail-closed).
+    async fn take_instance(
+        &self,
+        actions: &mut Vec<PluginAction>,
+    ) -> Result<Option<Lease<ExtensionPlugin>>, Busy> {
+        let taken = self
+            .instances
+            .take(self.wait, || {
+                self.template
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .fork()
+            })
+            .await;
+        match taken {
+            Ok(instance) => Ok(Some(instance)),
+            Err(busy) => {
+                actions.push(self.action(ActionKind::Busy, busy.to_string()));
+                match self.shared.on_fault() {
+                    OnFault::FailOpen => Ok(None),
+                    OnFault::FailClosed => Err(busy),
+                }
+            }
+        }
+    }
+
+    fn action(&self, action: ActionKind, detail: String) -> PluginAction {
+        PluginAction {
+            plugin: self.name().to_owned(),
+            action,
+            detail,
+        }
+    }
+}
+
+/// How many instances an extension gets: its manifest's `limits.instances`,
+/// or one per worker thread of the runtime, at most [`MAX_INSTANCES`].
+fn instances_for(manifest: Option<u32>, workers: usize) -> usize {
+    manifest
+        .map_or(workers, |n| n as usize)
+        .clamp(1, MAX_INSTANCES as usize)
+}
+
+/// The worker threads of the current runtime; outside one, what tokio
+/// would start (one per available CPU).
+fn runtime_workers() -> usize {
+    tokio::runtime::Handle::try_current().map_or_else(
+        |_| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        |h| h.metrics().num_workers(),
+    )
 }
 
 /// The extensions of a host, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Extensions {
-    list: Vec<Arc<Mutex<Live>>>,
+    list: Vec<Arc<Extension>>,
 }
 
 impl Extensions {
-    /// Adds a started extension.
+    /// Adds a started extension, with as many instances as its manifest
+    /// says (by default one per worker thread of the runtime).
     pub fn push(&mut self, plugin: ExtensionPlugin) {
-        let rules = plugin.rules();
-        let ruleset = RuleSet::new(&rules);
-        let version = plugin.rules_version();
-        self.list.push(Arc::new(Mutex::new(Live {
-            plugin,
-            ruleset,
-            version,
-            has_response_rules: has_response_rules(&rules),
-        })));
+        let limit = plugin.shared().manifest().limits.instances;
+        let instances = instances_for(limit, runtime_workers());
+        self.list.push(Arc::new(Extension::new(plugin, instances)));
     }
 
     /// Whether there are none.
@@ -110,7 +213,8 @@ impl Extensions {
 
     /// Runs rules and hooks for a request; `headers` are changed in place.
     /// Rules run inline (native, microseconds); a hook runs only when the
-    /// extension's filter and grants match, on a thread allowed to block.
+    /// extension's filter and grants match, on a free instance, on a thread
+    /// allowed to block.
     pub async fn before_request(
         &self,
         id: u64,
@@ -121,42 +225,50 @@ impl Extensions {
         actions: &mut Vec<PluginAction>,
     ) -> RequestDecision {
         let lower = url.to_ascii_lowercase();
-        let host = rule_request(&lower, method, resource_type)
-            .map(|r| r.host.to_owned())
-            .unwrap_or_default();
+        let req = rule_request(&lower, method, resource_type);
+        let host = req.as_ref().map(|r| r.host.to_owned()).unwrap_or_default();
         for ext in &self.list {
-            let wants_hook = {
-                let mut live = ext.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(d) =
-                    apply_rules(&mut live, &lower, method, resource_type, headers, actions)
-                {
+            if let Some(req) = &req {
+                if let Some(d) = apply_rules(ext, req, headers, actions) {
                     return d;
                 }
-                live.plugin.wants_request(&host, method, resource_type)
-            };
-            if !wants_hook {
+            }
+            if !ext.shared.wants_request(&host, method, resource_type) {
                 continue;
             }
-            let ext = ext.clone();
-            let (url_owned, method_owned) = (url.to_owned(), method.to_owned());
-            let mut hdrs = std::mem::take(headers);
-            let (decision, hdrs, acts) = run_blocking(move || {
-                let mut live = ext.lock().unwrap_or_else(|p| p.into_inner());
-                let mut acts = Vec::new();
-                let d = call_hook(
-                    &mut live,
-                    id,
-                    &url_owned,
-                    &method_owned,
-                    resource_type,
-                    &mut hdrs,
-                    &mut acts,
-                );
-                (d, hdrs, acts)
+            let mut instance = match ext.take_instance(actions).await {
+                Ok(Some(instance)) => instance,
+                Ok(None) => continue,
+                Err(busy) => {
+                    return RequestDecision::Cancel {
+                        extension: ext.name().to_owned(),
+                        reason: format!(
+                            "blocked: extension {} is busy ({busy}) and fails closed",
+                            ext.name()
+                        ),
+                    }
+                }
+            };
+            let request = Request {
+                id,
+                url: url.to_owned(),
+                method: method.to_owned(),
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| Header {
+                        name: n.to_ascii_lowercase(),
+                        value: v.as_bytes().to_vec(),
+                    })
+                    .collect(),
+                resource_type,
+            };
+            let verdict = run_blocking(move || {
+                let r = instance.on_request(&request);
+                drop(instance);
+                r
             })
             .await;
-            *headers = hdrs;
-            actions.extend(acts);
+            let decision = hook_decision(ext, verdict, headers, actions);
             if decision != RequestDecision::Continue {
                 return decision;
             }
@@ -165,7 +277,8 @@ impl Extensions {
     }
 
     /// Runs response rules and hooks; `headers` are changed in place. An
-    /// error names a fail-closed extension that faulted.
+    /// error names a fail-closed extension that faulted (or had no free
+    /// instance).
     pub async fn after_response(
         &self,
         req: RequestRef<'_>,
@@ -173,60 +286,71 @@ impl Extensions {
         headers: &mut HeaderMap,
         actions: &mut Vec<PluginAction>,
     ) -> Result<(), (String, String)> {
-        let mut host: Option<String> = None;
+        let lower = req.url.to_ascii_lowercase();
+        let Some(rule_req) = rule_request(&lower, req.method, req.resource_type) else {
+            return Ok(());
+        };
+        let host = rule_req.host;
         for ext in &self.list {
-            {
-                let mut live = ext.lock().unwrap_or_else(|p| p.into_inner());
-                live.refresh();
-                if !live.has_response_rules {
-                    if !live.plugin.may_want_responses() {
-                        continue;
-                    }
-                    let host = host.get_or_insert_with(|| {
-                        let lower = req.url.to_ascii_lowercase();
-                        rule_request(&lower, req.method, req.resource_type)
-                            .map(|r| r.host.to_owned())
-                            .unwrap_or_default()
-                    });
-                    if !live.plugin.wants_response(host) {
-                        continue;
-                    }
+            let compiled = ext.compiled();
+            if compiled.has_response_rules {
+                let d = compiled.ruleset.evaluate(&rule_req);
+                for (rule, change) in &d.response_headers {
+                    apply_to_map(headers, change);
+                    actions.push(ext.action(
+                        ActionKind::ResponseHeaders,
+                        format!("rule {rule}: {}", describe(change)),
+                    ));
                 }
             }
-            let ext = ext.clone();
-            let (id, resource_type) = (req.id, req.resource_type);
-            let url_owned = req.url.to_owned();
-            let method_owned = req.method.to_owned();
-            let mut hdrs = std::mem::take(headers);
-            let result = run_blocking(move || {
-                let mut live = ext.lock().unwrap_or_else(|p| p.into_inner());
-                let mut acts = Vec::new();
-                let req = RequestRef {
-                    id,
-                    url: &url_owned,
-                    method: &method_owned,
-                    resource_type,
-                };
-                let r = respond(&mut live, req, status, &mut hdrs, &mut acts);
-                (r, hdrs, acts)
+            if !ext.shared.wants_response(host) {
+                continue;
+            }
+            let mut instance = match ext.take_instance(actions).await {
+                Ok(Some(instance)) => instance,
+                Ok(None) => continue,
+                Err(busy) => {
+                    return Err((
+                        ext.name().to_owned(),
+                        format!("it is busy ({busy}) and fails closed"),
+                    ))
+                }
+            };
+            let response = Response {
+                request_id: req.id,
+                url: req.url.to_owned(),
+                status,
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| Header {
+                        name: n.as_str().to_owned(),
+                        value: v.as_bytes().to_vec(),
+                    })
+                    .collect(),
+            };
+            let host_owned = host.to_owned();
+            let r = run_blocking(move || {
+                let r = instance.on_response(&host_owned, &response);
+                drop(instance);
+                r
             })
             .await;
-            let (r, hdrs, acts) = result;
-            *headers = hdrs;
-            actions.extend(acts);
-            r?;
+            if let Some(e) = &r.error {
+                actions.push(ext.action(ActionKind::Fault, e.to_string()));
+                if ext.shared.on_fault() == OnFault::FailClosed {
+                    return Err((
+                        ext.name().to_owned(),
+                        format!("its on-response hook failed ({e}) and it fails closed"),
+                    ));
+                }
+            }
+            for c in &r.verdict {
+                apply_to_map(headers, c);
+                actions.push(ext.action(ActionKind::ResponseHeaders, describe(c)));
+            }
         }
         Ok(())
     }
-}
-
-fn has_response_rules(rules: &[crate::plugins::extension::Rule]) -> bool {
-    rules.iter().any(|r| {
-        matches!(
-            r.action,
-            crate::plugins::extension::RuleAction::ModifyResponseHeaders(_)
-        )
-    })
 }
 
 /// Runs `f`, which may block on a plugin call bounded by its budget,
@@ -250,175 +374,79 @@ where
 /// The extension's declarative rules for a request (native). `Some` when
 /// they decide it.
 fn apply_rules(
-    live: &mut Live,
-    lower_url: &str,
-    method: &str,
-    resource_type: ResourceType,
+    ext: &Extension,
+    req: &RuleRequest<'_>,
     headers: &mut Vec<(String, String)>,
     actions: &mut Vec<PluginAction>,
 ) -> Option<RequestDecision> {
-    live.refresh();
-    if live.ruleset.is_empty() {
+    let compiled = ext.compiled();
+    if compiled.ruleset.is_empty() {
         return None;
     }
-    let name = live.plugin.name().to_owned();
-    let act = |action: &'static str, detail: String| PluginAction {
-        plugin: name.clone(),
-        action,
-        detail,
-    };
-    let req = rule_request(lower_url, method, resource_type)?;
-    let d = live.ruleset.evaluate(&req);
+    let d = compiled.ruleset.evaluate(req);
     match d.verdict {
         Some((rule, Verdict::Block)) => {
-            actions.push(act("rule-block", format!("rule {rule}")));
+            actions.push(ext.action(ActionKind::RuleBlock, format!("rule {rule}")));
             return Some(RequestDecision::Cancel {
-                extension: name.clone(),
+                extension: ext.name().to_owned(),
                 reason: format!("blocked by rule {rule}"),
             });
         }
         Some((rule, Verdict::Redirect(target))) => {
-            actions.push(act("rule-redirect", format!("rule {rule} to {target}")));
+            actions.push(ext.action(ActionKind::RuleRedirect, format!("rule {rule} to {target}")));
             return Some(RequestDecision::Redirect {
-                extension: name.clone(),
+                extension: ext.name().to_owned(),
                 url: target,
             });
         }
-        Some((rule, Verdict::Allow)) => actions.push(act("rule-allow", format!("rule {rule}"))),
+        Some((rule, Verdict::Allow)) => {
+            actions.push(ext.action(ActionKind::RuleAllow, format!("rule {rule}")))
+        }
         None => {}
     }
     for (rule, change) in &d.request_headers {
         apply_change(headers, change);
-        actions.push(act(
-            "rule-headers",
+        actions.push(ext.action(
+            ActionKind::RuleHeaders,
             format!("rule {rule}: {}", describe(change)),
         ));
     }
     None
 }
 
-/// The extension's on-request hook.
-fn call_hook(
-    live: &mut Live,
-    id: u64,
-    url: &str,
-    method: &str,
-    resource_type: ResourceType,
+/// What the extension's on-request hook decided.
+fn hook_decision(
+    ext: &Extension,
+    r: crate::plugins::extension::HookResult<RequestVerdict>,
     headers: &mut Vec<(String, String)>,
     actions: &mut Vec<PluginAction>,
 ) -> RequestDecision {
-    let name = live.plugin.name().to_owned();
-    let act = |action: &'static str, detail: String| PluginAction {
-        plugin: name.clone(),
-        action,
-        detail,
-    };
-    let request = Request {
-        id,
-        url: url.to_owned(),
-        method: method.to_owned(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| Header {
-                name: n.to_ascii_lowercase(),
-                value: v.as_bytes().to_vec(),
-            })
-            .collect(),
-        resource_type,
-    };
-    let r = live.plugin.on_request(&request);
     if let Some(e) = &r.error {
-        actions.push(act("fault", e.to_string()));
+        actions.push(ext.action(ActionKind::Fault, e.to_string()));
     }
     match r.verdict {
         RequestVerdict::Proceed(changes) => {
             for c in &changes {
                 apply_change(headers, c);
-                actions.push(act("hook-headers", describe(c)));
+                actions.push(ext.action(ActionKind::HookHeaders, describe(c)));
             }
             RequestDecision::Continue
         }
         RequestVerdict::Cancel(reason) => {
-            actions.push(act("hook-cancel", reason.clone()));
+            actions.push(ext.action(ActionKind::HookCancel, reason.clone()));
             RequestDecision::Cancel {
-                extension: name,
+                extension: ext.name().to_owned(),
                 reason,
             }
         }
         RequestVerdict::Redirect(target) => {
-            actions.push(act("hook-redirect", target.clone()));
+            actions.push(ext.action(ActionKind::HookRedirect, target.clone()));
             RequestDecision::Redirect {
-                extension: name,
+                extension: ext.name().to_owned(),
                 url: target,
             }
         }
     }
-}
-
-fn respond(
-    live: &mut Live,
-    req_ref: RequestRef<'_>,
-    status: u16,
-    headers: &mut HeaderMap,
-    actions: &mut Vec<PluginAction>,
-) -> Result<(), (String, String)> {
-    live.refresh();
-    let name = live.plugin.name().to_owned();
-    let RequestRef {
-        id,
-        url,
-        method,
-        resource_type,
-    } = req_ref;
-    let lower = url.to_ascii_lowercase();
-    let Some(req) = rule_request(&lower, method, resource_type) else {
-        return Ok(());
-    };
-    let host = req.host.to_owned();
-    let d = live.ruleset.evaluate(&req);
-    for (rule, change) in &d.response_headers {
-        apply_to_map(headers, change);
-        actions.push(PluginAction {
-            plugin: name.clone(),
-            action: "response-headers",
-            detail: format!("rule {rule}: {}", describe(change)),
-        });
-    }
-    let response = Response {
-        request_id: id,
-        url: url.to_owned(),
-        status,
-        headers: headers
-            .iter()
-            .map(|(n, v)| Header {
-                name: n.as_str().to_owned(),
-                value: v.as_bytes().to_vec(),
-            })
-            .collect(),
-    };
-    let r = live.plugin.on_response(&host, &response);
-    if let Some(e) = &r.error {
-        actions.push(PluginAction {
-            plugin: name.clone(),
-            action: "fault",
-            detail: e.to_string(),
-        });
-        if live.plugin.on_fault() == OnFault::FailClosed {
-            return Err((
-                name,
-                format!("its on-response hook failed ({e}) and it fails closed"),
-            ));
-        }
-    }
-    for c in &r.verdict {
-        apply_to_map(headers, c);
-        actions.push(PluginAction {
-            plugin: name.clone(),
-            action: "response-headers",
-            detail: describe(c),
-        });
-    }
-    Ok(())
 }
 
 fn describe(c: &HeaderChange) -> String {
@@ -455,6 +483,30 @@ fn apply_to_map(headers: &mut HeaderMap, change: &HeaderChange) {
             if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
                 headers.remove(n);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_come_from_the_manifest_or_the_runtime_within_the_cap() {
+        let cap = MAX_INSTANCES as usize;
+        for (manifest, workers, want) in [
+            (None, 2, 2),
+            (None, 0, 1),
+            (None, 1000, cap),
+            (Some(1), 16, 1),
+            (Some(8), 2, 8),
+            (Some(MAX_INSTANCES), 1, cap),
+        ] {
+            assert_eq!(
+                instances_for(manifest, workers),
+                want,
+                "{manifest:?}, {workers}"
+            );
         }
     }
 }

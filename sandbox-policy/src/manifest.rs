@@ -33,6 +33,10 @@ pub const CALL_BUDGET_RANGE: (Duration, Duration) =
 pub const DEFAULT_RESTART_LIMIT: u32 = 3;
 /// Upper bound of `limits.restart-limit`.
 pub const MAX_RESTART_LIMIT: u32 = 100;
+/// Upper bound of `limits.instances`: each instance is a store with its own
+/// linear memory (up to `limits.memory`), so the count multiplies the memory
+/// one plugin may hold.
+pub const MAX_INSTANCES: u32 = 64;
 /// Upper bound of `capabilities.storage-quota`.
 pub const MAX_STORAGE_QUOTA: u64 = 1 << 30;
 /// Default `capabilities.max-rules`.
@@ -155,6 +159,10 @@ pub struct Limits {
     pub on_fault: OnFault,
     /// Faults after which the plugin is disabled instead of restarted.
     pub restart_limit: u32,
+    /// Instances of the plugin that may run calls at the same time, each
+    /// with its own state (1..=[`MAX_INSTANCES`]). `None` leaves it to the
+    /// host, which runs as many as its runtime has worker threads.
+    pub instances: Option<u32>,
 }
 
 impl Default for Limits {
@@ -164,6 +172,7 @@ impl Default for Limits {
             call_budget: DEFAULT_CALL_BUDGET,
             on_fault: OnFault::FailOpen,
             restart_limit: DEFAULT_RESTART_LIMIT,
+            instances: None,
         }
     }
 }
@@ -228,6 +237,7 @@ struct RawLimits {
     call_budget: Option<String>,
     on_fault: Option<String>,
     restart_limit: Option<i64>,
+    instances: Option<i64>,
 }
 
 /// A size written as bytes or as text with a unit.
@@ -455,6 +465,19 @@ impl Manifest {
                         )
                     })?;
             }
+            if let Some(n) = l.instances {
+                limits.instances = Some(
+                    u32::try_from(n)
+                        .ok()
+                        .filter(|n| (1..=MAX_INSTANCES).contains(n))
+                        .ok_or_else(|| {
+                            fail(
+                                "limits.instances",
+                                format!("{n} is outside 1..={MAX_INSTANCES}"),
+                            )
+                        })?,
+                );
+            }
             limits
         };
 
@@ -566,7 +589,7 @@ mod tests {
             + "[capabilities]\nhosts = [\"*.example.com\", \"test\"]\nheaders = [\"cookie\"]\n\
                storage-quota = \"64 KiB\"\nwasi = [\"clocks\", \"random\", \"stdio\"]\n\
                fetch = [\"https://api.example.com\"]\nmax-rules = 10000\n\
-               [limits]\nmemory = \"8 MiB\"\ncall-budget = \"20ms\"\non-fault = \"fail-closed\"\nrestart-limit = 2\n";
+               [limits]\nmemory = \"8 MiB\"\ncall-budget = \"20ms\"\non-fault = \"fail-closed\"\nrestart-limit = 2\ninstances = 4\n";
         let m = parse(&text).unwrap();
         assert!(m.capabilities.may_see_host("www.example.com"));
         assert!(m.capabilities.may_see_host("test"));
@@ -580,6 +603,7 @@ mod tests {
         assert_eq!(m.limits.call_budget, Duration::from_millis(20));
         assert_eq!(m.limits.on_fault, OnFault::FailClosed);
         assert_eq!(m.limits.restart_limit, 2);
+        assert_eq!(m.limits.instances, Some(4));
     }
 
     /// Every validation rule: (manifest text, field named, words in the message).
@@ -734,6 +758,17 @@ mod tests {
                 Some("limits.restart-limit"),
                 "outside",
             ),
+            (
+                e.clone() + "[limits]\ninstances = 0\n",
+                Some("limits.instances"),
+                "0 is outside 1..=64",
+            ),
+            (
+                e.clone() + "[limits]\ninstances = 65\n",
+                Some("limits.instances"),
+                "65 is outside 1..=64",
+            ),
+            (e.clone() + "[limits]\ninstances = 64\n", None, ""),
             (
                 e.clone() + "[limits]\nrestart-limit = -1\n",
                 Some("limits.restart-limit"),

@@ -6,6 +6,13 @@
 //! [`Extension::on_response`]) handle what rules cannot say, and are called
 //! only for requests matching the filters the extension registers *and*
 //! the hosts its manifest grants.
+//!
+//! The host may run several instances of an extension at once (the
+//! manifest's `limits.instances`; by default one per worker thread of the
+//! host's runtime), as Envoy runs one VM per worker: each instance has its
+//! own `Self` and its own memory, so state kept in one instance is not seen
+//! by another. Rules are shared: they belong to the plugin, and
+//! [`replace_rules`] from any instance replaces them for every instance.
 
 use crate::__bindings::extension::exports::sockhost::plugin::add_on as wit;
 use crate::__bindings::extension::sockhost::plugin::rules as host_rules;
@@ -24,7 +31,10 @@ pub trait Extension: 'static {
 
     /// Called once per instance before any hook: the rules to install and
     /// which requests and responses the hooks want. By default no rules and
-    /// no hooks.
+    /// no hooks. The plugin's registration is the first instance's (and
+    /// that of an instance restarted after a fault); a further instance's
+    /// `init` only prepares that instance, so every instance should return
+    /// the same registration.
     fn init(&mut self) -> Registration {
         Registration {
             rules: Vec::new(),

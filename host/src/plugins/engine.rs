@@ -13,9 +13,16 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// tick: a call may overrun its budget by at most this much.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Plugin instances the pooling allocator keeps slots for. Each plugin has
-/// one live instance at a time; a restart frees its slot first.
+/// Plugin instances the pooling allocator keeps slots for. An extension has
+/// up to its `limits.instances` live instances (at most
+/// [`sockhost_policy::MAX_INSTANCES`], made only as concurrent requests need
+/// them), a congestion policy one per connection, other plugins one; a
+/// restart frees its slot first.
 pub const POOLED_INSTANCES: u32 = 1000;
+
+// A host with several extensions, each at the most instances a manifest may
+// ask for, must still leave slots for everything else.
+const _: () = assert!(POOLED_INSTANCES >= 8 * sockhost_policy::MAX_INSTANCES);
 
 /// The largest linear memory any manifest may ask for (the policy's maximum);
 /// the pooling allocator reserves address space for this much per slot.

@@ -7,16 +7,25 @@
 //! does not grant never reach the extension; sensitive headers are hidden
 //! unless the manifest names them.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use sockhost_policy::{Manifest, OnFault, World, SENSITIVE_HEADERS};
+use sockhost_policy::{Manifest, OnFault, World};
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 use wasmtime::Store;
 
 use super::instance::{CallError, Supervised, WorldBindings};
 use super::load::{LoadError, LoadedPlugin};
-use super::state::PluginState;
+use super::state::{PluginState, WorldData};
+use super::world_link::WorldLink;
+
+mod checks;
+
+use checks::{check_filter, check_header_changes, validate_rules, HeaderGrants};
+pub use checks::{
+    check_redirect, CheckError, RuleProblem, RulesError, FRAMING_HEADERS, MAX_CONDITION_ENTRIES,
+    MAX_HEADER_CHANGES, MAX_HEADER_VALUE, MAX_PATTERN_LEN, MAX_URL_LEN,
+};
 
 #[allow(missing_docs)]
 mod generated {
@@ -31,32 +40,9 @@ pub use generated::sockhost::plugin::rule_types::{
     HeaderChange, ResourceType, Rule, RuleAction, RuleCondition,
 };
 
-/// Longest URL (in a redirect or a rule) the host accepts, in bytes.
-pub const MAX_URL_LEN: usize = 8192;
-/// Longest URL pattern in a rule, in bytes.
-pub const MAX_PATTERN_LEN: usize = 2048;
-/// Most header changes one verdict or rule may carry.
-pub const MAX_HEADER_CHANGES: usize = 64;
-/// Longest header value an extension may set, in bytes.
-pub const MAX_HEADER_VALUE: usize = 8192;
 /// Longest cancel reason passed on to the client, in bytes; longer ones are
 /// cut rather than refused.
 pub const MAX_REASON_LEN: usize = 1024;
-/// Most entries in any list of a rule condition or filter.
-pub const MAX_CONDITION_ENTRIES: usize = 1024;
-
-/// Headers that frame the message or route it. An extension changing them
-/// could desynchronise the connection, so no grant allows it.
-pub const FRAMING_HEADERS: &[&str] = &[
-    "connection",
-    "content-length",
-    "host",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// Bindings of the extension world.
 pub struct ExtensionBindings(generated::Extension);
@@ -76,209 +62,57 @@ impl WorldBindings for ExtensionBindings {
     fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self> {
         pre.instantiate(store).map(ExtensionBindings)
     }
-}
-
-/// What the `rules` import writes: validated replacement rules waiting for
-/// the bridge to pick them up after the call.
-#[derive(Debug)]
-pub struct RulesSlot {
-    max_rules: u32,
-    grants: HeaderGrants,
-    pending: Option<Vec<Rule>>,
-}
-
-impl RulesSlot {
-    pub(crate) fn new(manifest: &Manifest) -> Self {
-        Self {
+    fn world_data(manifest: &Manifest) -> Option<WorldData> {
+        Some(Box::new(RulesSlot {
             max_rules: manifest.capabilities.max_rules,
             grants: HeaderGrants::new(manifest),
             pending: None,
-        }
+        }))
     }
+}
+
+/// What the `rules` import writes in a store: validated replacement rules
+/// waiting for the bridge to pick them up after the call.
+#[derive(Debug)]
+struct RulesSlot {
+    max_rules: u32,
+    grants: HeaderGrants,
+    pending: Option<Vec<Rule>>,
 }
 
 impl generated::sockhost::plugin::rule_types::Host for PluginState {}
 
 impl generated::sockhost::plugin::rules::Host for PluginState {
     fn replace(&mut self, rules: Vec<Rule>) -> Result<(), String> {
-        validate_rules(&rules, self.rules.max_rules, &self.rules.grants)?;
-        self.rules.pending = Some(rules);
+        // Linked for extensions only, whose stores always carry the slot.
+        let Some(slot) = self.world_data::<RulesSlot>() else {
+            return Err("rules cannot be replaced outside an extension".into());
+        };
+        validate_rules(&rules, slot.max_rules, &slot.grants).map_err(|e| e.to_string())?;
+        slot.pending = Some(rules);
         Ok(())
     }
 }
 
-pub(crate) fn add_rules_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    generated::sockhost::plugin::rules::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)
-}
+/// Links the extension world's own host interface, `rules`.
+#[derive(Debug)]
+pub(crate) struct RulesLink;
 
-/// Which headers an extension may see and change.
-#[derive(Debug, Clone)]
-struct HeaderGrants {
-    named: HashSet<String>,
-}
+impl WorldLink for RulesLink {
+    fn world(&self) -> World {
+        World::Extension
+    }
 
-impl HeaderGrants {
-    fn new(manifest: &Manifest) -> Self {
-        Self {
-            named: manifest.capabilities.headers.iter().cloned().collect(),
+    fn link(&self, interface: &str, linker: &mut Linker<PluginState>) -> wasmtime::Result<bool> {
+        if interface != "rules" {
+            return Ok(false);
         }
+        generated::sockhost::plugin::rules::add_to_linker::<_, HasSelf<PluginState>>(
+            linker,
+            |s| s,
+        )?;
+        Ok(true)
     }
-
-    /// Sensitive headers (`cookie`, `authorization`, ...) only when named;
-    /// every other header always.
-    fn may_see(&self, name: &str) -> bool {
-        let sensitive = SENSITIVE_HEADERS.contains(&name);
-        !sensitive || self.named.contains(name)
-    }
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn check_header_name(name: &str, grants: &HeaderGrants) -> Result<(), String> {
-    if !is_token(name) || name.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(format!("header name {name:?} is not a lowercase token"));
-    }
-    if FRAMING_HEADERS.contains(&name) {
-        return Err(format!(
-            "header {name} frames the message and cannot be changed"
-        ));
-    }
-    if !grants.may_see(name) {
-        return Err(format!(
-            "header {name} is sensitive and not named in the manifest's capabilities.headers"
-        ));
-    }
-    Ok(())
-}
-
-fn check_header_changes(changes: &[HeaderChange], grants: &HeaderGrants) -> Result<(), String> {
-    if changes.len() > MAX_HEADER_CHANGES {
-        return Err(format!(
-            "{} header changes, more than the {MAX_HEADER_CHANGES} allowed",
-            changes.len()
-        ));
-    }
-    for change in changes {
-        match change {
-            HeaderChange::Set(h) => {
-                check_header_name(&h.name, grants)?;
-                if h.value.len() > MAX_HEADER_VALUE {
-                    return Err(format!("value of header {} is too long", h.name));
-                }
-                if h.value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-                    return Err(format!("value of header {} contains CR, LF or NUL", h.name));
-                }
-            }
-            HeaderChange::Remove(name) => check_header_name(name, grants)?,
-        }
-    }
-    Ok(())
-}
-
-/// A redirect target must be an absolute http(s) URL with a host.
-pub fn check_redirect(target: &str) -> Result<url::Url, String> {
-    if target.len() > MAX_URL_LEN {
-        return Err(format!("redirect target longer than {MAX_URL_LEN} bytes"));
-    }
-    let url = url::Url::parse(target)
-        .map_err(|e| format!("redirect target {target:?} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("redirect target {target:?} is not http or https"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("redirect target {target:?} has no host"));
-    }
-    Ok(url)
-}
-
-fn check_host_suffix(s: &str) -> Result<(), String> {
-    let ok = !s.is_empty()
-        && s.len() <= 253
-        && !s.starts_with('.')
-        && !s.ends_with('.')
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("host suffix {s:?} is not a lowercase host name"))
-    }
-}
-
-fn check_methods(methods: &[String]) -> Result<(), String> {
-    for m in methods {
-        if !is_token(m) || m.bytes().any(|b| b.is_ascii_lowercase()) {
-            return Err(format!("method {m:?} is not an uppercase token"));
-        }
-    }
-    Ok(())
-}
-
-fn check_list_len<T>(what: &str, list: &[T]) -> Result<(), String> {
-    if list.len() > MAX_CONDITION_ENTRIES {
-        return Err(format!(
-            "{what} has {} entries, more than {MAX_CONDITION_ENTRIES}",
-            list.len()
-        ));
-    }
-    Ok(())
-}
-
-fn check_filter(f: &RequestFilter) -> Result<(), String> {
-    check_list_len("host-suffixes", &f.host_suffixes)?;
-    check_list_len("methods", &f.methods)?;
-    f.host_suffixes
-        .iter()
-        .try_for_each(|s| check_host_suffix(s))?;
-    check_methods(&f.methods)
-}
-
-fn validate_rules(rules: &[Rule], max_rules: u32, grants: &HeaderGrants) -> Result<(), String> {
-    if rules.len() > max_rules as usize {
-        return Err(format!(
-            "{} rules, more than the manifest's max-rules of {max_rules}",
-            rules.len()
-        ));
-    }
-    let mut ids = HashSet::with_capacity(rules.len());
-    for rule in rules {
-        let fail = |why: String| format!("rule {}: {why}", rule.id);
-        if !ids.insert(rule.id) {
-            return Err(fail("duplicate id".into()));
-        }
-        let c = &rule.condition;
-        check_list_len("host-suffixes", &c.host_suffixes).map_err(fail)?;
-        check_list_len("excluded-host-suffixes", &c.excluded_host_suffixes).map_err(fail)?;
-        check_list_len("methods", &c.methods).map_err(fail)?;
-        c.host_suffixes
-            .iter()
-            .chain(&c.excluded_host_suffixes)
-            .try_for_each(|s| check_host_suffix(s))
-            .map_err(fail)?;
-        check_methods(&c.methods).map_err(fail)?;
-        if let Some(p) = &c.url_pattern {
-            if p.is_empty() || p.len() > MAX_PATTERN_LEN {
-                return Err(fail(format!(
-                    "url-pattern must be 1 to {MAX_PATTERN_LEN} bytes"
-                )));
-            }
-        }
-        match &rule.action {
-            RuleAction::Block | RuleAction::Allow => {}
-            RuleAction::Redirect(target) => {
-                check_redirect(target).map_err(fail)?;
-            }
-            RuleAction::ModifyRequestHeaders(changes)
-            | RuleAction::ModifyResponseHeaders(changes) => {
-                check_header_changes(changes, grants).map_err(fail)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 fn host_matches_suffix(host: &str, suffix: &str) -> bool {
@@ -306,19 +140,146 @@ pub struct HookResult<T> {
     pub error: Option<CallError>,
 }
 
-/// An extension plugin, started.
+/// The plugin's registration: its rules and what its hooks want.
+#[derive(Debug, Default)]
+struct PluginRegistration {
+    // Invariant: every rule here passed validate_rules for this manifest.
+    rules: Arc<[Rule]>,
+    rules_version: u64,
+    request_filter: Option<RequestFilter>,
+    response_filter: Option<RequestFilter>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    manifest: Arc<Manifest>,
+    grants: HeaderGrants,
+    registration: Mutex<PluginRegistration>,
+    // Mirrors the supervisor every instance shares, so that the host can ask
+    // without an instance at hand.
+    disabled: AtomicBool,
+}
+
+/// What every instance of one extension shares: its manifest, its rules and
+/// filters, whether it is disabled. Cheap to clone; asking it never enters
+/// WASM, so the host asks it before taking an instance.
+#[derive(Debug, Clone)]
+pub struct ExtensionShared(Arc<Shared>);
+
+impl ExtensionShared {
+    fn registration(&self) -> std::sync::MutexGuard<'_, PluginRegistration> {
+        // Plain values replaced whole: a panic elsewhere cannot leave them
+        // half-updated.
+        self.0
+            .registration
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.0.manifest.plugin.name
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.0.manifest
+    }
+
+    /// What a faulted call means for the request, per the manifest.
+    pub fn on_fault(&self) -> OnFault {
+        self.0.manifest.limits.on_fault
+    }
+
+    /// The current declarative rules, validated.
+    pub fn rules(&self) -> Arc<[Rule]> {
+        self.registration().rules.clone()
+    }
+
+    /// Incremented whenever the rules are replaced, so a compiled matcher
+    /// knows when to recompile.
+    pub fn rules_version(&self) -> u64 {
+        self.registration().rules_version
+    }
+
+    /// The current rules and their version, read together.
+    pub fn versioned_rules(&self) -> (Arc<[Rule]>, u64) {
+        let r = self.registration();
+        (r.rules.clone(), r.rules_version)
+    }
+
+    /// Whether the plugin was disabled after repeated faults.
+    pub fn is_disabled(&self) -> bool {
+        self.0.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Whether `on_request` would call into the plugin for a request to
+    /// `host`: the manifest grants the host and the registered request
+    /// filter matches.
+    pub fn wants_request(&self, host: &str, method: &str, resource_type: ResourceType) -> bool {
+        self.0.manifest.capabilities.may_see_host(host)
+            && !self.is_disabled()
+            && self
+                .registration()
+                .request_filter
+                .as_ref()
+                .is_some_and(|f| filter_matches(f, host, method, resource_type))
+    }
+
+    /// Whether `on_response` could call into the plugin for any host (a
+    /// response filter is registered).
+    pub fn may_want_responses(&self) -> bool {
+        !self.is_disabled() && self.registration().response_filter.is_some()
+    }
+
+    /// Whether `on_response` would call into the plugin for `host`.
+    pub fn wants_response(&self, host: &str) -> bool {
+        self.0.manifest.capabilities.may_see_host(host)
+            && !self.is_disabled()
+            && self
+                .registration()
+                .response_filter
+                .as_ref()
+                .is_some_and(|f| response_filter_matches(f, host))
+    }
+
+    fn register(&self, reg: Registration) {
+        let mut r = self.registration();
+        r.rules = Arc::from(reg.rules);
+        r.rules_version += 1;
+        r.request_filter = reg.request_filter;
+        r.response_filter = reg.response_filter;
+    }
+
+    fn replace_rules(&self, rules: Vec<Rule>) {
+        let mut r = self.registration();
+        r.rules = Arc::from(rules);
+        r.rules_version += 1;
+    }
+}
+
+/// Responses carry no method or resource type of their own: the filter's
+/// host suffixes decide.
+fn response_filter_matches(f: &RequestFilter, host: &str) -> bool {
+    f.host_suffixes.is_empty() || f.host_suffixes.iter().any(|s| host_matches_suffix(host, s))
+}
+
+/// One instance of an extension plugin, started. Further instances of the
+/// same plugin come from [`ExtensionPlugin::fork`]: each has its own store
+/// (its own memory and state, invisible to the others), while the rules,
+/// filters and fault budget are the plugin's and shared.
 #[derive(Debug)]
 pub struct ExtensionPlugin {
     inner: Supervised<ExtensionBindings>,
-    grants: HeaderGrants,
-    // Invariant: every rule here passed validate_rules for this manifest.
-    rules: Arc<[Rule]>,
-    request_filter: Option<RequestFilter>,
-    response_filter: Option<RequestFilter>,
+    shared: ExtensionShared,
     // The instance generation whose `init` has run; a restarted instance
     // must be initialised again before its hooks are called.
     initialized: u64,
-    rules_version: u64,
+    // Whether this instance's first `init` registers the plugin's rules and
+    // filters: the first instance's does; a fork's does not (the plugin is
+    // registered already), though its `init` after a restart does, as a
+    // restart resets the plugin's registration.
+    registers_first_init: bool,
 }
 
 /// Why an extension could not start.
@@ -332,21 +293,53 @@ pub enum StartError {
     Init(CallError),
 }
 
+/// Why a registration from `init` was refused.
+#[derive(Debug, thiserror::Error)]
+enum RegistrationError {
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error("request filter: {0}")]
+    RequestFilter(CheckError),
+    #[error("response filter: {0}")]
+    ResponseFilter(CheckError),
+}
+
 impl ExtensionPlugin {
     /// Instantiates the extension and runs its `init`.
     pub fn start(loaded: LoadedPlugin) -> Result<Self, StartError> {
-        let grants = HeaderGrants::new(loaded.manifest());
+        let shared = ExtensionShared(Arc::new(Shared {
+            manifest: loaded.manifest.clone(),
+            grants: HeaderGrants::new(loaded.manifest()),
+            registration: Mutex::default(),
+            disabled: AtomicBool::new(false),
+        }));
         let mut plugin = Self {
             inner: Supervised::new(loaded)?,
-            grants,
-            rules: Arc::from(Vec::new()),
-            request_filter: None,
-            response_filter: None,
+            shared,
             initialized: 0,
-            rules_version: 0,
+            registers_first_init: true,
         };
-        plugin.ensure_init().map_err(StartError::Init)?;
+        let r = plugin.ensure_init();
+        plugin.sync_disabled();
+        r.map_err(StartError::Init)?;
         Ok(plugin)
+    }
+
+    /// Another instance of the same plugin: the same code, manifest, rules,
+    /// filters and fault budget, with a store of its own, instantiated and
+    /// initialised on its first call.
+    pub fn fork(&self) -> Self {
+        Self {
+            inner: self.inner.fork(),
+            shared: self.shared.clone(),
+            initialized: 0,
+            registers_first_init: false,
+        }
+    }
+
+    /// What every instance of this plugin shares.
+    pub fn shared(&self) -> &ExtensionShared {
+        &self.shared
     }
 
     /// The plugin's name.
@@ -356,13 +349,13 @@ impl ExtensionPlugin {
 
     /// The current declarative rules, validated.
     pub fn rules(&self) -> Arc<[Rule]> {
-        self.rules.clone()
+        self.shared.rules()
     }
 
     /// Incremented whenever the rules are replaced, so a compiled matcher
     /// knows when to recompile.
     pub fn rules_version(&self) -> u64 {
-        self.rules_version
+        self.shared.rules_version()
     }
 
     /// Whether the plugin was disabled after repeated faults.
@@ -370,33 +363,19 @@ impl ExtensionPlugin {
         self.inner.is_disabled()
     }
 
-    /// Whether `on_request` would call into the plugin for a request to
-    /// `host`: cheap, no WASM. True when the plugin must be (re)initialised
-    /// first, since its filter is not known until then.
+    /// See [`ExtensionShared::wants_request`].
     pub fn wants_request(&self, host: &str, method: &str, resource_type: ResourceType) -> bool {
-        if !self.inner.manifest().capabilities.may_see_host(host) {
-            return false;
-        }
-        if self.initialized != self.inner.generation() || self.inner.is_disabled() {
-            return !self.inner.is_disabled();
-        }
-        self.request_filter
-            .as_ref()
-            .is_some_and(|f| filter_matches(f, host, method, resource_type))
+        self.shared.wants_request(host, method, resource_type)
     }
 
-    /// Whether `on_response` could call into the plugin for any host
-    /// (a response filter is registered, or `init` must run first).
+    /// See [`ExtensionShared::may_want_responses`].
     pub fn may_want_responses(&self) -> bool {
-        !self.inner.is_disabled()
-            && (self.initialized != self.inner.generation() || self.response_filter.is_some())
+        self.shared.may_want_responses()
     }
 
-    /// Whether `on_response` would call into the plugin for `host`.
+    /// See [`ExtensionShared::wants_response`].
     pub fn wants_response(&self, host: &str) -> bool {
-        self.inner.manifest().capabilities.may_see_host(host)
-            && !self.inner.is_disabled()
-            && (self.initialized != self.inner.generation() || self.response_filter.is_some())
+        self.shared.wants_response(host)
     }
 
     /// What a faulted call means for the request, per the manifest.
@@ -409,6 +388,12 @@ impl ExtensionPlugin {
         &self.inner
     }
 
+    fn sync_disabled(&self) {
+        if self.inner.is_disabled() {
+            self.shared.0.disabled.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn ensure_init(&mut self) -> Result<(), CallError> {
         self.inner.ensure_live("init")?;
         if self.initialized == self.inner.generation() {
@@ -417,35 +402,31 @@ impl ExtensionPlugin {
         let reg = self
             .inner
             .call("init", |b, s| b.0.sockhost_plugin_add_on().call_init(s))?;
-        let max = self.inner.manifest().capabilities.max_rules;
-        let checked = validate_rules(&reg.rules, max, &self.grants)
-            .and_then(|()| reg.request_filter.as_ref().map_or(Ok(()), check_filter))
-            .and_then(|()| reg.response_filter.as_ref().map_or(Ok(()), check_filter));
+        let max = self.shared.manifest().capabilities.max_rules;
+        let checked = check_registration(&reg, max, &self.shared.0.grants);
         if let Err(why) = checked {
-            return Err(self.inner.invalid_result("init", why));
+            return Err(self.inner.invalid_result("init", why.to_string()));
         }
-        self.set_rules(reg.rules);
-        self.request_filter = reg.request_filter;
-        self.response_filter = reg.response_filter;
+        if self.initialized != 0 || self.registers_first_init {
+            self.shared.register(reg);
+        }
         self.initialized = self.inner.generation();
         Ok(())
     }
 
-    fn set_rules(&mut self, rules: Vec<Rule>) {
-        self.rules = Arc::from(rules);
-        self.rules_version += 1;
-    }
-
     fn take_replaced_rules(&mut self) {
-        if let Some(Some(rules)) = self.inner.with_state(|s| s.rules.pending.take()) {
-            self.set_rules(rules);
+        let pending = self
+            .inner
+            .with_state(|s| s.world_data::<RulesSlot>().and_then(|r| r.pending.take()));
+        if let Some(Some(rules)) = pending {
+            self.shared.replace_rules(rules);
         }
     }
 
     fn visible_headers(&self, headers: &[Header]) -> Vec<Header> {
         headers
             .iter()
-            .filter(|h| self.grants.may_see(&h.name))
+            .filter(|h| self.shared.0.grants.may_see(&h.name))
             .cloned()
             .collect()
     }
@@ -470,6 +451,12 @@ impl ExtensionPlugin {
     /// manifest grants the request's host and the extension's filter
     /// matches. Returns the validated verdict, or the on-fault result.
     pub fn on_request(&mut self, request: &Request) -> HookResult<RequestVerdict> {
+        let r = self.offer_request(request);
+        self.sync_disabled();
+        r
+    }
+
+    fn offer_request(&mut self, request: &Request) -> HookResult<RequestVerdict> {
         let not_called = HookResult {
             verdict: RequestVerdict::Proceed(Vec::new()),
             called: false,
@@ -481,7 +468,7 @@ impl ExtensionPlugin {
         }) else {
             return not_called;
         };
-        if !self.inner.manifest().capabilities.may_see_host(&host) {
+        if !self.shared.manifest().capabilities.may_see_host(&host) {
             return not_called;
         }
         if let Err(error) = self.ensure_init() {
@@ -491,10 +478,13 @@ impl ExtensionPlugin {
                 error: Some(error),
             };
         }
-        let Some(filter) = &self.request_filter else {
-            return not_called;
-        };
-        if !filter_matches(filter, &host, &request.method, request.resource_type) {
+        let matches = self
+            .shared
+            .registration()
+            .request_filter
+            .as_ref()
+            .is_some_and(|f| filter_matches(f, &host, &request.method, request.resource_type));
+        if !matches {
             return not_called;
         }
         let shown = Request {
@@ -516,8 +506,10 @@ impl ExtensionPlugin {
             }
         };
         let checked = match verdict {
-            RequestVerdict::Proceed(changes) => check_header_changes(&changes, &self.grants)
-                .map(|()| RequestVerdict::Proceed(changes)),
+            RequestVerdict::Proceed(changes) => {
+                check_header_changes(&changes, &self.shared.0.grants)
+                    .map(|()| RequestVerdict::Proceed(changes))
+            }
             RequestVerdict::Redirect(target) => {
                 check_redirect(&target).map(|_| RequestVerdict::Redirect(target))
             }
@@ -539,7 +531,7 @@ impl ExtensionPlugin {
                 error: None,
             },
             Err(why) => {
-                let error = self.inner.invalid_result("on-request", why);
+                let error = self.inner.invalid_result("on-request", why.to_string());
                 HookResult {
                     verdict: self.fault_verdict(&error),
                     called: true,
@@ -558,12 +550,18 @@ impl ExtensionPlugin {
         host: &str,
         response: &Response,
     ) -> HookResult<Vec<HeaderChange>> {
+        let r = self.offer_response(host, response);
+        self.sync_disabled();
+        r
+    }
+
+    fn offer_response(&mut self, host: &str, response: &Response) -> HookResult<Vec<HeaderChange>> {
         let not_called = HookResult {
             verdict: Vec::new(),
             called: false,
             error: None,
         };
-        if !self.inner.manifest().capabilities.may_see_host(host) {
+        if !self.shared.manifest().capabilities.may_see_host(host) {
             return not_called;
         }
         if let Err(error) = self.ensure_init() {
@@ -573,17 +571,13 @@ impl ExtensionPlugin {
                 error: Some(error),
             };
         }
-        let Some(filter) = &self.response_filter else {
-            return not_called;
-        };
-        // Responses carry no method or resource type of their own: the
-        // filter's host suffixes decide.
-        if !(filter.host_suffixes.is_empty()
-            || filter
-                .host_suffixes
-                .iter()
-                .any(|s| host_matches_suffix(host, s)))
-        {
+        let matches = self
+            .shared
+            .registration()
+            .response_filter
+            .as_ref()
+            .is_some_and(|f| response_filter_matches(f, host));
+        if !matches {
             return not_called;
         }
         let shown = Response {
@@ -594,7 +588,8 @@ impl ExtensionPlugin {
             b.0.sockhost_plugin_add_on().call_on_response(s, &shown)
         });
         self.take_replaced_rules();
-        match result.map(|changes| (check_header_changes(&changes, &self.grants), changes)) {
+        let grants = &self.shared.0.grants;
+        match result.map(|changes| (check_header_changes(&changes, grants), changes)) {
             Ok((Ok(()), changes)) => HookResult {
                 verdict: changes,
                 called: true,
@@ -603,7 +598,7 @@ impl ExtensionPlugin {
             Ok((Err(why), _)) => HookResult {
                 verdict: Vec::new(),
                 called: true,
-                error: Some(self.inner.invalid_result("on-response", why)),
+                error: Some(self.inner.invalid_result("on-response", why.to_string())),
             },
             Err(error) => HookResult {
                 verdict: Vec::new(),
@@ -614,119 +609,26 @@ impl ExtensionPlugin {
     }
 }
 
+/// What `init` returned: rules within the manifest's limits, well-formed
+/// filters.
+fn check_registration(
+    reg: &Registration,
+    max_rules: u32,
+    grants: &HeaderGrants,
+) -> Result<(), RegistrationError> {
+    validate_rules(&reg.rules, max_rules, grants)?;
+    if let Some(f) = &reg.request_filter {
+        check_filter(f).map_err(RegistrationError::RequestFilter)?;
+    }
+    if let Some(f) = &reg.response_filter {
+        check_filter(f).map_err(RegistrationError::ResponseFilter)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn grants(named: &[&str]) -> HeaderGrants {
-        HeaderGrants {
-            named: named.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    fn rule(id: u32, action: RuleAction) -> Rule {
-        Rule {
-            id,
-            priority: 1,
-            condition: RuleCondition {
-                host_suffixes: vec!["example.com".into()],
-                excluded_host_suffixes: vec![],
-                url_pattern: None,
-                methods: vec![],
-                resource_types: vec![],
-            },
-            action,
-        }
-    }
-
-    #[test]
-    fn redirect_targets_must_be_absolute_http_urls() {
-        for (target, ok) in [
-            ("https://example.com/x", true),
-            ("http://127.0.0.1:8080/", true),
-            ("not a url ::", false),
-            ("/relative", false),
-            ("javascript:alert(1)", false),
-            ("file:///etc/passwd", false),
-            ("https://", false),
-        ] {
-            assert_eq!(check_redirect(target).is_ok(), ok, "{target}");
-        }
-    }
-
-    #[test]
-    fn header_changes_are_checked_against_grants_and_framing() {
-        let set = |n: &str, v: &[u8]| {
-            HeaderChange::Set(Header {
-                name: n.into(),
-                value: v.to_vec(),
-            })
-        };
-        let cases: Vec<(HeaderChange, &[&str], bool)> = vec![
-            (set("x-sockhost", b"1"), &[], true),
-            (set("X-Upper", b"1"), &[], false),
-            (set("cookie", b"a=b"), &[], false),
-            (set("cookie", b"a=b"), &["cookie"], true),
-            (set("x-a", b"line\r\nbreak"), &[], false),
-            (set("content-length", b"0"), &["content-length"], false),
-            (HeaderChange::Remove("authorization".into()), &[], false),
-            (HeaderChange::Remove("user-agent".into()), &[], true),
-            (set("x-big", &[b'a'; MAX_HEADER_VALUE + 1]), &[], false),
-        ];
-        for (change, named, ok) in cases {
-            let r = check_header_changes(std::slice::from_ref(&change), &grants(named));
-            assert_eq!(r.is_ok(), ok, "{change:?} with {named:?}: {r:?}");
-        }
-    }
-
-    #[test]
-    fn rules_are_validated() {
-        let g = grants(&[]);
-        assert!(validate_rules(&[rule(1, RuleAction::Block)], 10, &g).is_ok());
-        let cases: Vec<(Vec<Rule>, u32, &str)> = vec![
-            (
-                vec![rule(1, RuleAction::Block), rule(1, RuleAction::Allow)],
-                10,
-                "duplicate id",
-            ),
-            (
-                vec![rule(1, RuleAction::Block), rule(2, RuleAction::Block)],
-                1,
-                "max-rules",
-            ),
-            (
-                vec![rule(1, RuleAction::Redirect("nope".into()))],
-                10,
-                "not a URL",
-            ),
-            (
-                vec![Rule {
-                    condition: RuleCondition {
-                        host_suffixes: vec![".bad".into()],
-                        ..rule(1, RuleAction::Block).condition
-                    },
-                    ..rule(1, RuleAction::Block)
-                }],
-                10,
-                "host suffix",
-            ),
-            (
-                vec![Rule {
-                    condition: RuleCondition {
-                        methods: vec!["get".into()],
-                        ..rule(1, RuleAction::Block).condition
-                    },
-                    ..rule(1, RuleAction::Block)
-                }],
-                10,
-                "method",
-            ),
-        ];
-        for (rules, max, want) in cases {
-            let err = validate_rules(&rules, max, &g).unwrap_err();
-            assert!(err.contains(want), "{err:?} should mention {want:?}");
-        }
-    }
 
     #[test]
     fn host_suffixes_match_on_label_boundaries() {

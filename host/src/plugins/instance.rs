@@ -13,7 +13,7 @@ use wasmtime::Store;
 use super::engine::PluginEngine;
 use super::fault::{classify, Fault, FaultAction, FaultContext, FaultKind, FaultLog};
 use super::load::LoadedPlugin;
-use super::state::PluginState;
+use super::state::{PluginState, WorldData};
 use super::storage::PluginStorage;
 use super::supervisor::{AfterFault, Supervisor};
 
@@ -27,6 +27,12 @@ pub trait WorldBindings: Sized + Send + 'static {
     fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre>;
     /// Instantiates.
     fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self>;
+    /// The data the world's own host interfaces keep in each new store
+    /// (see `PluginState::world_data`); none by default.
+    fn world_data(manifest: &Manifest) -> Option<WorldData> {
+        let _ = manifest;
+        None
+    }
 }
 
 /// Why a call did not return the plugin's answer.
@@ -207,7 +213,7 @@ impl<B: WorldBindings> Supervised<B> {
         };
         let mut store = Store::new(
             self.engine.engine(),
-            PluginState::new(&self.manifest, storage),
+            PluginState::new(&self.manifest, storage, B::world_data(&self.manifest)),
         );
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();

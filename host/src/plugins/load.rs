@@ -17,6 +17,7 @@ use super::engine::{EngineError, EngineOptions, PluginEngine};
 use super::fault::FaultLog;
 use super::state::PluginState;
 use super::wit_version::{self, WitVersionError, WIT_VERSION};
+use super::world_link::WorldLink;
 
 pub use super::wit_version::WIT_PACKAGE;
 
@@ -150,6 +151,7 @@ pub struct PluginRuntime {
     engine: PluginEngine,
     faults: FaultLog,
     data_dir: Option<PathBuf>,
+    world_links: Arc<[Arc<dyn WorldLink>]>,
 }
 
 /// A plugin that passed every load check and is ready to instantiate.
@@ -213,12 +215,18 @@ impl LoadedPlugin {
 }
 
 impl PluginRuntime {
-    /// A runtime with its own engine.
-    pub fn new(options: RuntimeOptions) -> Result<Self, EngineError> {
+    /// A runtime with its own engine, linking the host interfaces of the
+    /// worlds `world_links` name on top of the ones every world shares.
+    /// [`PluginRuntime::new`] passes every world this host has a bridge for.
+    pub fn with_world_links(
+        options: RuntimeOptions,
+        world_links: Vec<Arc<dyn WorldLink>>,
+    ) -> Result<Self, EngineError> {
         Ok(Self {
             engine: PluginEngine::new(&options.engine)?,
             faults: FaultLog::default(),
             data_dir: options.data_dir,
+            world_links: world_links.into(),
         })
     }
 
@@ -321,7 +329,13 @@ impl PluginRuntime {
             path: path.clone(),
             message: format!("{e:#}"),
         };
-        let linker = build_linker(&self.engine, &manifest, &imports).map_err(link_err)?;
+        let world_link = self
+            .world_links
+            .iter()
+            .find(|l| l.world() == manifest.plugin.world)
+            .map(|l| &**l);
+        let linker =
+            build_linker(&self.engine, &manifest, &imports, world_link).map_err(link_err)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(link_err)?;
 
         Ok(LoadedPlugin {
@@ -433,11 +447,13 @@ fn gate_imports(
 }
 
 /// Links exactly what the gate let through: sockhost's own interfaces only
-/// when granted, WASI (if imported at all) with no authority beyond grants.
+/// when granted (a world's own ones through its bridge's `world_link`),
+/// WASI (if imported at all) with no authority beyond grants.
 fn build_linker(
     engine: &PluginEngine,
     manifest: &Manifest,
     imports: &[ImportReport],
+    world_link: Option<&dyn WorldLink>,
 ) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::<PluginState>::new(engine.engine());
     let mut wasi = false;
@@ -452,14 +468,16 @@ fn build_linker(
             ("sockhost", "storage") if manifest.capabilities.storage_quota.is_some() => {
                 storage::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
             }
-            ("sockhost", "rules") if manifest.plugin.world == World::Extension => {
-                super::extension::add_rules_to_linker(&mut linker)?;
-            }
             // Types-only interfaces: an empty instance satisfies the import.
             ("sockhost", "types" | "rule-types") => {
                 linker.instance(&import.name)?;
             }
             ("wasi", _) => wasi = true,
+            ("sockhost", interface) => {
+                if let Some(link) = world_link {
+                    link.link(interface, &mut linker)?;
+                }
+            }
             _ => {}
         }
     }

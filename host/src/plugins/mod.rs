@@ -14,11 +14,13 @@ pub mod instance;
 pub mod limits;
 pub mod load;
 pub mod net_types;
+mod runtime;
 pub mod state;
 pub mod storage;
 pub mod supervisor;
 pub mod telemetry;
 pub mod wit_version;
+pub mod world_link;
 
 pub use engine::{EngineOptions, PluginEngine};
 pub use fault::{Fault, FaultAction, FaultKind, FaultLog};

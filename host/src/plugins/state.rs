@@ -1,6 +1,7 @@
 //! The data of one plugin instance's store, and the host imports every world
 //! shares (`log`, `storage`) implemented on it.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use sockhost_policy::{Manifest, WasiGrant};
@@ -31,9 +32,13 @@ pub struct PluginState {
     pub(crate) storage: Option<PluginStorage>,
     wasi: Option<Box<WasiState>>,
     stdio: bool,
-    /// Extension state the `rules` import writes to (see `extension.rs`).
-    pub(crate) rules: super::extension::RulesSlot,
+    /// What a world's own host interfaces work on, supplied by its bridge
+    /// (`WorldBindings::world_data`); this module does not know its type.
+    world: Option<WorldData>,
 }
+
+/// A world's own data in a store, opaque to the generic runtime.
+pub type WorldData = Box<dyn Any + Send>;
 
 struct WasiState {
     ctx: WasiCtx,
@@ -47,7 +52,11 @@ impl std::fmt::Debug for WasiState {
 }
 
 impl PluginState {
-    pub(crate) fn new(manifest: &Manifest, storage: Option<PluginStorage>) -> Self {
+    pub(crate) fn new(
+        manifest: &Manifest,
+        storage: Option<PluginStorage>,
+        world: Option<WorldData>,
+    ) -> Self {
         Self {
             plugin: manifest.plugin.name.as_str().into(),
             limiter: MemoryLimiter::new(manifest.limits.memory),
@@ -57,8 +66,13 @@ impl PluginState {
             storage,
             wasi: None,
             stdio: manifest.capabilities.wasi.contains(&WasiGrant::Stdio),
-            rules: super::extension::RulesSlot::new(manifest),
+            world,
         }
+    }
+
+    /// The world's data, when the bridge supplied data of type `T`.
+    pub(crate) fn world_data<T: Any>(&mut self) -> Option<&mut T> {
+        self.world.as_mut()?.downcast_mut()
     }
 
     /// Resets what is tracked per call.
