@@ -15,3 +15,4 @@ pub mod net;
 pub mod plugins;
 pub mod rules;
 pub mod telemetry;
+pub mod wiring;
