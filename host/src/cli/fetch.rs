@@ -360,3 +360,93 @@ fn why_won(attempts: &[sockhost::net::race::AttemptSummary]) -> Option<String> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(argv: &[&str]) -> FetchArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            fetch: FetchArgs,
+        }
+        let argv = ["fetch", "https://a.test/"].iter().chain(argv);
+        <Cli as clap::Parser>::try_parse_from(argv).unwrap().fetch
+    }
+
+    #[test]
+    fn flags_layer_on_the_embedded_config() {
+        let c = layered_config(&args(&[])).unwrap();
+        assert_eq!(c, Config::embedded());
+        let c = layered_config(&args(&[
+            "--no-default-plugins",
+            "--extension",
+            "e/plugin.toml",
+            "--probe",
+            "p/plugin.toml",
+            "--connect-policy",
+            "he/plugin.toml",
+            "--dns-server",
+            "127.0.0.1:5353",
+            "--congestion",
+            "newreno",
+            "--max-time",
+            "2.5",
+        ]))
+        .unwrap();
+        assert!(!c.builtin_plugins);
+        assert_eq!(c.extensions, vec![PathBuf::from("e/plugin.toml")]);
+        assert_eq!(c.probes, vec![PathBuf::from("p/plugin.toml")]);
+        assert_eq!(c.connect_policy, Some(PathBuf::from("he/plugin.toml")));
+        assert_eq!(c.dns_servers, vec!["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(
+            c.congestion.controller,
+            ControllerRef::Builtin(sockhost::builtin::NEWRENO)
+        );
+        assert_eq!(c.request_timeout, Duration::from_secs_f64(2.5));
+    }
+
+    #[test]
+    fn flags_add_to_a_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[plugins]\nbuiltin = true\nextensions = [\"x/plugin.toml\"]\n\
+             connect-policy = \"a/plugin.toml\"\n[network]\nrequest-timeout = \"1s\"\n",
+        )
+        .unwrap();
+        let c = layered_config(&args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--extension",
+            "y/plugin.toml",
+            "--connect-policy",
+            "b/plugin.toml",
+        ]))
+        .unwrap();
+        assert!(c.builtin_plugins);
+        assert_eq!(
+            c.extensions,
+            vec![dir.path().join("x/plugin.toml"), "y/plugin.toml".into()]
+        );
+        // The command line wins where both name one; the shorter timeout wins.
+        assert_eq!(c.connect_policy, Some(PathBuf::from("b/plugin.toml")));
+        assert_eq!(c.request_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        for (argv, words) in [
+            (
+                &["--congestion", "bbr"][..],
+                "--congestion: unknown controller",
+            ),
+            (&["--max-time", "0"][..], "--max-time"),
+        ] {
+            let e = layered_config(&args(argv)).unwrap_err().to_string();
+            assert!(e.contains(words), "{e}");
+        }
+    }
+}
