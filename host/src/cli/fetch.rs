@@ -60,9 +60,10 @@ pub struct FetchArgs {
     /// Give up on a response after this many seconds.
     #[arg(long = "max-time", value_name = "SECONDS", default_value_t = 30.0)]
     pub max_time: f64,
-    /// A config file: plugins and network preferences (default: the
-    /// embedded defaults, which load the built-in blocklist and
-    /// request-stats).
+    /// A config file: plugins, network preferences and congestion
+    /// controllers. It loads only the plugins it lists (`builtin = true`
+    /// for the built-in ones); without a file, the built-in blocklist and
+    /// request-stats run.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Load this extension too (repeatable).
