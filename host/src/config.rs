@@ -1,10 +1,16 @@
 //! The config file (`--config FILE`, TOML): which plugins to load and the
 //! network preferences. Unknown fields are errors; every error names the
-//! file and the field.
+//! file and the field. [`crate::wiring`] turns a [`Config`] into a host.
+//!
+//! Defaults, in one place: a field the file leaves out takes its value from
+//! [`Config::default`], so an empty file is `Config::default()`. A file
+//! says what to load: without `builtin = true` it loads only the plugins it
+//! lists. `sockhost` run without `--config` uses [`Config::embedded`], the
+//! defaults with the built-in plugins on.
 //!
 //! ```toml
 //! [plugins]
-//! builtin = true                                   # blocklist + request-stats, embedded
+//! builtin = true                                   # blocklist + request-stats, embedded (default: false)
 //! extensions = ["plugins/blocklist/plugin.toml"]   # relative to this file
 //! probes = ["plugins/request-stats/plugin.toml"]
 //! connect-policy = "plugins/happy-eyeballs/plugin.toml"   # default: built-in RFC 8305
@@ -33,14 +39,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use sockhost_policy::{parse_duration, parse_size, HostPattern};
 
-use crate::host::HostBuilder;
-use crate::net::connect::Connector;
 use crate::net::pool::PoolPrefs;
 
 /// The least `congestion.max-window`: two datagrams of the largest QUIC
@@ -50,7 +53,7 @@ pub const MIN_MAX_WINDOW: u64 = 2 * 65_527;
 /// A config file, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Load the embedded blocklist and request-stats.
+    /// Load the embedded blocklist and request-stats (`[plugins] builtin`).
     pub builtin_plugins: bool,
     /// Extension manifests, in order.
     pub extensions: Vec<PathBuf>,
@@ -91,7 +94,7 @@ pub enum ControllerRef {
 impl ControllerRef {
     /// Parses a controller name (`native-cubic`, a built-in plugin's name,
     /// or a path to a plugin.toml, relative to `dir`).
-    pub fn parse(text: &str, dir: &Path) -> Result<ControllerRef, String> {
+    pub fn parse(text: &str, dir: &Path) -> Result<ControllerRef, UnknownController> {
         if text == crate::plugins::congestion::NATIVE_CUBIC {
             return Ok(ControllerRef::Native);
         }
@@ -101,15 +104,31 @@ impl ControllerRef {
         if text.ends_with(".toml") || text.contains('/') {
             return Ok(ControllerRef::Manifest(dir.join(text)));
         }
-        Err(format!(
-            "unknown controller {text:?} (use \"native-cubic\", {}, or a path to a plugin.toml)",
-            crate::builtin::CONGESTION
-                .iter()
-                .map(|b| format!("\"{}\"", b.name))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        Err(UnknownController {
+            name: text.to_owned(),
+        })
     }
+}
+
+/// A controller name that is neither native, built in nor a manifest path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown controller {name:?} (use \"{native}\", {builtin}, or a path to a plugin.toml)",
+    native = crate::plugins::congestion::NATIVE_CUBIC,
+    builtin = known_controllers()
+)]
+pub struct UnknownController {
+    /// The name as given.
+    pub name: String,
+}
+
+/// The built-in controllers' names, quoted, for [`UnknownController`].
+fn known_controllers() -> String {
+    crate::builtin::CONGESTION
+        .iter()
+        .map(|b| format!("\"{}\"", b.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The `[congestion]` section.
@@ -133,46 +152,6 @@ impl Default for CongestionConfig {
     }
 }
 
-impl CongestionConfig {
-    /// Loads the plugins it names (each once, shared by the rules naming
-    /// it) into a choice for [`HostBuilder::congestion`] or
-    /// `Host::set_congestion`.
-    pub fn load(
-        &self,
-        runtime: &crate::plugins::PluginRuntime,
-    ) -> Result<crate::plugins::congestion::CongestionChoice, crate::plugins::LoadError> {
-        use crate::plugins::congestion::{
-            CongestionChoice, CongestionPlugin, CongestionPolicy, ControllerKind,
-        };
-        let mut loaded: Vec<(ControllerRef, ControllerKind)> = Vec::new();
-        let mut kind = |r: &ControllerRef| -> Result<ControllerKind, crate::plugins::LoadError> {
-            if let Some((_, k)) = loaded.iter().find(|(seen, _)| seen == r) {
-                return Ok(k.clone());
-            }
-            let plugin = match r {
-                ControllerRef::Native => return Ok(ControllerKind::Native),
-                ControllerRef::Builtin(b) => b.load(runtime)?,
-                ControllerRef::Manifest(path) => runtime.load(path)?,
-            };
-            let k = ControllerKind::Plugin(Arc::new(CongestionPolicy::new(CongestionPlugin::new(
-                plugin,
-            )?)));
-            loaded.push((r.clone(), k.clone()));
-            Ok(k)
-        };
-        let default = kind(&self.controller)?;
-        let mut rules = Vec::new();
-        for (hosts, r) in &self.rules {
-            rules.push((hosts.clone(), kind(r)?));
-        }
-        Ok(CongestionChoice {
-            default,
-            rules,
-            max_window: self.max_window,
-        })
-    }
-}
-
 /// [`PoolPrefs`] with equality, for tests of parsed configs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolPrefsEq {
@@ -185,12 +164,13 @@ pub struct PoolPrefsEq {
 }
 
 impl Default for Config {
-    /// The embedded defaults: the built-in plugins and the preferences'
-    /// defaults.
+    /// What every field is when a file leaves it out: no plugins, the
+    /// network preferences' defaults, quinn's Cubic. An empty file parses to
+    /// this.
     fn default() -> Self {
         let p = PoolPrefs::default();
         Config {
-            builtin_plugins: true,
+            builtin_plugins: false,
             extensions: Vec::new(),
             probes: Vec::new(),
             connect_policy: None,
@@ -201,7 +181,7 @@ impl Default for Config {
                 idle_timeout: p.idle_timeout,
             },
             connect_timeout: crate::net::connect::DEFAULT_CONNECT_TIMEOUT,
-            syn_retry: Some(Duration::from_millis(250)),
+            syn_retry: Some(crate::net::race::RacePrefs::default().syn_retry),
             resolution_delay: Some(crate::net::dns_gate::DEFAULT_RESOLUTION_DELAY),
             min_attempt_spacing: crate::net::race::DEFAULT_MIN_SPACING,
             request_timeout: crate::host::DEFAULT_REQUEST_TIMEOUT,
@@ -274,6 +254,15 @@ struct RawNetwork {
 }
 
 impl Config {
+    /// The config `sockhost` runs with when given no file: the defaults,
+    /// with the built-in blocklist and request-stats.
+    pub fn embedded() -> Config {
+        Config {
+            builtin_plugins: true,
+            ..Config::default()
+        }
+    }
+
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -296,12 +285,13 @@ impl Config {
         let raw: Raw =
             toml::from_str(text).map_err(|e| fail("", format!("invalid TOML: {}", e.message())))?;
         let dir = path.parent().unwrap_or(Path::new(""));
+        let defaults = Config::default();
         let mut c = Config {
-            builtin_plugins: raw.plugins.builtin.unwrap_or(false),
+            builtin_plugins: raw.plugins.builtin.unwrap_or(defaults.builtin_plugins),
             extensions: raw.plugins.extensions.iter().map(|p| dir.join(p)).collect(),
             probes: raw.plugins.probes.iter().map(|p| dir.join(p)).collect(),
             connect_policy: raw.plugins.connect_policy.as_ref().map(|p| dir.join(p)),
-            ..Config::default()
+            ..defaults
         };
         for (i, s) in raw.network.dns_servers.iter().enumerate() {
             c.dns_servers.push(s.parse().map_err(|_| {
@@ -388,8 +378,8 @@ impl Config {
             ));
         }
         if let Some(name) = &raw.congestion.controller {
-            c.congestion.controller =
-                ControllerRef::parse(name, dir).map_err(|e| fail("congestion.controller", e))?;
+            c.congestion.controller = ControllerRef::parse(name, dir)
+                .map_err(|e| fail("congestion.controller", e.to_string()))?;
         }
         if let Some(size) = &raw.congestion.max_window {
             let field = "congestion.max-window";
@@ -415,7 +405,7 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| fail(&field("hosts"), e.to_string()))?;
             let controller = ControllerRef::parse(&rule.controller, dir)
-                .map_err(|e| fail(&field("controller"), e))?;
+                .map_err(|e| fail(&field("controller"), e.to_string()))?;
             c.congestion.rules.push((hosts, controller));
         }
         for (field, d) in [
@@ -428,36 +418,11 @@ impl Config {
         }
         Ok(c)
     }
-
-    /// Applies the network preferences to a host builder.
-    pub fn apply(&self, mut b: HostBuilder) -> HostBuilder {
-        if !self.dns_servers.is_empty() {
-            b = b.name_servers(self.dns_servers.clone());
-        }
-        let mut connector = Connector {
-            connect_timeout: self.connect_timeout,
-            ..Connector::default()
-        };
-        match self.syn_retry {
-            Some(d) => connector.prefs.syn_retry = d,
-            None => connector.prefs.syn_retry_enabled = false,
-        }
-        connector.prefs.min_spacing = self.min_attempt_spacing;
-        b.resolution_delay(self.resolution_delay)
-            .pool(PoolPrefs {
-                max_per_host: self.pool.max_per_host,
-                max_total: self.pool.max_total,
-                idle_timeout: self.pool.idle_timeout,
-            })
-            .connector(connector)
-            .request_timeout(self.request_timeout)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::congestion::ControllerKind;
 
     #[test]
     fn a_full_config_parses() {
@@ -521,35 +486,42 @@ mod tests {
     }
 
     #[test]
-    fn a_congestion_config_loads_each_plugin_once() {
-        let rt = crate::builtin::test_runtime();
-        let c = Config::parse(
-            "[congestion]\ncontroller = \"newreno\"\n\
-             [[congestion.rule]]\nhosts = [\"a.test\"]\ncontroller = \"newreno\"\n\
-             [[congestion.rule]]\nhosts = [\"b.test\"]\ncontroller = \"cubic\"\n",
-            Path::new("c.toml"),
-        )
-        .unwrap();
-        let choice = c.congestion.load(&rt).unwrap();
-        let (ControllerKind::Plugin(d), ControllerKind::Plugin(a)) =
-            (&choice.default, &choice.rules[0].1)
-        else {
-            panic!("plugins expected");
-        };
-        assert!(
-            Arc::ptr_eq(d, a),
-            "one newreno shared by the default and the rule"
+    fn one_set_of_defaults() {
+        // An empty file is the defaults; no file is the defaults with the
+        // built-in plugins.
+        let empty = Config::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(empty, Config::default());
+        assert!(!empty.builtin_plugins);
+        let embedded = Config::embedded();
+        assert!(embedded.builtin_plugins);
+        assert_eq!(
+            Config {
+                builtin_plugins: false,
+                ..embedded
+            },
+            empty
         );
-        assert_eq!(choice.for_host("b.test").name(), "cubic");
-        assert_eq!(choice.for_host("c.test").name(), "newreno");
-        // A manifest that is not there is a load error naming it.
-        let bad = Config::parse(
-            "[congestion]\ncontroller = \"missing/plugin.toml\"\n",
-            Path::new("/nowhere/c.toml"),
-        )
-        .unwrap();
-        let e = bad.congestion.load(&rt).unwrap_err().to_string();
-        assert!(e.contains("/nowhere/missing/plugin.toml"), "{e}");
+        assert!(
+            Config::parse("[plugins]\nbuiltin = true\n", Path::new("c.toml"))
+                .unwrap()
+                .builtin_plugins
+        );
+    }
+
+    #[test]
+    fn an_unknown_controller_is_a_typed_error() {
+        let e = ControllerRef::parse("bbr", Path::new("")).unwrap_err();
+        assert_eq!(e.name, "bbr");
+        assert_eq!(
+            e.to_string(),
+            "unknown controller \"bbr\" (use \"native-cubic\", \"cubic\", \"newreno\", or a path to a plugin.toml)"
+        );
+        assert_eq!(
+            ControllerRef::parse("cc/plugin.toml", Path::new("/etc")),
+            Ok(ControllerRef::Manifest(PathBuf::from(
+                "/etc/cc/plugin.toml"
+            )))
+        );
     }
 
     #[test]

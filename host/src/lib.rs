@@ -16,3 +16,4 @@ pub mod pipeline;
 pub mod plugins;
 pub mod rules;
 pub mod telemetry;
+pub mod wiring;

@@ -371,3 +371,66 @@ fn congestion_is_chosen_on_the_command_line_and_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn a_config_file_loads_what_it_lists_and_flags_add_to_it() {
+    let origin = TestOrigin::start(OriginOptions::default());
+    let port = origin.addr.port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sockhost.toml");
+    // No `builtin = true`: the listed probe runs, the blocklist does not.
+    std::fs::write(
+        &config,
+        format!(
+            "[plugins]\nprobes = [{:?}]\n",
+            sockhost_tests::plugin("request-stats")
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let v = json(fetch(
+        &origin,
+        &["--json", "--metrics", "--config", config_arg],
+        "/?utm_source=x",
+    ));
+    assert_eq!(v["plugin_actions"].as_array().unwrap().len(), 0, "{v}");
+    let metrics = v["metrics"].as_str().unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "sockhost_requests_total{{origin=\"https://www.test:{port}\"}} 1"
+        )),
+        "{metrics}"
+    );
+
+    // --extension adds to what the file lists.
+    let blocklist = sockhost_tests::plugin("blocklist");
+    let v = json(fetch(
+        &origin,
+        &[
+            "--json",
+            "--config",
+            config_arg,
+            "--extension",
+            blocklist.to_str().unwrap(),
+        ],
+        "/?utm_source=x&page=2",
+    ));
+    assert_eq!(v["url_fetched"], format!("https://www.test:{port}/?page=2"));
+
+    // A manifest that is not there: one line naming the field and the file.
+    std::fs::write(
+        &config,
+        "[plugins]\nextensions = [\"missing/plugin.toml\"]\n",
+    )
+    .unwrap();
+    let out = fetch(&origin, &["--config", config_arg], "/");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    let missing = dir.path().join("missing/plugin.toml");
+    assert!(
+        err.starts_with("error: plugins.extensions[0]: ")
+            && err.contains(missing.to_str().unwrap())
+            && err.lines().count() == 1,
+        "{err}"
+    );
+}

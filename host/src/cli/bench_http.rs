@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use sockhost::builtin;
+use sockhost::config::Config;
 use sockhost::host::{FetchRequest, Host};
 use sockhost::net::connection::VersionPref;
 use sockhost::net::dns::ResolveOverride;
-use sockhost::plugins::extension::{ExtensionPlugin, ResourceType};
-use sockhost::plugins::telemetry::TelemetryPlugin;
+use sockhost::plugins::extension::ResourceType;
 use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions};
 
 /// The options of `sockhost bench http`.
@@ -236,14 +236,17 @@ async fn bench(args: BenchHttpArgs) -> anyhow::Result<()> {
     let mut cpu_totals = [Duration::ZERO; 4];
     let mut hosts = Vec::new();
     for kind in KINDS {
-        let mut b = builder(&args)?;
-        if matches!(kind, "plugins" | "blocklist") {
-            b = b.extension(ExtensionPlugin::start(builtin::BLOCKLIST.load(&runtime)?)?);
-        }
-        if matches!(kind, "plugins" | "request-stats") {
-            b = b.probe(TelemetryPlugin::new(
-                builtin::REQUEST_STATS.load(&runtime)?,
-            )?);
+        // "plugins" and "none" are what `sockhost fetch` runs with and
+        // without its defaults.
+        let config = match kind {
+            "plugins" => Config::embedded(),
+            _ => Config::default(),
+        };
+        let mut b = builder(&args)?.config(&config, &runtime)?;
+        match kind {
+            "blocklist" => b = b.builtin_extension(builtin::BLOCKLIST, &runtime)?,
+            "request-stats" => b = b.builtin_probe(builtin::REQUEST_STATS, &runtime)?,
+            _ => {}
         }
         hosts.push(b.build()?);
     }

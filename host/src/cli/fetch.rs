@@ -6,15 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use sockhost::builtin;
-use sockhost::config::Config;
+use sockhost::config::{Config, ControllerRef};
 use sockhost::host::{FetchRequest, Host};
 use sockhost::net::connection::VersionPref;
 use sockhost::net::dns::ResolveOverride;
 use sockhost::net::race::Outcome;
-use sockhost::plugins::connect::ConnectPlugin;
-use sockhost::plugins::extension::ExtensionPlugin;
-use sockhost::plugins::telemetry::{Metric, MetricValue, TelemetryPlugin};
+use sockhost::plugins::telemetry::{Metric, MetricValue};
 use sockhost::plugins::{CallError, EngineOptions, PluginRuntime, RuntimeOptions};
 
 /// The options of `sockhost fetch`.
@@ -63,9 +60,10 @@ pub struct FetchArgs {
     /// Give up on a response after this many seconds.
     #[arg(long = "max-time", value_name = "SECONDS", default_value_t = 30.0)]
     pub max_time: f64,
-    /// A config file: plugins and network preferences (default: the
-    /// embedded defaults, which load the built-in blocklist and
-    /// request-stats).
+    /// A config file: plugins, network preferences and congestion
+    /// controllers. It loads only the plugins it lists (`builtin = true`
+    /// for the built-in ones); without a file, the built-in blocklist and
+    /// request-stats run.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Load this extension too (repeatable).
@@ -103,23 +101,37 @@ pub fn run(args: FetchArgs) -> anyhow::Result<()> {
     rt.block_on(fetch(args))
 }
 
-async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
+/// The config file (or the embedded config), with the command line's
+/// plugin and network options on top.
+fn layered_config(args: &FetchArgs) -> anyhow::Result<Config> {
     if !(args.max_time > 0.0 && args.max_time.is_finite()) {
         bail!("--max-time must be a positive number of seconds");
     }
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
-        None => Config::default(),
+        None => Config::embedded(),
     };
     if args.no_default_plugins {
         config.builtin_plugins = false;
     }
     if let Some(name) = &args.congestion {
-        config.congestion.controller = sockhost::config::ControllerRef::parse(name, Path::new(""))
+        config.congestion.controller = ControllerRef::parse(name, Path::new(""))
             .map_err(|e| anyhow::anyhow!("--congestion: {e}"))?;
     }
     config.extensions.extend(args.extensions.iter().cloned());
     config.probes.extend(args.probes.iter().cloned());
+    if let Some(path) = &args.connect_policy {
+        config.connect_policy = Some(path.clone());
+    }
+    if !args.dns_server.is_empty() {
+        config.dns_servers = args.dns_server.clone();
+    }
+    config.request_timeout = Duration::from_secs_f64(args.max_time).min(config.request_timeout);
+    Ok(config)
+}
+
+async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
+    let config = layered_config(&args)?;
     let cache_dir = super::paths::cache_dir().filter(|d| std::fs::create_dir_all(d).is_ok());
     let runtime = PluginRuntime::new(RuntimeOptions {
         engine: EngineOptions {
@@ -129,36 +141,8 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         },
         data_dir: super::paths::data_dir(),
     })?;
-    let mut builder = config
-        .apply(Host::builder())
-        .congestion(config.congestion.load(&runtime)?)
-        .fault_log(runtime.faults().clone());
-    // Alt-Svc alternatives persist in the data directory, so that a later
-    // run can start with HTTP/3.
-    if let Some(dir) = super::paths::data_dir().filter(|d| std::fs::create_dir_all(d).is_ok()) {
-        builder = builder.alt_svc_file(dir.join("alt-svc.json"));
-    }
-    if config.builtin_plugins {
-        builder = builder
-            .extension(ExtensionPlugin::start(builtin::BLOCKLIST.load(&runtime)?)?)
-            .probe(TelemetryPlugin::new(
-                builtin::REQUEST_STATS.load(&runtime)?,
-            )?);
-    }
-    for path in &config.extensions {
-        builder = builder.extension(ExtensionPlugin::start(runtime.load(path)?)?);
-    }
-    for path in &config.probes {
-        builder = builder.probe(TelemetryPlugin::new(runtime.load(path)?)?);
-    }
-    if let Some(path) = args
-        .connect_policy
-        .as_ref()
-        .or(config.connect_policy.as_ref())
-    {
-        builder = builder.connect_policy(ConnectPlugin::new(runtime.load(path)?)?);
-    }
-    let mut builder = builder
+    let mut builder = Host::builder()
+        .config(&config, &runtime)?
         .version(if args.http1 {
             VersionPref::Http1
         } else if args.http2 {
@@ -168,16 +152,17 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         } else {
             VersionPref::Auto
         })
-        .udp_batching(!args.no_udp_batching)
-        .request_timeout(Duration::from_secs_f64(args.max_time).min(config.request_timeout));
+        .udp_batching(!args.no_udp_batching);
+    // Alt-Svc alternatives persist in the data directory, so that a later
+    // run can start with HTTP/3.
+    if let Some(dir) = super::paths::data_dir().filter(|d| std::fs::create_dir_all(d).is_ok()) {
+        builder = builder.alt_svc_file(dir.join("alt-svc.json"));
+    }
     for r in &args.resolve {
         builder = builder.resolve(r.parse::<ResolveOverride>().map_err(anyhow::Error::msg)?);
     }
     for ca in &args.ca {
         builder = builder.ca_file(ca.clone());
-    }
-    if !args.dns_server.is_empty() {
-        builder = builder.name_servers(args.dns_server.clone());
     }
     let host = builder.build()?;
     let mut request = FetchRequest::get(&args.url);
@@ -377,4 +362,94 @@ fn why_won(attempts: &[sockhost::net::race::AttemptSummary]) -> Option<String> {
             transport(won)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(argv: &[&str]) -> FetchArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            fetch: FetchArgs,
+        }
+        let argv = ["fetch", "https://a.test/"].iter().chain(argv);
+        <Cli as clap::Parser>::try_parse_from(argv).unwrap().fetch
+    }
+
+    #[test]
+    fn flags_layer_on_the_embedded_config() {
+        let c = layered_config(&args(&[])).unwrap();
+        assert_eq!(c, Config::embedded());
+        let c = layered_config(&args(&[
+            "--no-default-plugins",
+            "--extension",
+            "e/plugin.toml",
+            "--probe",
+            "p/plugin.toml",
+            "--connect-policy",
+            "he/plugin.toml",
+            "--dns-server",
+            "127.0.0.1:5353",
+            "--congestion",
+            "newreno",
+            "--max-time",
+            "2.5",
+        ]))
+        .unwrap();
+        assert!(!c.builtin_plugins);
+        assert_eq!(c.extensions, vec![PathBuf::from("e/plugin.toml")]);
+        assert_eq!(c.probes, vec![PathBuf::from("p/plugin.toml")]);
+        assert_eq!(c.connect_policy, Some(PathBuf::from("he/plugin.toml")));
+        assert_eq!(c.dns_servers, vec!["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(
+            c.congestion.controller,
+            ControllerRef::Builtin(sockhost::builtin::NEWRENO)
+        );
+        assert_eq!(c.request_timeout, Duration::from_secs_f64(2.5));
+    }
+
+    #[test]
+    fn flags_add_to_a_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[plugins]\nbuiltin = true\nextensions = [\"x/plugin.toml\"]\n\
+             connect-policy = \"a/plugin.toml\"\n[network]\nrequest-timeout = \"1s\"\n",
+        )
+        .unwrap();
+        let c = layered_config(&args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--extension",
+            "y/plugin.toml",
+            "--connect-policy",
+            "b/plugin.toml",
+        ]))
+        .unwrap();
+        assert!(c.builtin_plugins);
+        assert_eq!(
+            c.extensions,
+            vec![dir.path().join("x/plugin.toml"), "y/plugin.toml".into()]
+        );
+        // The command line wins where both name one; the shorter timeout wins.
+        assert_eq!(c.connect_policy, Some(PathBuf::from("b/plugin.toml")));
+        assert_eq!(c.request_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        for (argv, words) in [
+            (
+                &["--congestion", "bbr"][..],
+                "--congestion: unknown controller",
+            ),
+            (&["--max-time", "0"][..], "--max-time"),
+        ] {
+            let e = layered_config(&args(argv)).unwrap_err().to_string();
+            assert!(e.contains(words), "{e}");
+        }
+    }
 }
