@@ -15,5 +15,6 @@ pub mod net;
 pub mod pipeline;
 pub mod plugins;
 pub mod rules;
+pub mod serve;
 pub mod telemetry;
 pub mod wiring;
