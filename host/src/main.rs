@@ -24,6 +24,9 @@ enum Command {
     /// Happy Eyeballs race over TCP and QUIC, TLS, HTTP/1.1, HTTP/2 or
     /// HTTP/3, extensions and probes) and write the body to stdout.
     Fetch(Box<cli::fetch::FetchArgs>),
+    /// Run the socket process as a daemon: an HTTP proxy on loopback TCP
+    /// and a Unix socket; every request goes through the full stack.
+    Serve(Box<cli::serve::ServeArgs>),
     /// Work with plugins.
     Plugin {
         #[command(subcommand)]
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fetch(args) => cli::fetch::run(*args),
+        Command::Serve(args) => cli::serve::run(*args),
         Command::Plugin {
             command:
                 PluginCommand::Check {

@@ -13,6 +13,8 @@ pub const NGINX: &str = "/usr/sbin/nginx";
 /// A running nginx.
 #[derive(Debug)]
 pub struct Nginx {
+    /// Where it listens in cleartext (HTTP/1.1), serving the same files.
+    pub http_addr: SocketAddr,
     /// Where it listens (TLS; HTTP/2 and HTTP/1.1 by ALPN).
     pub addr: SocketAddr,
     /// The CA that signed its certificate (`--ca`).
@@ -51,11 +53,12 @@ impl Nginx {
         std::fs::write(&ca_file, ca_pem).unwrap();
         std::fs::write(dir.path().join("cert.pem"), cert_pem).unwrap();
         std::fs::write(dir.path().join("key.pem"), key_pem).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Both held until both are chosen, so they differ.
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (tls_listener, http_listener) = (free(), free());
+        let port = tls_listener.local_addr().unwrap().port();
+        let http_port = http_listener.local_addr().unwrap().port();
+        drop((tls_listener, http_listener));
         let d = dir.path().display();
         let user = if is_root() { "user root root;" } else { "" };
         let conf = format!(
@@ -82,6 +85,11 @@ http {{
         root {d}/www;
         location / {{ }}
     }}
+    server {{
+        listen 127.0.0.1:{http_port};
+        root {d}/www;
+        location / {{ }}
+    }}
 }}
 "
         );
@@ -98,8 +106,11 @@ http {{
             .spawn()
             .expect("nginx starts");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let http_addr: SocketAddr = ([127, 0, 0, 1], http_port).into();
         let until = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
+        while std::net::TcpStream::connect(addr).is_err()
+            || std::net::TcpStream::connect(http_addr).is_err()
+        {
             assert!(
                 Instant::now() < until,
                 "nginx did not listen on {addr}: {}",
@@ -109,6 +120,7 @@ http {{
         }
         Nginx {
             addr,
+            http_addr,
             ca_file,
             root,
             child,

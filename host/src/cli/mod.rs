@@ -6,4 +6,5 @@ pub mod bench_rules;
 pub mod check;
 pub mod fetch;
 pub mod paths;
+pub mod serve;
 pub mod smoke;

@@ -1,0 +1,236 @@
+//! The proxy's request handler: a client's request becomes a
+//! [`FetchRequest`] that goes through the one request pipeline
+//! ([`Host::fetch`]), and the response streams back. What it cannot or
+//! will not forward gets a status and a one-line reason ([`Refusal`]).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+
+use super::hop;
+use super::refusal::Refusal;
+use super::target::{classify, ProxyTarget};
+use crate::host::{FetchRequest, FetchResponse, Host, ResponseBody, Timings};
+use crate::plugins::extension::ResourceType;
+
+/// The largest request body the proxy forwards by default; it is read
+/// whole before the request goes upstream (bodies stream only from the
+/// origin for now).
+pub const DEFAULT_MAX_REQUEST_BODY: usize = 16 << 20;
+
+/// What a client gets: the origin's body streaming, or the proxy's own.
+pub type ProxyBody = Either<ResponseBody, Full<Bytes>>;
+
+/// The request handler shared by every client connection.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    host: Host,
+    /// The proxy's own addresses (a request to one of them would loop).
+    listening: Vec<SocketAddr>,
+    max_request_body: usize,
+}
+
+impl Proxy {
+    /// Forwards through `host`; `listening` are the proxy's addresses.
+    pub fn new(host: Host, listening: Vec<SocketAddr>) -> Self {
+        Proxy {
+            host,
+            listening,
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
+        }
+    }
+
+    /// The host requests go through.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Answers one client request.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        let accept = request.headers().clone();
+        match self.forward(request).await {
+            Ok(response) => response,
+            Err(refusal) => refused(&refusal, &accept),
+        }
+    }
+
+    async fn forward(&self, request: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+        let url = match classify(request.method(), request.uri(), &self.listening)? {
+            ProxyTarget::Fetch(url) => url,
+            ProxyTarget::Connect { host, port } => {
+                return Err(Refusal::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    &format!(
+                        "CONNECT {host}:{port}: tunnels are not served yet; send the absolute \
+                         https:// URL to the proxy instead (the proxy makes the TLS connection)"
+                    ),
+                ));
+            }
+        };
+        if hop::looped(request.headers()) {
+            return Err(Refusal::loop_detected(
+                "the request already passed through sockhost (Via)",
+            ));
+        }
+        let fetch = self.fetch_request(url, request).await?;
+        let response = self
+            .host
+            .fetch(fetch)
+            .await
+            .map_err(|e| Refusal::from_fetch(&e))?;
+        Ok(relayed(response))
+    }
+
+    /// The client's request as the pipeline takes it: hop-by-hop headers
+    /// removed, the body read (up to the limit).
+    async fn fetch_request(
+        &self,
+        url: String,
+        request: Request<Incoming>,
+    ) -> Result<FetchRequest, Refusal> {
+        let (parts, body) = request.into_parts();
+        let mut headers = parts.headers;
+        hop::strip(&mut headers);
+        // The pipeline writes both again for the upstream message.
+        headers.remove(header::HOST);
+        headers.remove(header::CONTENT_LENGTH);
+        let resource_type = resource_type(&headers);
+        let mut pairs = Vec::with_capacity(headers.len() + 1);
+        for (name, value) in headers.iter() {
+            let value = value.to_str().map_err(|_| {
+                Refusal::bad_request(&format!("header {name} is not visible ASCII"))
+            })?;
+            pairs.push((name.as_str().to_owned(), value.to_owned()));
+        }
+        let mut via = HeaderMap::new();
+        hop::add_via(&mut via, parts.version);
+        for v in via.get_all(header::VIA) {
+            pairs.push(("via".to_owned(), v.to_str().unwrap_or_default().to_owned()));
+        }
+        let body = Limited::new(body, self.max_request_body)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Refusal::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!("request body larger than {} bytes", self.max_request_body),
+                    )
+                } else {
+                    Refusal::bad_request(&format!("request body: {e}"))
+                }
+            })?
+            .to_bytes();
+        Ok(FetchRequest {
+            method: parts.method,
+            url,
+            headers: pairs,
+            body,
+            resource_type,
+        })
+    }
+}
+
+/// The origin's response as the client gets it: hop-by-hop headers
+/// removed, this proxy in `Via`, the pipeline's timings in
+/// `Server-Timing`, the body streaming.
+fn relayed(response: FetchResponse) -> Response<ProxyBody> {
+    let FetchResponse {
+        status,
+        version,
+        mut headers,
+        body,
+        timings,
+        ..
+    } = response;
+    hop::strip(&mut headers);
+    hop::add_via(&mut headers, version);
+    if let Ok(v) = HeaderValue::from_str(&server_timing(&timings)) {
+        headers.append(HeaderName::from_static("server-timing"), v);
+    }
+    let mut out = Response::new(Either::Left(body));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+/// The pipeline's timings, in milliseconds, as `Server-Timing` metrics.
+fn server_timing(t: &Timings) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "dns;dur={:.3}, connect;dur={:.3}, tls;dur={:.3}, ttfb;dur={:.3}",
+        ms(t.dns),
+        ms(t.connect),
+        ms(t.tls),
+        ms(t.first_byte)
+    )
+}
+
+/// The proxy's own answer.
+fn refused(refusal: &Refusal, request: &HeaderMap) -> Response<ProxyBody> {
+    let (content_type, body) = refusal.body(request);
+    let mut out = Response::new(Either::Right(Full::new(body)));
+    *out.status_mut() = refusal.status;
+    out.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    hop::add_via(out.headers_mut(), Version::HTTP_11);
+    out
+}
+
+/// What a browser says it loads (`Sec-Fetch-Dest`), as extensions see it;
+/// a document when it does not say.
+fn resource_type(headers: &HeaderMap) -> ResourceType {
+    let dest = headers
+        .get("sec-fetch-dest")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("document");
+    match dest {
+        "document" | "iframe" | "frame" | "embed" | "object" => ResourceType::Document,
+        "script" | "worker" | "sharedworker" | "serviceworker" | "audioworklet"
+        | "paintworklet" => ResourceType::Script,
+        "style" => ResourceType::Stylesheet,
+        "image" => ResourceType::Image,
+        "font" => ResourceType::Font,
+        "audio" | "video" | "track" => ResourceType::Media,
+        "websocket" => ResourceType::Websocket,
+        "empty" => ResourceType::Xhr,
+        _ => ResourceType::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sec_fetch_dest_sets_the_resource_type() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert("sec-fetch-dest", HeaderValue::from_static(v));
+            resource_type(&h)
+        };
+        assert_eq!(with("script"), ResourceType::Script);
+        assert_eq!(with("image"), ResourceType::Image);
+        assert_eq!(with("empty"), ResourceType::Xhr);
+        assert_eq!(with("manifest"), ResourceType::Other);
+        assert_eq!(resource_type(&HeaderMap::new()), ResourceType::Document);
+    }
+
+    #[test]
+    fn timings_are_server_timing_metrics_in_milliseconds() {
+        let t = Timings {
+            dns: Duration::from_micros(1500),
+            connect: Duration::from_millis(2),
+            tls: Duration::ZERO,
+            first_byte: Duration::from_millis(10),
+        };
+        assert_eq!(
+            server_timing(&t),
+            "dns;dur=1.500, connect;dur=2.000, tls;dur=0.000, ttfb;dur=10.000"
+        );
+    }
+}

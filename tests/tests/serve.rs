@@ -1,0 +1,312 @@
+//! `sockhost serve` with unchanged clients nobody here wrote: curl through
+//! the daemon as an HTTP proxy (absolute form), over its Unix socket with
+//! an https request target, and with h2c prior knowledge, to nginx; and
+//! the statuses a client gets when the daemon cannot or will not forward.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use sockhost_tests::nginx::Nginx;
+use sockhost_tests::sockhost_bin;
+
+/// A daemon on a free loopback port and a socket in a temp dir; stopped
+/// with SIGTERM when dropped.
+struct Daemon {
+    child: Child,
+    /// Kept open: the daemon may write more than the line read.
+    _stdout: BufReader<std::process::ChildStdout>,
+    addr: SocketAddr,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(extra: &[String]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("run").join("sockhost.sock");
+        let mut child = Command::new(sockhost_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--unix"])
+            .arg(&socket)
+            .args(extra)
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("sockhost serve starts");
+        let mut first = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
+        let addr = first
+            .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        Daemon {
+            child,
+            _stdout: stdout,
+            addr,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    fn proxy(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl runs")
+}
+
+/// `curl -w` status, headers (`-D -` is mixed into stdout) and body.
+fn fetch(args: &[&str]) -> (u16, String, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = dir.path().join("h");
+    let body = dir.path().join("b");
+    let out = curl(
+        &[
+            args,
+            &[
+                "-D",
+                headers.to_str().unwrap(),
+                "-o",
+                body.to_str().unwrap(),
+                "-w",
+                "%{http_code}",
+            ],
+        ]
+        .concat(),
+    );
+    let code = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (
+        code,
+        std::fs::read_to_string(headers)
+            .unwrap_or_default()
+            .to_lowercase(),
+        std::fs::read(body).unwrap_or_default(),
+    )
+}
+
+fn small() -> Vec<u8> {
+    (0..1000)
+        .map(sockhost_tests::origin::pattern_byte)
+        .collect()
+}
+
+#[test]
+fn curl_fetches_http_and_https_from_nginx_through_the_daemon() {
+    let nginx = Nginx::start(&[("small.txt", 1000)]);
+    let (http_port, https_port) = (nginx.http_addr.port(), nginx.addr.port());
+    let mut daemon = Daemon::start(&[
+        "--resolve".into(),
+        format!("nginx.test:{http_port}:127.0.0.1"),
+        "--resolve".into(),
+        format!("nginx.test:{https_port}:127.0.0.1"),
+        "--ca".into(),
+        nginx.ca_file.display().to_string(),
+    ]);
+    let plain = format!("http://nginx.test:{http_port}/small.txt");
+
+    // curl -x: an absolute-form request over HTTP/1.1.
+    let (code, headers, body) = fetch(&["-x", &daemon.proxy(), &plain]);
+    assert_eq!(code, 200, "{headers}");
+    assert_eq!(body, small());
+    assert!(headers.contains("via: 1.1 sockhost"), "{headers}");
+    assert!(headers.contains("server-timing: dns;dur="), "{headers}");
+
+    // Two requests on one client connection: kept alive.
+    let out = curl(&[
+        "-v",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        "-x",
+        &daemon.proxy(),
+        &plain,
+        &plain,
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.to_lowercase().contains("re-using existing connection"),
+        "{log}"
+    );
+
+    // h2c with prior knowledge: curl connects to the daemon and names the
+    // origin in :scheme and :authority, which is an absolute URL in HTTP/2.
+    let to_daemon = format!(
+        "nginx.test:{http_port}:{}:{}",
+        daemon.addr.ip(),
+        daemon.addr.port()
+    );
+    let (code, headers, body) = fetch(&[
+        "--http2-prior-knowledge",
+        "--connect-to",
+        &to_daemon,
+        &plain,
+    ]);
+    assert_eq!(code, 200, "{headers}");
+    assert!(headers.starts_with("http/2 200"), "{headers}");
+    // Via names the protocol the daemon received the response in.
+    assert!(headers.contains("via: 1.1 sockhost"), "{headers}");
+    assert_eq!(body, small());
+
+    // The Unix socket, with an https target: the daemon makes the TLS
+    // connection (HTTP/2 to nginx by ALPN) and answers in cleartext.
+    let mode = std::fs::metadata(&daemon.socket)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let secure = format!("https://nginx.test:{https_port}/small.txt");
+    let socket = daemon.socket.display().to_string();
+    let (code, headers, body) = fetch(&[
+        "--unix-socket",
+        &socket,
+        "--request-target",
+        &secure,
+        "http://localhost/",
+    ]);
+    assert_eq!(code, 200, "{headers}");
+    assert_eq!(body, small());
+    assert!(headers.contains("via: 2 sockhost"), "{headers}");
+
+    // SIGTERM: a clean exit that removes the socket.
+    assert!(daemon.stop().success());
+    assert!(!daemon.socket.exists());
+}
+
+#[test]
+fn what_cannot_be_forwarded_gets_a_status_and_a_reason() {
+    let nginx = Nginx::start(&[("small.txt", 1000)]);
+    let port = nginx.http_addr.port();
+    let daemon = Daemon::start(&["--resolve".into(), format!("ads.example:{port}:127.0.0.1")]);
+    let proxy = daemon.proxy();
+    let cases: Vec<(Vec<String>, u16, &str)> = vec![
+        // DNS failure.
+        (
+            vec![
+                "-x".into(),
+                proxy.clone(),
+                "http://nonexistent.invalid/".into(),
+            ],
+            502,
+            "could not resolve nonexistent.invalid",
+        ),
+        // Refused: nothing listens on port 1.
+        (
+            vec!["-x".into(), proxy.clone(), "http://127.0.0.1:1/".into()],
+            502,
+            "could not connect",
+        ),
+        // The built-in blocklist cancels an ad host, before connecting.
+        (
+            vec![
+                "-x".into(),
+                proxy.clone(),
+                format!("http://ads.example:{port}/ad.js"),
+            ],
+            403,
+            "blocked by extension blocklist",
+        ),
+        // Origin form, sent to the proxy as if it were a server.
+        (vec![format!("{proxy}/index.html")], 400, "absolute URL"),
+        // A request for the proxy itself.
+        (
+            vec!["-x".into(), proxy.clone(), format!("{proxy}/")],
+            508,
+            "proxy itself",
+        ),
+    ];
+    for (args, status, words) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, headers, body) = fetch(&args);
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(code, status, "{args:?}: {headers}{body}");
+        assert_eq!(body.lines().count(), 1, "{args:?}: {body}");
+        assert!(body.contains(words), "{args:?}: {body}");
+    }
+    // CONNECT is not served yet, and says so (curl fails the tunnel and
+    // shows the proxy's answer).
+    let out = curl(&[
+        "-v",
+        "-p",
+        "-x",
+        &proxy,
+        &format!("http://nginx.test:{port}/"),
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(!out.status.success());
+    assert!(log.contains("501 not implemented"), "{log}");
+    // JSON for a client that asks for it.
+    let (code, _, body) = fetch(&[
+        "-H",
+        "Accept: application/json",
+        "-x",
+        &proxy,
+        "http://nonexistent.invalid/",
+    ]);
+    assert_eq!(code, 502);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["status"], 502);
+    assert!(
+        v["error"].as_str().unwrap().contains("could not resolve"),
+        "{v}"
+    );
+}
+
+#[test]
+fn listeners_are_private_and_not_shared() {
+    // Not loopback: refused, in one line.
+    let out = Command::new(sockhost_bin())
+        .args(["serve", "--no-unix", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.starts_with("error: ") && err.contains("loopback"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A live daemon's socket is not taken over.
+    let daemon = Daemon::start(&[]);
+    let out = Command::new(sockhost_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--unix"])
+        .arg(&daemon.socket)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("already listening"), "{err}");
+}
