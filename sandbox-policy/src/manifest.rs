@@ -832,7 +832,11 @@ mod tests {
                 Some("limits.restart-window"),
                 "outside",
             ),
-            (e.clone() + "[limits]\nrestart-window = \"86400s\"\n", None, ""),
+            (
+                e.clone() + "[limits]\nrestart-window = \"86400s\"\n",
+                None,
+                "",
+            ),
             (
                 e.clone() + "[limits]\non-disable = \"never\"\n",
                 Some("limits.on-disable"),
