@@ -23,7 +23,9 @@ mod world;
 pub use error::ManifestError;
 pub use headers::SENSITIVE_HEADERS;
 pub use imports::{ImportDecision, InterfaceName, InterfaceNameError, KNOWN_WIT_VERSIONS};
-pub use manifest::{Capabilities, Identity, Limits, Manifest, OnFault, WasiGrant, MAX_INSTANCES};
+pub use manifest::{
+    Capabilities, Identity, Limits, Manifest, OnDisable, OnFault, WasiGrant, MAX_INSTANCES,
+};
 pub use origin::{HostPattern, HostPatternError, OriginPattern, OriginPatternError, OriginProblem};
 pub use units::{parse_duration, parse_size, DurationError, SizeError};
 pub use world::World;

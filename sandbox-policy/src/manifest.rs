@@ -33,6 +33,14 @@ pub const CALL_BUDGET_RANGE: (Duration, Duration) =
 pub const DEFAULT_RESTART_LIMIT: u32 = 3;
 /// Upper bound of `limits.restart-limit`.
 pub const MAX_RESTART_LIMIT: u32 = 100;
+/// Default `limits.restart-window`: a minute, so a burst of faults disables
+/// the plugin while one fault an hour never does.
+pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// Bounds of `limits.restart-window`: below 10 ms no two faults share a
+/// window (each call has a 1 ms budget at least, and the host's own work in
+/// between); above a day the budget is a lifetime count again.
+pub const RESTART_WINDOW_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(86_400));
 /// Upper bound of `limits.instances`: each instance is a store with its own
 /// linear memory (up to `limits.memory`), so the count multiplies the memory
 /// one plugin may hold.
@@ -157,8 +165,13 @@ pub struct Limits {
     pub call_budget: Duration,
     /// What the caller gets when a call faults.
     pub on_fault: OnFault,
-    /// Faults after which the plugin is disabled instead of restarted.
+    /// Faults within [`Limits::restart_window`] after which the plugin is
+    /// disabled instead of restarted.
     pub restart_limit: u32,
+    /// How long a fault counts against [`Limits::restart_limit`].
+    pub restart_window: Duration,
+    /// What happens once the plugin is disabled.
+    pub on_disable: OnDisable,
     /// Instances of the plugin that may run calls at the same time, each
     /// with its own state (1..=[`MAX_INSTANCES`]). `None` leaves it to the
     /// host, which runs as many as its runtime has worker threads.
@@ -172,6 +185,8 @@ impl Default for Limits {
             call_budget: DEFAULT_CALL_BUDGET,
             on_fault: OnFault::FailOpen,
             restart_limit: DEFAULT_RESTART_LIMIT,
+            restart_window: DEFAULT_RESTART_WINDOW,
+            on_disable: OnDisable::Retry,
             instances: None,
         }
     }
@@ -191,6 +206,25 @@ impl fmt::Display for OnFault {
         f.write_str(match self {
             OnFault::FailOpen => "fail-open",
             OnFault::FailClosed => "fail-closed",
+        })
+    }
+}
+
+/// What becomes of a plugin disabled after too many faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDisable {
+    /// It is tried again after a backoff that doubles each time it is
+    /// disabled again (the host sets the base and the cap).
+    Retry,
+    /// It stays disabled until the host loads its plugins again.
+    StayDisabled,
+}
+
+impl fmt::Display for OnDisable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OnDisable::Retry => "retry",
+            OnDisable::StayDisabled => "stay-disabled",
         })
     }
 }
@@ -237,6 +271,8 @@ struct RawLimits {
     call_budget: Option<String>,
     on_fault: Option<String>,
     restart_limit: Option<i64>,
+    restart_window: Option<String>,
+    on_disable: Option<String>,
     instances: Option<i64>,
 }
 
@@ -465,6 +501,26 @@ impl Manifest {
                         )
                     })?;
             }
+            if let Some(w) = &l.restart_window {
+                let field = "limits.restart-window";
+                let d = parse_duration(w).map_err(|e| fail(field, e.to_string()))?;
+                if d < RESTART_WINDOW_RANGE.0 || d > RESTART_WINDOW_RANGE.1 {
+                    return Err(fail(field, format!("{w:?} is outside 10ms..=86400s")));
+                }
+                limits.restart_window = d;
+            }
+            if let Some(d) = &l.on_disable {
+                limits.on_disable = match d.as_str() {
+                    "retry" => OnDisable::Retry,
+                    "stay-disabled" => OnDisable::StayDisabled,
+                    other => {
+                        return Err(fail(
+                            "limits.on-disable",
+                            format!("{other:?} is neither \"retry\" nor \"stay-disabled\""),
+                        ))
+                    }
+                };
+            }
             if let Some(n) = l.instances {
                 limits.instances = Some(
                     u32::try_from(n)
@@ -589,7 +645,8 @@ mod tests {
             + "[capabilities]\nhosts = [\"*.example.com\", \"test\"]\nheaders = [\"cookie\"]\n\
                storage-quota = \"64 KiB\"\nwasi = [\"clocks\", \"random\", \"stdio\"]\n\
                fetch = [\"https://api.example.com\"]\nmax-rules = 10000\n\
-               [limits]\nmemory = \"8 MiB\"\ncall-budget = \"20ms\"\non-fault = \"fail-closed\"\nrestart-limit = 2\ninstances = 4\n";
+               [limits]\nmemory = \"8 MiB\"\ncall-budget = \"20ms\"\non-fault = \"fail-closed\"\nrestart-limit = 2\ninstances = 4\n\
+               restart-window = \"5s\"\non-disable = \"stay-disabled\"\n";
         let m = parse(&text).unwrap();
         assert!(m.capabilities.may_see_host("www.example.com"));
         assert!(m.capabilities.may_see_host("test"));
@@ -603,6 +660,8 @@ mod tests {
         assert_eq!(m.limits.call_budget, Duration::from_millis(20));
         assert_eq!(m.limits.on_fault, OnFault::FailClosed);
         assert_eq!(m.limits.restart_limit, 2);
+        assert_eq!(m.limits.restart_window, Duration::from_secs(5));
+        assert_eq!(m.limits.on_disable, OnDisable::StayDisabled);
         assert_eq!(m.limits.instances, Some(4));
     }
 
@@ -757,6 +816,31 @@ mod tests {
                 e.clone() + "[limits]\nrestart-limit = 101\n",
                 Some("limits.restart-limit"),
                 "outside",
+            ),
+            (
+                e.clone() + "[limits]\nrestart-window = \"60\"\n",
+                Some("limits.restart-window"),
+                "no unit",
+            ),
+            (
+                e.clone() + "[limits]\nrestart-window = \"5ms\"\n",
+                Some("limits.restart-window"),
+                "outside 10ms",
+            ),
+            (
+                e.clone() + "[limits]\nrestart-window = \"86401s\"\n",
+                Some("limits.restart-window"),
+                "outside",
+            ),
+            (
+                e.clone() + "[limits]\nrestart-window = \"86400s\"\n",
+                None,
+                "",
+            ),
+            (
+                e.clone() + "[limits]\non-disable = \"never\"\n",
+                Some("limits.on-disable"),
+                "\"retry\"",
             ),
             (
                 e.clone() + "[limits]\ninstances = 0\n",

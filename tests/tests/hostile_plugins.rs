@@ -9,7 +9,8 @@ use sockhost::plugins::congestion::{
     AckFrame, AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig,
     ControllerError, RttEstimate,
 };
-use sockhost::plugins::extension::{ExtensionPlugin, RequestVerdict};
+use sockhost::plugins::extension::{ExtensionPlugin, RequestVerdict, ResourceType};
+use sockhost::plugins::supervisor::FIRST_BACKOFF;
 use sockhost::plugins::{CallError, FaultAction, FaultKind, LoadError, PluginRuntime};
 use sockhost_tests::{fixture, manifest_with, plugin, request, runtime, set_key};
 
@@ -97,12 +98,15 @@ fn a_panic_is_recorded_with_its_message_then_restart_then_disable() {
         let f = r.error.as_ref().and_then(|e| e.fault()).expect("a fault");
         assert_eq!(f.kind, FaultKind::Panic);
         assert!(f.message.contains("panicked at"), "{}", f.message);
-        let want = if i < limit {
-            FaultAction::Restarted
+        if i < limit {
+            assert_eq!(f.action, FaultAction::Restarted, "fault {i}");
         } else {
-            FaultAction::Disabled
-        };
-        assert_eq!(f.action, want, "fault {i}");
+            assert!(
+                matches!(f.action, FaultAction::Disabled { .. }),
+                "fault {i}: {:?}",
+                f.action
+            );
+        }
         assert_blocklist_works(&mut other);
     }
     assert!(p.is_disabled());
@@ -117,6 +121,76 @@ fn a_panic_is_recorded_with_its_message_then_restart_then_disable() {
     );
     let recent = rt.faults().recent();
     assert_eq!(recent.len(), limit as usize + 1);
+}
+
+/// The fault budget is a rate and disabling is not for good: over budget,
+/// the plugin is off for a backoff, then the first call gets a fresh
+/// instance with a fresh budget; over budget again, it is off twice as
+/// long. With `on-disable = "stay-disabled"` it stays off.
+#[test]
+fn a_disabled_extension_is_retried_after_its_backoff_unless_it_stays_disabled() {
+    let (rt, _d) = runtime();
+    let panics = |on_disable: &str| {
+        let m = manifest_with(&fixture("panics"), |t| {
+            let t = set_key(t, "limits", "restart-limit", "1");
+            let t = set_key(t, "limits", "restart-window", "\"60s\"");
+            set_key(t, "limits", "on-disable", &format!("{on_disable:?}"))
+        });
+        ExtensionPlugin::start(rt.load_manifest(m).unwrap()).unwrap()
+    };
+    let mut retried = panics("retry");
+    let mut stays = panics("stay-disabled");
+    let www = |id| request(id, "https://www.example.com/");
+    let action = |p: &mut ExtensionPlugin, id| {
+        let r = p.on_request(&www(id));
+        match r.error {
+            Some(CallError::Fault(f)) => Some(f.action),
+            Some(CallError::Disabled { .. }) => None,
+            None => panic!("panics answered without a fault"),
+        }
+    };
+
+    for p in [&mut retried, &mut stays] {
+        assert_eq!(action(p, 1), Some(FaultAction::Restarted));
+    }
+    let before = std::time::SystemTime::now();
+    let fault = action(&mut retried, 2);
+    let after = std::time::SystemTime::now();
+    match fault {
+        Some(FaultAction::Disabled { backoff, until }) => {
+            assert_eq!(backoff, FIRST_BACKOFF);
+            // `until` is the fault's time plus the backoff.
+            assert!(until >= before + backoff && until <= after + backoff);
+        }
+        other => panic!("expected a backoff, got {other:?}"),
+    }
+    assert_eq!(
+        action(&mut stays, 2),
+        Some(FaultAction::DisabledUntilReload)
+    );
+    for p in [&mut retried, &mut stays] {
+        assert!(p.is_disabled() && p.shared().is_disabled());
+        assert!(!p.wants_request("www.example.com", "GET", ResourceType::Document));
+        assert_eq!(action(p, 3), None, "a disabled plugin was called");
+        assert_eq!(p.supervised().restarts(), 1);
+    }
+
+    std::thread::sleep(FIRST_BACKOFF + Duration::from_millis(50));
+    assert!(!retried.is_disabled() && !retried.shared().is_disabled());
+    assert!(retried.wants_request("www.example.com", "GET", ResourceType::Document));
+    // Back: a fresh instance (a restart) and a fresh budget, so its first
+    // fault restarts it again.
+    assert_eq!(action(&mut retried, 4), Some(FaultAction::Restarted));
+    assert_eq!(retried.supervised().restarts(), 3);
+    match action(&mut retried, 5) {
+        Some(FaultAction::Disabled { backoff, .. }) => assert_eq!(backoff, 2 * FIRST_BACKOFF),
+        other => panic!("expected a longer backoff, got {other:?}"),
+    }
+    assert!(retried.is_disabled());
+
+    assert!(stays.is_disabled() && stays.shared().is_disabled());
+    assert_eq!(action(&mut stays, 4), None, "stay-disabled came back");
+    assert_eq!(rt.faults().count("panics", FaultKind::Panic), 4 + 2);
 }
 
 #[test]

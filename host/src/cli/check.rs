@@ -80,14 +80,17 @@ pub fn run(manifest: &Path, cache_dir: Option<PathBuf>, no_cache: bool) -> anyho
     println!("smoke      {smoke}");
     let l = &m.limits;
     println!(
-        "limits     memory {}, call budget {:?}, on-fault {}, restart limit {}",
+        "limits     memory {}, call budget {:?}, on-fault {}, restart limit {} per {:?}, \
+         on-disable {}",
         human_size(l.memory),
         l.call_budget,
         match l.on_fault {
             OnFault::FailOpen => "fail-open",
             OnFault::FailClosed => "fail-closed",
         },
-        l.restart_limit
+        l.restart_limit,
+        l.restart_window,
+        l.on_disable
     );
     println!("ok");
     Ok(())

@@ -260,7 +260,7 @@ fn publish_faults(log: &crate::plugins::FaultLog, bus: &Bus) {
             plugin: f.plugin.to_string(),
             kind: f.kind.as_str().to_owned(),
             message: f.message.clone(),
-            disabled: f.action == crate::plugins::FaultAction::Disabled,
+            disabled: f.action.disables(),
         }));
         true
     });

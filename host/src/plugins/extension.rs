@@ -7,14 +7,13 @@
 //! does not grant never reach the extension; sensitive headers are hidden
 //! unless the manifest names them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sockhost_policy::{Manifest, OnFault, World};
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 use wasmtime::Store;
 
-use super::instance::{CallError, Supervised, WorldBindings};
+use super::instance::{CallError, SharedSupervisor, Supervised, WorldBindings};
 use super::load::{LoadError, LoadedPlugin};
 use super::state::{PluginState, WorldData};
 use super::world_link::WorldLink;
@@ -155,9 +154,9 @@ struct Shared {
     manifest: Arc<Manifest>,
     grants: HeaderGrants,
     registration: Mutex<PluginRegistration>,
-    // Mirrors the supervisor every instance shares, so that the host can ask
+    // The supervisor every instance shares, so that the host can ask
     // without an instance at hand.
-    disabled: AtomicBool,
+    supervisor: SharedSupervisor,
 }
 
 /// What every instance of one extension shares: its manifest, its rules and
@@ -208,9 +207,15 @@ impl ExtensionShared {
         (r.rules.clone(), r.rules_version)
     }
 
-    /// Whether the plugin was disabled after repeated faults.
+    /// Whether the plugin is disabled after repeated faults: until a reload,
+    /// or until its backoff is over (the next call after brings it back).
     pub fn is_disabled(&self) -> bool {
-        self.0.disabled.load(Ordering::Relaxed)
+        self.0.supervisor.is_disabled()
+    }
+
+    /// Whether the plugin is disabled at `now`.
+    pub fn is_disabled_at(&self, now: std::time::Instant) -> bool {
+        self.0.supervisor.is_disabled_at(now)
     }
 
     /// Whether `on_request` would call into the plugin for a request to
@@ -307,21 +312,21 @@ enum RegistrationError {
 impl ExtensionPlugin {
     /// Instantiates the extension and runs its `init`.
     pub fn start(loaded: LoadedPlugin) -> Result<Self, StartError> {
+        let manifest = loaded.manifest.clone();
+        let inner = Supervised::new(loaded)?;
         let shared = ExtensionShared(Arc::new(Shared {
-            manifest: loaded.manifest.clone(),
-            grants: HeaderGrants::new(loaded.manifest()),
+            grants: HeaderGrants::new(&manifest),
+            manifest,
             registration: Mutex::default(),
-            disabled: AtomicBool::new(false),
+            supervisor: inner.shared_supervisor().clone(),
         }));
         let mut plugin = Self {
-            inner: Supervised::new(loaded)?,
+            inner,
             shared,
             initialized: 0,
             registers_first_init: true,
         };
-        let r = plugin.ensure_init();
-        plugin.sync_disabled();
-        r.map_err(StartError::Init)?;
+        plugin.ensure_init().map_err(StartError::Init)?;
         Ok(plugin)
     }
 
@@ -388,12 +393,6 @@ impl ExtensionPlugin {
         &self.inner
     }
 
-    fn sync_disabled(&self) {
-        if self.inner.is_disabled() {
-            self.shared.0.disabled.store(true, Ordering::Relaxed);
-        }
-    }
-
     fn ensure_init(&mut self) -> Result<(), CallError> {
         self.inner.ensure_live("init")?;
         if self.initialized == self.inner.generation() {
@@ -451,9 +450,7 @@ impl ExtensionPlugin {
     /// manifest grants the request's host and the extension's filter
     /// matches. Returns the validated verdict, or the on-fault result.
     pub fn on_request(&mut self, request: &Request) -> HookResult<RequestVerdict> {
-        let r = self.offer_request(request);
-        self.sync_disabled();
-        r
+        self.offer_request(request)
     }
 
     fn offer_request(&mut self, request: &Request) -> HookResult<RequestVerdict> {
@@ -550,9 +547,7 @@ impl ExtensionPlugin {
         host: &str,
         response: &Response,
     ) -> HookResult<Vec<HeaderChange>> {
-        let r = self.offer_response(host, response);
-        self.sync_disabled();
-        r
+        self.offer_response(host, response)
     }
 
     fn offer_response(&mut self, host: &str, response: &Response) -> HookResult<Vec<HeaderChange>> {

@@ -56,8 +56,52 @@ impl fmt::Display for FaultKind {
 pub enum FaultAction {
     /// The instance was dropped; the next call gets a fresh one.
     Restarted,
-    /// The plugin was disabled: it used up its restart limit.
-    Disabled,
+    /// The plugin was disabled: it used up its restart budget. The first
+    /// call from `until` on gets a fresh instance.
+    Disabled {
+        /// How long it is disabled for.
+        backoff: Duration,
+        /// When it is tried again.
+        until: SystemTime,
+    },
+    /// The plugin was disabled until the plugins are reloaded: it used up
+    /// its restart budget and its manifest says `on-disable =
+    /// "stay-disabled"`.
+    DisabledUntilReload,
+}
+
+impl FaultAction {
+    /// Whether the plugin was disabled (for a while or until a reload).
+    pub fn disables(&self) -> bool {
+        !matches!(self, FaultAction::Restarted)
+    }
+}
+
+impl fmt::Display for FaultAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultAction::Restarted => f.write_str("restarted"),
+            FaultAction::Disabled { backoff, until } => {
+                write!(f, "disabled for {backoff:?}, until {}", Utc(*until))
+            }
+            FaultAction::DisabledUntilReload => f.write_str("disabled until reload"),
+        }
+    }
+}
+
+/// A time of day in UTC, to the second: enough to tell when a backoff ends
+/// without a calendar.
+struct Utc(SystemTime);
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self
+            .0
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            % 86_400;
+        write!(f, "{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
+    }
 }
 
 /// One fault, as recorded.
@@ -88,10 +132,7 @@ impl fmt::Display for Fault {
             "plugin {} ({}) faulted in {}: {}: {}",
             self.plugin, self.world, self.function, self.kind, self.message
         )?;
-        match self.action {
-            FaultAction::Restarted => f.write_str(" (restarted)"),
-            FaultAction::Disabled => f.write_str(" (disabled)"),
-        }
+        write!(f, " ({})", self.action)
     }
 }
 
@@ -341,6 +382,35 @@ mod tests {
         ];
         for (err, ctx, want) in cases {
             assert_eq!(classify(&err, ctx).kind, want);
+        }
+    }
+
+    #[test]
+    fn actions_say_what_happened_and_until_when() {
+        let until = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400 * 3 + 3600 + 62);
+        let cases = [
+            (FaultAction::Restarted, "(restarted)", false),
+            (
+                FaultAction::Disabled {
+                    backoff: Duration::from_secs(4),
+                    until,
+                },
+                "(disabled for 4s, until 01:01:02 UTC)",
+                true,
+            ),
+            (
+                FaultAction::DisabledUntilReload,
+                "(disabled until reload)",
+                true,
+            ),
+        ];
+        for (action, shown, disables) in cases {
+            let f = Fault {
+                action,
+                ..fault("a", FaultKind::Panic)
+            };
+            assert!(f.to_string().ends_with(shown), "{f}");
+            assert_eq!(action.disables(), disables);
         }
     }
 

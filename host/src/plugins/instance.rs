@@ -1,10 +1,12 @@
 //! A supervised plugin instance: every call runs under the manifest's time
 //! budget and memory limit; a fault ends that call and that instance, is
-//! recorded, and the plugin is restarted within its limit, then disabled.
+//! recorded, and the plugin is restarted within its budget, then disabled
+//! (see [`super::supervisor`]). This is the supervisor's shell: it reads the
+//! clock and passes it in.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use sockhost_policy::{Manifest, OnFault, World};
 use wasmtime::component::InstancePre;
@@ -73,6 +75,37 @@ impl CallError {
 struct Live<B> {
     store: Store<PluginState>,
     bindings: B,
+    // The supervisor's disable count when this instance was made: one made
+    // before the plugin was last disabled is not called again.
+    disables: u64,
+}
+
+/// The fault budget every instance of one plugin shares. Cheap to clone;
+/// asking it never enters WASM.
+#[derive(Debug, Clone)]
+pub struct SharedSupervisor(Arc<Mutex<Supervisor>>);
+
+impl SharedSupervisor {
+    fn new(supervisor: Supervisor) -> Self {
+        Self(Arc::new(Mutex::new(supervisor)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Supervisor> {
+        // The supervisor is plain values: a panic elsewhere cannot leave it
+        // half-updated.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether calls would be refused at `now` (a plugin whose backoff is
+    /// over is not disabled: its next call brings it back).
+    pub fn is_disabled_at(&self, now: Instant) -> bool {
+        self.lock().is_disabled(now)
+    }
+
+    /// Whether calls would be refused now.
+    pub fn is_disabled(&self) -> bool {
+        self.is_disabled_at(Instant::now())
+    }
 }
 
 /// One plugin, supervised.
@@ -85,7 +118,7 @@ pub struct Supervised<B: WorldBindings> {
     live: Option<Live<B>>,
     // Shared with forks (see `fork`): restarts are counted per plugin, not
     // per instance.
-    supervisor: Arc<Mutex<Supervisor>>,
+    supervisor: SharedSupervisor,
     // Incremented on every new instance, so handles to resources of a dropped
     // instance (congestion controllers) are recognised as stale.
     generation: u64,
@@ -123,9 +156,7 @@ impl<B: WorldBindings> Supervised<B> {
             message: format!("{e:#}"),
         })?;
         Ok(Self {
-            supervisor: Arc::new(Mutex::new(Supervisor::new(
-                loaded.manifest.limits.restart_limit,
-            ))),
+            supervisor: SharedSupervisor::new(Supervisor::new(&loaded.manifest.limits)),
             manifest: loaded.manifest,
             engine: loaded.engine,
             faults: loaded.faults,
@@ -154,11 +185,12 @@ impl<B: WorldBindings> Supervised<B> {
     }
 
     fn supervisor(&self) -> std::sync::MutexGuard<'_, Supervisor> {
-        // The supervisor is plain counters: a panic elsewhere cannot leave
-        // it half-updated.
-        self.supervisor
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.supervisor.lock()
+    }
+
+    /// The fault budget this plugin's instances share.
+    pub fn shared_supervisor(&self) -> &SharedSupervisor {
+        &self.supervisor
     }
 
     /// The engine the plugin runs in.
@@ -181,12 +213,18 @@ impl<B: WorldBindings> Supervised<B> {
         self.manifest.limits.on_fault
     }
 
-    /// Whether the plugin was disabled after repeated faults.
+    /// Whether the plugin is disabled after repeated faults: until a reload,
+    /// or until its backoff is over.
     pub fn is_disabled(&self) -> bool {
-        self.supervisor().is_disabled()
+        self.supervisor.is_disabled()
     }
 
-    /// Restarts used so far.
+    /// Whether the plugin is disabled at `now`.
+    pub fn is_disabled_at(&self, now: Instant) -> bool {
+        self.supervisor.is_disabled_at(now)
+    }
+
+    /// Restarts used so far, comebacks after a backoff included.
     pub fn restarts(&self) -> u32 {
         self.supervisor().restarts()
     }
@@ -238,10 +276,17 @@ impl<B: WorldBindings> Supervised<B> {
     /// Makes sure an instance is live, instantiating one (under the call
     /// budget: instantiation runs guest code) if needed.
     pub(crate) fn ensure_live(&mut self, function: &'static str) -> CallResult<()> {
-        if self.is_disabled() {
+        let (admitted, disables) = {
+            let mut s = self.supervisor();
+            (s.admit(Instant::now()), s.disables())
+        };
+        if !admitted {
             return Err(CallError::Disabled {
                 plugin: self.manifest.plugin.name.as_str().into(),
             });
+        }
+        if self.live.as_ref().is_some_and(|l| l.disables != disables) {
+            self.live = None;
         }
         if self.live.is_some() {
             return Ok(());
@@ -254,7 +299,11 @@ impl<B: WorldBindings> Supervised<B> {
         match B::instantiate(&self.pre, &mut store) {
             Ok(bindings) => {
                 self.generation += 1;
-                self.live = Some(Live { store, bindings });
+                self.live = Some(Live {
+                    store,
+                    bindings,
+                    disables,
+                });
                 Ok(())
             }
             Err(e) => Err(self.fault(function, &e, Some(store.data_mut()))),
@@ -336,9 +385,16 @@ impl<B: WorldBindings> Supervised<B> {
         backtrace: Option<String>,
     ) -> CallError {
         self.live = None;
-        let action = match self.supervisor().on_fault() {
+        let now = Instant::now();
+        let at = SystemTime::now();
+        let after = self.supervisor().on_fault(now);
+        let action = match after {
             AfterFault::Restart => FaultAction::Restarted,
-            AfterFault::Disable => FaultAction::Disabled,
+            AfterFault::DisableUntil { until, backoff } => FaultAction::Disabled {
+                backoff,
+                until: at + until.saturating_duration_since(now),
+            },
+            AfterFault::DisableUntilReload => FaultAction::DisabledUntilReload,
         };
         let fault = Fault {
             plugin: self.manifest.plugin.name.as_str().into(),
@@ -348,7 +404,7 @@ impl<B: WorldBindings> Supervised<B> {
             message: super::fault::truncate(message),
             backtrace,
             action,
-            at: SystemTime::now(),
+            at,
         };
         self.faults.record(fault.clone());
         CallError::Fault(Box::new(fault))

@@ -1,59 +1,199 @@
 //! Restart accounting for one plugin: sans-IO, so it is tested without
-//! instances or clocks.
+//! instances or clocks. Every decision takes the time it is made at.
+//!
+//! The fault budget is a rate: `restart-limit` faults within
+//! `restart-window` are restarted; the next one disables the plugin. A
+//! disabled plugin is either retried after a backoff (1 s, doubling up to
+//! [`MAX_BACKOFF`], as Envoy's FAIL_RELOAD does) or stays disabled until
+//! the plugins are reloaded, as its manifest says. A retried plugin starts
+//! with its whole budget; disabled again, it waits twice as long, unless it
+//! had run a whole window without a fault since it came back.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use sockhost_policy::{Limits, OnDisable};
+
+/// The first backoff of a disabled plugin.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest a disabled plugin waits before it is tried again.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// What happens to a plugin after a fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterFault {
     /// The faulted instance is dropped; the next call gets a fresh one.
     Restart,
-    /// The plugin has used up its restarts: calls no longer enter it.
-    Disable,
+    /// The plugin is over its budget: calls do not enter it before `until`;
+    /// the first call after gets a fresh instance.
+    DisableUntil {
+        /// When it is tried again.
+        until: Instant,
+        /// How long it waits (`until` less the time of the fault).
+        backoff: Duration,
+    },
+    /// The plugin is over its budget and its manifest says to stay
+    /// disabled: calls no longer enter it until the plugins are reloaded.
+    DisableUntilReload,
 }
 
-/// Counts faults against a plugin's restart limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Enabled,
+    DisabledUntil(Instant),
+    DisabledUntilReload,
+}
+
+/// Counts faults against a plugin's budget and decides when it runs.
 #[derive(Debug, Clone)]
 pub struct Supervisor {
     restart_limit: u32,
-    // Invariant: restarts <= restart_limit.
+    window: Duration,
+    on_disable: OnDisable,
+    state: State,
+    // The faults that were restarted within the current window, oldest
+    // first. Invariant: len() <= restart_limit.
+    recent: VecDeque<Instant>,
+    // Times the plugin was disabled since it last ran a clean window: the
+    // next backoff is FIRST_BACKOFF doubled this many times, up to the cap.
+    streak: u32,
+    // Since when the plugin has run without a fault: its last fault or its
+    // comeback, whichever is later.
+    quiet_since: Option<Instant>,
     restarts: u32,
+    disables: u64,
     faults: u64,
-    disabled: bool,
 }
 
 impl Supervisor {
-    /// A supervisor allowing `restart_limit` restarts.
-    pub fn new(restart_limit: u32) -> Self {
+    /// A supervisor enforcing `limits`' restart limit, window and on-disable
+    /// rule.
+    pub fn new(limits: &Limits) -> Self {
+        Self::with(
+            limits.restart_limit,
+            limits.restart_window,
+            limits.on_disable,
+        )
+    }
+
+    /// A supervisor allowing `restart_limit` restarts within `window`.
+    pub fn with(restart_limit: u32, window: Duration, on_disable: OnDisable) -> Self {
         Self {
             restart_limit,
+            window,
+            on_disable,
+            state: State::Enabled,
+            recent: VecDeque::new(),
+            streak: 0,
+            quiet_since: None,
             restarts: 0,
+            disables: 0,
             faults: 0,
-            disabled: false,
         }
     }
 
-    /// Records a fault and says what to do about it.
-    pub fn on_fault(&mut self) -> AfterFault {
+    /// Records a fault at `now` and says what to do about it.
+    pub fn on_fault(&mut self, now: Instant) -> AfterFault {
         self.faults += 1;
-        if self.disabled {
-            return AfterFault::Disable;
+        match self.state {
+            // A call that entered before the plugin was disabled: the
+            // plugin is off already and the backoff is not extended.
+            State::DisabledUntil(until) if now < until => {
+                return AfterFault::DisableUntil {
+                    until,
+                    backoff: until.saturating_duration_since(now),
+                }
+            }
+            State::DisabledUntilReload => return AfterFault::DisableUntilReload,
+            State::DisabledUntil(_) => self.resume(now),
+            State::Enabled => {}
         }
-        if self.restarts < self.restart_limit {
+        if self
+            .quiet_since
+            .is_some_and(|q| now.saturating_duration_since(q) >= self.window)
+        {
+            self.streak = 0;
+        }
+        self.quiet_since = Some(now);
+        while self
+            .recent
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= self.window)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() < self.restart_limit as usize {
+            self.recent.push_back(now);
             self.restarts += 1;
-            AfterFault::Restart
-        } else {
-            self.disabled = true;
-            AfterFault::Disable
+            return AfterFault::Restart;
+        }
+        self.recent.clear();
+        self.disables += 1;
+        match self.on_disable {
+            OnDisable::StayDisabled => {
+                self.state = State::DisabledUntilReload;
+                AfterFault::DisableUntilReload
+            }
+            OnDisable::Retry => {
+                let backoff = backoff(self.streak);
+                self.streak = self.streak.saturating_add(1);
+                let until = now + backoff;
+                self.state = State::DisabledUntil(until);
+                AfterFault::DisableUntil { until, backoff }
+            }
         }
     }
 
-    /// Whether calls may still enter the plugin.
-    pub fn is_disabled(&self) -> bool {
-        self.disabled
+    /// Whether calls may enter the plugin at `now`, bringing it back when
+    /// its backoff is over: the comeback counts as a restart, and the
+    /// caller must then use a fresh instance (see [`Supervisor::disables`]).
+    pub fn admit(&mut self, now: Instant) -> bool {
+        match self.state {
+            State::Enabled => true,
+            State::DisabledUntil(until) if now >= until => {
+                self.resume(now);
+                true
+            }
+            State::DisabledUntil(_) | State::DisabledUntilReload => false,
+        }
     }
 
-    /// Restarts used so far.
+    fn resume(&mut self, now: Instant) {
+        self.state = State::Enabled;
+        self.restarts += 1;
+        self.quiet_since = Some(now);
+    }
+
+    /// Whether calls would be refused at `now`. Does not bring the plugin
+    /// back: the next [`Supervisor::admit`] does.
+    pub fn is_disabled(&self, now: Instant) -> bool {
+        match self.state {
+            State::Enabled => false,
+            State::DisabledUntil(until) => now < until,
+            State::DisabledUntilReload => true,
+        }
+    }
+
+    /// When a plugin disabled with a backoff is tried again; `None` when it
+    /// is enabled or disabled until a reload.
+    pub fn disabled_until(&self) -> Option<Instant> {
+        match self.state {
+            State::DisabledUntil(until) => Some(until),
+            State::Enabled | State::DisabledUntilReload => None,
+        }
+    }
+
+    /// Restarts so far, comebacks after a backoff included.
     pub fn restarts(&self) -> u32 {
         self.restarts
+    }
+
+    /// Times the plugin was disabled so far. An instance made before the
+    /// last disable must not be called again: the plugin's instances all
+    /// start afresh when it comes back.
+    pub fn disables(&self) -> u64 {
+        self.disables
     }
 
     /// Faults recorded so far.
@@ -62,34 +202,186 @@ impl Supervisor {
     }
 }
 
+/// The backoff after `streak` earlier disables: [`FIRST_BACKOFF`] doubled
+/// `streak` times, at most [`MAX_BACKOFF`].
+fn backoff(streak: u32) -> Duration {
+    FIRST_BACKOFF
+        .checked_mul(1u32.checked_shl(streak).unwrap_or(u32::MAX))
+        .map_or(MAX_BACKOFF, |b| b.min(MAX_BACKOFF))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn retrying(limit: u32) -> Supervisor {
+        Supervisor::with(limit, WINDOW, OnDisable::Retry)
+    }
+
+    /// The backoff of the fault at `now`, which must disable `s`.
+    fn disabled_for(s: &mut Supervisor, now: Instant) -> Duration {
+        match s.on_fault(now) {
+            AfterFault::DisableUntil { backoff, .. } => backoff,
+            other => panic!("expected a backoff, got {other:?}"),
+        }
+    }
+
+    /// A burst within the window restarts `limit` times then disables, as
+    /// the lifetime count did; faults while disabled do not extend it.
     #[test]
     fn restarts_within_the_limit_then_disables() {
-        let cases: &[(u32, &[AfterFault])] = &[
-            (0, &[AfterFault::Disable, AfterFault::Disable]),
-            (1, &[AfterFault::Restart, AfterFault::Disable]),
-            (
-                3,
-                &[
+        let t0 = Instant::now();
+        for limit in [0u32, 1, 3] {
+            let mut s = retrying(limit);
+            for i in 0..limit {
+                let now = t0 + Duration::from_millis(u64::from(i));
+                assert_eq!(
+                    s.on_fault(now),
                     AfterFault::Restart,
-                    AfterFault::Restart,
-                    AfterFault::Restart,
-                    AfterFault::Disable,
-                    AfterFault::Disable,
-                ],
-            ),
-        ];
-        for (limit, expected) in cases {
-            let mut s = Supervisor::new(*limit);
-            for (i, want) in expected.iter().enumerate() {
-                assert_eq!(s.on_fault(), *want, "limit {limit}, fault {i}");
+                    "limit {limit}, fault {i}"
+                );
             }
-            assert!(s.is_disabled());
-            assert_eq!(s.restarts(), *limit);
-            assert_eq!(s.faults(), expected.len() as u64);
+            let now = t0 + Duration::from_millis(u64::from(limit));
+            let until = now + FIRST_BACKOFF;
+            let disabled = AfterFault::DisableUntil {
+                until,
+                backoff: FIRST_BACKOFF,
+            };
+            assert_eq!(s.on_fault(now), disabled, "limit {limit}");
+            assert_eq!(
+                s.on_fault(now),
+                disabled,
+                "limit {limit}: a late fault changes nothing"
+            );
+            assert!(s.is_disabled(now) && !s.admit(now));
+            assert_eq!(s.disabled_until(), Some(until));
+            assert_eq!(s.restarts(), limit);
+            assert_eq!(s.faults(), u64::from(limit) + 2);
+            assert_eq!(s.disables(), 1);
         }
+    }
+
+    #[test]
+    fn faults_older_than_the_window_no_longer_count() {
+        let t0 = Instant::now();
+        let mut s = retrying(2);
+        // One fault every 31 s: never more than two within 60 s.
+        for i in 0..10 {
+            assert_eq!(
+                s.on_fault(t0 + secs(31 * i)),
+                AfterFault::Restart,
+                "fault {i}"
+            );
+        }
+        // Two within the window are allowed; a third within it disables.
+        let t1 = t0 + secs(1000);
+        assert_eq!(s.on_fault(t1), AfterFault::Restart);
+        assert_eq!(s.on_fault(t1 + secs(59)), AfterFault::Restart);
+        assert_eq!(s.on_fault(t1 + secs(60)), AfterFault::Restart);
+        assert!(matches!(
+            s.on_fault(t1 + secs(61)),
+            AfterFault::DisableUntil { .. }
+        ));
+        assert_eq!(s.restarts(), 13);
+    }
+
+    #[test]
+    fn a_disabled_plugin_comes_back_after_its_backoff_as_a_restart() {
+        let t0 = Instant::now();
+        let mut s = retrying(0);
+        assert!(!s.is_disabled(t0) && s.admit(t0));
+        s.on_fault(t0);
+        let almost = t0 + FIRST_BACKOFF - Duration::from_nanos(1);
+        assert!(s.is_disabled(almost) && !s.admit(almost));
+        let back = t0 + FIRST_BACKOFF;
+        assert!(!s.is_disabled(back));
+        assert_eq!(s.restarts(), 0, "asking does not bring it back");
+        assert!(s.admit(back));
+        assert_eq!(s.restarts(), 1);
+        assert_eq!(s.disabled_until(), None);
+        assert!(s.admit(back) && s.restarts() == 1, "counted once");
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_cap() {
+        let t0 = Instant::now();
+        let mut s = retrying(1);
+        let mut now = t0;
+        let mut seen = Vec::new();
+        for _ in 0..12 {
+            // A burst: one restart, then over budget.
+            assert_eq!(s.on_fault(now), AfterFault::Restart);
+            match s.on_fault(now) {
+                AfterFault::DisableUntil { until, backoff } => {
+                    assert_eq!(until, now + backoff);
+                    seen.push(backoff.as_secs());
+                    now = until;
+                }
+                other => panic!("expected a backoff, got {other:?}"),
+            }
+            assert!(s.admit(now));
+        }
+        assert_eq!(seen, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_clean_window_after_coming_back_resets_the_backoff() {
+        let t0 = Instant::now();
+        let mut s = retrying(0);
+        assert_eq!(disabled_for(&mut s, t0), secs(1));
+        assert!(s.admit(t0 + secs(1)));
+        // Faulted again within a window of coming back: longer.
+        assert_eq!(disabled_for(&mut s, t0 + secs(2)), secs(2));
+        assert!(s.admit(t0 + secs(4)));
+        assert_eq!(disabled_for(&mut s, t0 + secs(5)), secs(4));
+        let back = t0 + secs(9);
+        assert!(s.admit(back));
+        // A whole window without a fault: back to the first backoff.
+        assert_eq!(disabled_for(&mut s, back + WINDOW), secs(1));
+    }
+
+    #[test]
+    fn a_clean_window_counts_from_the_last_fault_too() {
+        let t0 = Instant::now();
+        let mut s = retrying(1);
+        s.on_fault(t0);
+        assert_eq!(disabled_for(&mut s, t0), secs(1));
+        assert!(s.admit(t0 + secs(1)));
+        // A fault right away, then none for 59 s: not clean for a window.
+        assert_eq!(s.on_fault(t0 + secs(2)), AfterFault::Restart);
+        assert_eq!(disabled_for(&mut s, t0 + secs(61)), secs(2));
+        assert!(s.admit(t0 + secs(63)));
+        // A fault right away, then none for a whole window: reset.
+        assert_eq!(s.on_fault(t0 + secs(64)), AfterFault::Restart);
+        assert_eq!(s.on_fault(t0 + secs(124)), AfterFault::Restart);
+        assert_eq!(disabled_for(&mut s, t0 + secs(124)), secs(1));
+    }
+
+    #[test]
+    fn stay_disabled_waits_for_a_reload() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::with(1, WINDOW, OnDisable::StayDisabled);
+        assert_eq!(s.on_fault(t0), AfterFault::Restart);
+        assert_eq!(s.on_fault(t0), AfterFault::DisableUntilReload);
+        let much_later = t0 + secs(365 * 86_400);
+        assert!(s.is_disabled(much_later) && !s.admit(much_later));
+        assert_eq!(s.on_fault(much_later), AfterFault::DisableUntilReload);
+        assert_eq!(s.disabled_until(), None);
+        assert_eq!(s.restarts(), 1);
+    }
+
+    #[test]
+    fn the_manifest_default_is_a_minute_and_retry() {
+        let s = Supervisor::new(&Limits::default());
+        assert_eq!(s.window, WINDOW);
+        assert_eq!(s.on_disable, OnDisable::Retry);
+        assert_eq!(s.restart_limit, Limits::default().restart_limit);
     }
 }
