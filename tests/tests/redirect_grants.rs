@@ -14,6 +14,89 @@ use sockhost::plugins::{FaultKind, PluginRuntime};
 use sockhost_tests::origin::{OriginOptions, TestOrigin};
 use sockhost_tests::{fixture, manifest_with, runtime, set_key};
 
+/// The in-repo origin answering for `www.t.test`, `other.test` and
+/// `127.0.0.1`; a loopback port nothing answers on (the trap), which the
+/// test proves nobody connected to; the plugin runtime whose fault log
+/// the test reads.
+struct Setup {
+    origin: TestOrigin,
+    trap: TcpListener,
+    runtime: PluginRuntime,
+    _data: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let origin = TestOrigin::start(OriginOptions {
+            names: vec!["www.t.test".into(), "other.test".into(), "127.0.0.1".into()],
+            ..OriginOptions::default()
+        });
+        let trap = TcpListener::bind("127.0.0.1:0").unwrap();
+        trap.set_nonblocking(true).unwrap();
+        let (runtime, _data) = runtime();
+        Setup {
+            origin,
+            trap,
+            runtime,
+            _data,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.origin.addr.port()
+    }
+
+    fn trap_port(&self) -> u16 {
+        self.trap.local_addr().unwrap().port()
+    }
+
+    /// The fixture granted only `www.t.test`, plus `edit` to its manifest.
+    fn absurd(&self, edit: impl FnOnce(String) -> String) -> ExtensionPlugin {
+        let m = manifest_with(&fixture("absurd-extension"), |t| {
+            edit(set_key(t, "capabilities", "hosts", "[\"www.t.test\"]"))
+        });
+        ExtensionPlugin::start(self.runtime.load_manifest(m).unwrap()).unwrap()
+    }
+
+    /// A host with `extension`; `other.test` on the trap's port would reach
+    /// the trap if a redirect there were followed.
+    fn host(&self, extension: ExtensionPlugin) -> Host {
+        let resolve = |name: &str, port: u16| {
+            format!("{name}:{port}:127.0.0.1")
+                .parse::<ResolveOverride>()
+                .unwrap()
+        };
+        Host::builder()
+            .resolve(resolve("www.t.test", self.port()))
+            .resolve(resolve("other.test", self.port()))
+            .resolve(resolve("other.test", self.trap_port()))
+            .ca_file(self.origin.ca_file.clone())
+            .no_platform_roots()
+            .extension(extension)
+            .build()
+            .unwrap()
+    }
+
+    /// A request the fixture redirects to `target`.
+    fn url(&self, target: &str) -> String {
+        format!("https://www.t.test:{}/?redirect-to={target}", self.port())
+    }
+
+    fn invalid_results(&self) -> u64 {
+        self.runtime
+            .faults()
+            .count("absurd-extension", FaultKind::InvalidResult)
+    }
+
+    fn assert_trap_untouched(&self) {
+        match self.trap.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok((_, peer)) => panic!("the refused redirect target was contacted from {peer}"),
+            Err(e) => panic!("accept on the trap failed: {e}"),
+        }
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -22,65 +105,19 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// The origin answers for both names; `other.test` on the trap's port
-/// would reach the trap if followed.
-fn host_with(origin: &TestOrigin, trap_port: u16, extension: ExtensionPlugin) -> Host {
-    let port = origin.addr.port();
-    let resolve = |name: &str, port: u16| {
-        format!("{name}:{port}:127.0.0.1")
-            .parse::<ResolveOverride>()
-            .unwrap()
-    };
-    Host::builder()
-        .resolve(resolve("www.t.test", port))
-        .resolve(resolve("other.test", port))
-        .resolve(resolve("other.test", trap_port))
-        .ca_file(origin.ca_file.clone())
-        .no_platform_roots()
-        .extension(extension)
-        .build()
-        .unwrap()
-}
-
-fn origin() -> TestOrigin {
-    TestOrigin::start(OriginOptions {
-        names: vec!["www.t.test".into(), "other.test".into(), "127.0.0.1".into()],
-        ..OriginOptions::default()
-    })
-}
-
-/// A loopback port nothing answers on: the test asserts nobody connected.
-fn trap() -> TcpListener {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.set_nonblocking(true).unwrap();
-    l
-}
-
-fn assert_untouched(trap: &TcpListener) {
-    match trap.accept() {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-        Ok((_, peer)) => panic!("the refused redirect target was contacted from {peer}"),
-        Err(e) => panic!("accept on the trap failed: {e}"),
-    }
-}
-
-/// The fixture granted only `www.t.test`, plus `edit` to its manifest.
-fn absurd(prt: &PluginRuntime, edit: impl FnOnce(String) -> String) -> ExtensionPlugin {
-    let m = manifest_with(&fixture("absurd-extension"), |t| {
-        edit(set_key(t, "capabilities", "hosts", "[\"www.t.test\"]"))
-    });
-    ExtensionPlugin::start(prt.load_manifest(m).unwrap()).unwrap()
+/// Whether the fixture's hook did `action` in a fetch.
+fn did(r: &sockhost::host::FetchResponse, action: &str) -> bool {
+    r.actions
+        .iter()
+        .any(|a| a.plugin == "absurd-extension" && a.action == action)
 }
 
 #[test]
 fn ungranted_redirects_are_refused_and_the_request_goes_on_unredirected() {
-    let origin = origin();
-    let trap = trap();
-    let tport = trap.local_addr().unwrap().port();
-    let port = origin.addr.port();
-    let (prt, _d) = runtime();
+    let s = Setup::new();
+    let tport = s.trap_port();
     // Each refusal is a fault; enough restarts that none disables it.
-    let ext = absurd(&prt, |t| set_key(t, "limits", "restart-limit", "10"));
+    let ext = s.absurd(|t| set_key(t, "limits", "restart-limit", "10"));
     let targets = [
         format!("http://127.0.0.1:{tport}/secret"),
         format!("http://other.test:{tport}/"),
@@ -88,34 +125,20 @@ fn ungranted_redirects_are_refused_and_the_request_goes_on_unredirected() {
         format!("http://localhost:{tport}/"),
     ];
     rt().block_on(async {
-        let h = host_with(&origin, tport, ext);
+        let h = s.host(ext);
         for target in &targets {
-            let url = format!("https://www.t.test:{port}/?redirect-to={target}");
+            let url = s.url(target);
             let r = h.fetch(FetchRequest::get(url.clone())).await.unwrap();
             assert_eq!(r.status, 200, "{target}");
             assert_eq!(r.url, url, "fail-open goes on to the original URL");
-            assert!(
-                r.actions
-                    .iter()
-                    .any(|a| a.plugin == "absurd-extension" && a.action == "fault"),
-                "{:?}",
-                r.actions
-            );
-            assert!(
-                !r.actions.iter().any(|a| a.action == "hook-redirect"),
-                "{:?}",
-                r.actions
-            );
+            assert!(did(&r, "fault"), "{:?}", r.actions);
+            assert!(!did(&r, "hook-redirect"), "{:?}", r.actions);
             read_all(r.body).await.unwrap();
         }
     });
-    assert_untouched(&trap);
-    let faults = prt.faults();
-    assert_eq!(
-        faults.count("absurd-extension", FaultKind::InvalidResult),
-        targets.len() as u64
-    );
-    let recent = faults.recent();
+    s.assert_trap_untouched();
+    assert_eq!(s.invalid_results(), targets.len() as u64);
+    let recent = s.runtime.faults().recent();
     for (fault, target) in recent.iter().zip(&targets) {
         let line = fault.to_string();
         assert!(line.contains("plugin absurd-extension"), "{line}");
@@ -123,58 +146,40 @@ fn ungranted_redirects_are_refused_and_the_request_goes_on_unredirected() {
         assert!(line.contains("capabilities.redirect-hosts"), "{line}");
         assert!(!line.contains('\n'), "{line}");
     }
+    let message = |i: usize| recent[i].message.as_str();
     assert!(
-        recent[0]
-            .message
-            .contains("127.0.0.1 is a loopback address"),
+        message(0).contains("127.0.0.1 is a loopback address"),
         "{}",
-        recent[0].message
+        message(0)
     );
     assert!(
-        recent[1]
-            .message
-            .contains("other.test is in neither capabilities.hosts"),
+        message(1).contains("other.test is in neither capabilities.hosts"),
         "{}",
-        recent[1].message
+        message(1)
     );
 }
 
 #[test]
 fn fail_closed_refuses_the_request_without_contacting_anything() {
-    let origin = origin();
-    let trap = trap();
-    let tport = trap.local_addr().unwrap().port();
-    let port = origin.addr.port();
-    let (prt, _d) = runtime();
-    let ext = absurd(&prt, |t| {
-        set_key(t, "limits", "on-fault", "\"fail-closed\"")
-    });
+    let s = Setup::new();
+    let ext = s.absurd(|t| set_key(t, "limits", "on-fault", "\"fail-closed\""));
+    let url = s.url(&format!("http://127.0.0.1:{}/secret", s.trap_port()));
     rt().block_on(async {
-        let h = host_with(&origin, tport, ext);
-        let url = format!("https://www.t.test:{port}/?redirect-to=http://127.0.0.1:{tport}/secret");
-        let e = h.fetch(FetchRequest::get(url)).await.unwrap_err();
+        let e = s.host(ext).fetch(FetchRequest::get(url)).await.unwrap_err();
         assert!(
             matches!(&e, FetchError::Blocked { extension, .. } if extension == "absurd-extension"),
             "{e}"
         );
     });
-    assert_untouched(&trap);
-    assert_eq!(origin.connections(), 0, "a refused request was fetched");
-    assert_eq!(
-        prt.faults()
-            .count("absurd-extension", FaultKind::InvalidResult),
-        1
-    );
+    s.assert_trap_untouched();
+    assert_eq!(s.origin.connections(), 0, "a refused request was fetched");
+    assert_eq!(s.invalid_results(), 1);
 }
 
 #[test]
 fn redirects_the_manifest_grants_by_name_are_followed() {
-    let origin = origin();
-    let trap = trap();
-    let tport = trap.local_addr().unwrap().port();
-    let port = origin.addr.port();
-    let (prt, _d) = runtime();
-    let ext = absurd(&prt, |t| {
+    let s = Setup::new();
+    let ext = s.absurd(|t| {
         set_key(
             t,
             "capabilities",
@@ -182,30 +187,20 @@ fn redirects_the_manifest_grants_by_name_are_followed() {
             "[\"127.0.0.1\", \"other.test\"]",
         )
     });
+    let port = s.port();
     rt().block_on(async {
-        let h = host_with(&origin, tport, ext);
+        let h = s.host(ext);
         for target in [
             format!("https://127.0.0.1:{port}/?granted"),
             format!("https://other.test:{port}/?granted"),
         ] {
-            let url = format!("https://www.t.test:{port}/?redirect-to={target}");
-            let r = h.fetch(FetchRequest::get(url)).await.unwrap();
+            let r = h.fetch(FetchRequest::get(s.url(&target))).await.unwrap();
             assert_eq!(r.status, 200, "{target}");
             assert_eq!(r.url, target);
-            assert!(
-                r.actions
-                    .iter()
-                    .any(|a| a.plugin == "absurd-extension" && a.action == "hook-redirect"),
-                "{:?}",
-                r.actions
-            );
+            assert!(did(&r, "hook-redirect"), "{:?}", r.actions);
             read_all(r.body).await.unwrap();
         }
     });
-    assert_untouched(&trap);
-    assert_eq!(
-        prt.faults()
-            .count("absurd-extension", FaultKind::InvalidResult),
-        0
-    );
+    s.assert_trap_untouched();
+    assert_eq!(s.invalid_results(), 0);
 }

@@ -147,17 +147,9 @@ impl Grants {
 
     #[cfg(test)]
     pub(crate) fn named(named: &[&str]) -> Self {
-        Self::of(Capabilities {
-            headers: named.iter().map(|s| s.to_string()).collect(),
-            ..Capabilities::default()
-        })
-    }
-
-    #[cfg(test)]
-    pub(crate) fn of(capabilities: Capabilities) -> Self {
         Self {
-            named: capabilities.headers.iter().cloned().collect(),
-            capabilities,
+            named: named.iter().map(|s| s.to_string()).collect(),
+            capabilities: Capabilities::default(),
         }
     }
 
@@ -401,19 +393,19 @@ mod tests {
         }
     }
 
+    /// The grants of an extension manifest listing `hosts` and
+    /// `redirect-hosts`.
     fn granting(hosts: &[&str], redirect: &[&str]) -> Grants {
-        use sockhost_policy::{HostPattern, RedirectGrant};
-        Grants::of(Capabilities {
-            hosts: hosts
-                .iter()
-                .map(|h| HostPattern::parse(h).unwrap())
-                .collect(),
-            redirect_hosts: redirect
-                .iter()
-                .map(|h| RedirectGrant::parse(h).unwrap())
-                .collect(),
-            ..Capabilities::default()
-        })
+        let list = |l: &[&str]| format!("{l:?}");
+        let text = format!(
+            "[plugin]\nname = \"x\"\nversion = \"0.1.0\"\nworld = \"extension\"\n\
+             component = \"x.wasm\"\nsha256 = \"{}\"\n\
+             [capabilities]\nhosts = {}\nredirect-hosts = {}\n",
+            "0".repeat(64),
+            list(hosts),
+            list(redirect)
+        );
+        Grants::new(&Manifest::parse(&text, std::path::Path::new("plugin.toml")).unwrap())
     }
 
     #[test]
