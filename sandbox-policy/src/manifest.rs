@@ -15,6 +15,7 @@ use crate::error::ManifestError;
 use crate::headers::is_header_name;
 use crate::imports::{self, ImportDecision};
 use crate::origin::{HostPattern, OriginPattern};
+use crate::redirect::RedirectGrant;
 use crate::units::{parse_duration, parse_size, SizeError};
 use crate::world::World;
 
@@ -85,7 +86,11 @@ pub struct Identity {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Capabilities {
     /// Hosts whose requests or events the plugin sees (extensions, probes).
+    /// An extension may also redirect requests to them.
     pub hosts: Vec<HostPattern>,
+    /// Further hosts an extension may redirect requests to (see
+    /// [`Capabilities::may_redirect_to`]).
+    pub redirect_hosts: Vec<RedirectGrant>,
     /// Sensitive header names (see [`crate::SENSITIVE_HEADERS`]) the plugin
     /// may see and change; other headers need no grant.
     pub headers: Vec<String>,
@@ -255,6 +260,8 @@ struct RawCapabilities {
     #[serde(default)]
     hosts: Vec<String>,
     #[serde(default)]
+    redirect_hosts: Vec<String>,
+    #[serde(default)]
     headers: Vec<String>,
     storage_quota: Option<Size>,
     #[serde(default)]
@@ -380,6 +387,21 @@ impl Manifest {
                         .map_err(|e| fail(&format!("capabilities.hosts[{i}]"), e.to_string()))?,
                 );
             }
+            if !c.redirect_hosts.is_empty() && plugin.world != World::Extension {
+                return Err(fail(
+                    "capabilities.redirect-hosts",
+                    format!(
+                        "only extensions redirect requests, not {} plugins; remove this field",
+                        plugin.world
+                    ),
+                ));
+            }
+            let mut redirect_hosts = Vec::new();
+            for (i, h) in c.redirect_hosts.iter().enumerate() {
+                redirect_hosts.push(RedirectGrant::parse(h).map_err(|e| {
+                    fail(&format!("capabilities.redirect-hosts[{i}]"), e.to_string())
+                })?);
+            }
             let mut headers: Vec<String> = Vec::new();
             for (i, h) in c.headers.iter().enumerate() {
                 let field = format!("capabilities.headers[{i}]");
@@ -448,6 +470,7 @@ impl Manifest {
             };
             Capabilities {
                 hosts,
+                redirect_hosts,
                 headers,
                 storage_quota,
                 wasi,
@@ -635,6 +658,7 @@ mod tests {
         assert_eq!(m.capabilities.storage_quota, None);
         assert!(m.capabilities.wasi.is_empty());
         assert!(m.capabilities.fetch.is_empty());
+        assert!(m.capabilities.redirect_hosts.is_empty());
         assert_eq!(m.capabilities.max_rules, DEFAULT_MAX_RULES);
         assert_eq!(m.limits, Limits::default());
     }
@@ -645,6 +669,7 @@ mod tests {
             + "[capabilities]\nhosts = [\"*.example.com\", \"test\"]\nheaders = [\"cookie\"]\n\
                storage-quota = \"64 KiB\"\nwasi = [\"clocks\", \"random\", \"stdio\"]\n\
                fetch = [\"https://api.example.com\"]\nmax-rules = 10000\n\
+               redirect-hosts = [\"cdn.example\", \"*.example.org\", \"::1\"]\n\
                [limits]\nmemory = \"8 MiB\"\ncall-budget = \"20ms\"\non-fault = \"fail-closed\"\nrestart-limit = 2\ninstances = 4\n\
                restart-window = \"5s\"\non-disable = \"stay-disabled\"\n";
         let m = parse(&text).unwrap();
@@ -656,6 +681,13 @@ mod tests {
         assert_eq!(m.capabilities.storage_quota, Some(64 << 10));
         assert_eq!(m.capabilities.wasi.len(), 3);
         assert_eq!(m.capabilities.max_rules, 10000);
+        let redirect: Vec<String> = m
+            .capabilities
+            .redirect_hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(redirect, ["cdn.example", "*.example.org", "::1"]);
         assert_eq!(m.limits.memory, 8 << 20);
         assert_eq!(m.limits.call_budget, Duration::from_millis(20));
         assert_eq!(m.limits.on_fault, OnFault::FailClosed);
@@ -720,6 +752,16 @@ mod tests {
                 e.clone() + "[capabilities]\nhosts = [\"a b\"]\n",
                 Some("capabilities.hosts[0]"),
                 "not a host pattern",
+            ),
+            (
+                c.clone() + "[capabilities]\nredirect-hosts = [\"cdn.example\"]\n",
+                Some("capabilities.redirect-hosts"),
+                "only extensions redirect",
+            ),
+            (
+                e.clone() + "[capabilities]\nredirect-hosts = [\"cdn.example\", \"https://x\"]\n",
+                Some("capabilities.redirect-hosts[1]"),
+                "not a redirect host",
             ),
             (
                 e.clone() + "[capabilities]\nheaders = [\"Cookie\"]\n",

@@ -5,7 +5,12 @@
 //! The host verifies everything an extension asks for before acting on it:
 //! rules and verdicts are validated here; requests to hosts the manifest
 //! does not grant never reach the extension; sensitive headers are hidden
-//! unless the manifest names them.
+//! unless the manifest names them; a redirect (a hook's verdict or a rule's
+//! action) goes only to hosts the manifest grants, loopback, private and
+//! link-local ones only when named (see `check_redirect_granted`). A hook's
+//! refused redirect is an invalid-result fault: the request then goes on
+//! unredirected (fail-open) or is refused (fail-closed); a rule's is
+//! refused with its rules, when they are handed over.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -20,7 +25,7 @@ use super::world_link::WorldLink;
 
 mod checks;
 
-use checks::{check_filter, check_header_changes, validate_rules, HeaderGrants};
+use checks::{check_filter, check_header_changes, check_redirect_granted, validate_rules, Grants};
 pub use checks::{
     check_redirect, CheckError, RuleProblem, RulesError, FRAMING_HEADERS, MAX_CONDITION_ENTRIES,
     MAX_HEADER_CHANGES, MAX_HEADER_VALUE, MAX_PATTERN_LEN, MAX_URL_LEN,
@@ -64,7 +69,7 @@ impl WorldBindings for ExtensionBindings {
     fn world_data(manifest: &Manifest) -> Option<WorldData> {
         Some(Box::new(RulesSlot {
             max_rules: manifest.capabilities.max_rules,
-            grants: HeaderGrants::new(manifest),
+            grants: Grants::new(manifest),
             pending: None,
         }))
     }
@@ -75,7 +80,7 @@ impl WorldBindings for ExtensionBindings {
 #[derive(Debug)]
 struct RulesSlot {
     max_rules: u32,
-    grants: HeaderGrants,
+    grants: Grants,
     pending: Option<Vec<Rule>>,
 }
 
@@ -152,7 +157,7 @@ struct PluginRegistration {
 #[derive(Debug)]
 struct Shared {
     manifest: Arc<Manifest>,
-    grants: HeaderGrants,
+    grants: Grants,
     registration: Mutex<PluginRegistration>,
     // The supervisor every instance shares, so that the host can ask
     // without an instance at hand.
@@ -315,7 +320,7 @@ impl ExtensionPlugin {
         let manifest = loaded.manifest.clone();
         let inner = Supervised::new(loaded)?;
         let shared = ExtensionShared(Arc::new(Shared {
-            grants: HeaderGrants::new(&manifest),
+            grants: Grants::new(&manifest),
             manifest,
             registration: Mutex::default(),
             supervisor: inner.shared_supervisor().clone(),
@@ -508,7 +513,8 @@ impl ExtensionPlugin {
                     .map(|()| RequestVerdict::Proceed(changes))
             }
             RequestVerdict::Redirect(target) => {
-                check_redirect(&target).map(|_| RequestVerdict::Redirect(target))
+                check_redirect_granted(&target, Some(&request.url), &self.shared.0.grants)
+                    .map(|_| RequestVerdict::Redirect(target))
             }
             RequestVerdict::Cancel(mut reason) => {
                 if reason.len() > MAX_REASON_LEN {
@@ -609,7 +615,7 @@ impl ExtensionPlugin {
 fn check_registration(
     reg: &Registration,
     max_rules: u32,
-    grants: &HeaderGrants,
+    grants: &Grants,
 ) -> Result<(), RegistrationError> {
     validate_rules(&reg.rules, max_rules, grants)?;
     if let Some(f) = &reg.request_filter {

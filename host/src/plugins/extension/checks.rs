@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use sockhost_policy::{Manifest, SENSITIVE_HEADERS};
+use sockhost_policy::{Capabilities, Manifest, RedirectRefused, TargetHost, SENSITIVE_HEADERS};
 
 use super::{HeaderChange, RequestFilter, Rule, RuleAction};
 
@@ -70,6 +70,14 @@ pub enum CheckError {
     /// A redirect target without a host.
     #[error("redirect target {0:?} has no host")]
     RedirectNoHost(String),
+    /// A redirect to a host the manifest does not grant.
+    #[error("redirect target {target:?} refused: {refused}")]
+    RedirectNotGranted {
+        /// The target.
+        target: String,
+        /// Which grant is missing.
+        refused: RedirectRefused,
+    },
     /// A host suffix that is not a lowercase host name.
     #[error("host suffix {0:?} is not a lowercase host name")]
     HostSuffix(String),
@@ -121,16 +129,19 @@ pub enum RuleProblem {
     Check(#[from] CheckError),
 }
 
-/// Which headers an extension may see and change.
+/// What an extension's manifest grants that its answers are checked
+/// against: which headers it may see and change, where it may redirect.
 #[derive(Debug, Clone)]
-pub(crate) struct HeaderGrants {
+pub(crate) struct Grants {
     named: HashSet<String>,
+    capabilities: Capabilities,
 }
 
-impl HeaderGrants {
+impl Grants {
     pub(crate) fn new(manifest: &Manifest) -> Self {
         Self {
             named: manifest.capabilities.headers.iter().cloned().collect(),
+            capabilities: manifest.capabilities.clone(),
         }
     }
 
@@ -138,6 +149,7 @@ impl HeaderGrants {
     pub(crate) fn named(named: &[&str]) -> Self {
         Self {
             named: named.iter().map(|s| s.to_string()).collect(),
+            capabilities: Capabilities::default(),
         }
     }
 
@@ -155,7 +167,7 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn check_header_name(name: &str, grants: &HeaderGrants) -> Result<(), CheckError> {
+fn check_header_name(name: &str, grants: &Grants) -> Result<(), CheckError> {
     if !is_token(name) || name.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err(CheckError::HeaderName(name.to_owned()));
     }
@@ -172,7 +184,7 @@ fn check_header_name(name: &str, grants: &HeaderGrants) -> Result<(), CheckError
 /// and be well-formed.
 pub(crate) fn check_header_changes(
     changes: &[HeaderChange],
-    grants: &HeaderGrants,
+    grants: &Grants,
 ) -> Result<(), CheckError> {
     if changes.len() > MAX_HEADER_CHANGES {
         return Err(CheckError::TooManyHeaderChanges(changes.len()));
@@ -210,6 +222,41 @@ pub fn check_redirect(target: &str) -> Result<url::Url, CheckError> {
         return Err(CheckError::RedirectNoHost(target.to_owned()));
     }
     Ok(url)
+}
+
+/// A redirect target must also be granted: its host covered by the
+/// manifest (see [`Capabilities::may_redirect_to`]), or the same host and
+/// port as `from`, the request being redirected (a hook rewriting a URL
+/// in place reaches nothing the request did not).
+pub(crate) fn check_redirect_granted(
+    target: &str,
+    from: Option<&str>,
+    grants: &Grants,
+) -> Result<url::Url, CheckError> {
+    let url = check_redirect(target)?;
+    let same_place = |from: &url::Url| {
+        from.host() == url.host() && from.port_or_known_default() == url.port_or_known_default()
+    };
+    if from
+        .and_then(|f| url::Url::parse(f).ok())
+        .is_some_and(|f| same_place(&f))
+    {
+        return Ok(url);
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(name)) => TargetHost::Name(name),
+        Some(url::Host::Ipv4(ip)) => TargetHost::Ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => TargetHost::Ip(ip.into()),
+        // check_redirect refused URLs without a host.
+        None => return Err(CheckError::RedirectNoHost(target.to_owned())),
+    };
+    match grants.capabilities.may_redirect_to(&host) {
+        Ok(()) => Ok(url),
+        Err(refused) => Err(CheckError::RedirectNotGranted {
+            target: target.to_owned(),
+            refused,
+        }),
+    }
 }
 
 fn check_host_suffix(s: &str) -> Result<(), CheckError> {
@@ -255,7 +302,7 @@ pub(crate) fn check_filter(f: &RequestFilter) -> Result<(), CheckError> {
     check_methods(&f.methods)
 }
 
-fn check_rule(rule: &Rule, grants: &HeaderGrants) -> Result<(), RuleProblem> {
+fn check_rule(rule: &Rule, grants: &Grants) -> Result<(), RuleProblem> {
     let c = &rule.condition;
     check_list_len("host-suffixes", &c.host_suffixes)?;
     check_list_len("excluded-host-suffixes", &c.excluded_host_suffixes)?;
@@ -273,7 +320,7 @@ fn check_rule(rule: &Rule, grants: &HeaderGrants) -> Result<(), RuleProblem> {
     match &rule.action {
         RuleAction::Block | RuleAction::Allow => {}
         RuleAction::Redirect(target) => {
-            check_redirect(target)?;
+            check_redirect_granted(target, None, grants)?;
         }
         RuleAction::ModifyRequestHeaders(changes) | RuleAction::ModifyResponseHeaders(changes) => {
             check_header_changes(changes, grants)?;
@@ -286,7 +333,7 @@ fn check_rule(rule: &Rule, grants: &HeaderGrants) -> Result<(), RuleProblem> {
 pub(crate) fn validate_rules(
     rules: &[Rule],
     max_rules: u32,
-    grants: &HeaderGrants,
+    grants: &Grants,
 ) -> Result<(), RulesError> {
     if rules.len() > max_rules as usize {
         return Err(RulesError::TooMany {
@@ -346,6 +393,122 @@ mod tests {
         }
     }
 
+    /// The grants of an extension manifest listing `hosts` and
+    /// `redirect-hosts`.
+    fn granting(hosts: &[&str], redirect: &[&str]) -> Grants {
+        let list = |l: &[&str]| format!("{l:?}");
+        let text = format!(
+            "[plugin]\nname = \"x\"\nversion = \"0.1.0\"\nworld = \"extension\"\n\
+             component = \"x.wasm\"\nsha256 = \"{}\"\n\
+             [capabilities]\nhosts = {}\nredirect-hosts = {}\n",
+            "0".repeat(64),
+            list(hosts),
+            list(redirect)
+        );
+        Grants::new(&Manifest::parse(&text, std::path::Path::new("plugin.toml")).unwrap())
+    }
+
+    #[test]
+    fn redirects_go_only_where_the_manifest_grants() {
+        let only_www = granting(&["www.t.test"], &[]);
+        let from = Some("https://www.t.test/page");
+        for target in ["http://127.0.0.1:1/secret", "http://other.test:8799/"] {
+            let e = check_redirect_granted(target, from, &only_www).unwrap_err();
+            assert!(
+                matches!(e, CheckError::RedirectNotGranted { .. }),
+                "{target}: {e}"
+            );
+        }
+        assert_eq!(
+            check_redirect_granted("http://127.0.0.1:1/secret", from, &only_www)
+                .unwrap_err()
+                .to_string(),
+            "redirect target \"http://127.0.0.1:1/secret\" refused: 127.0.0.1 is a loopback \
+             address, which only an entry naming it exactly (\"127.0.0.1\", not a wildcard) in \
+             capabilities.redirect-hosts grants"
+        );
+        assert_eq!(
+            check_redirect_granted("http://other.test:8799/", from, &only_www)
+                .unwrap_err()
+                .to_string(),
+            "redirect target \"http://other.test:8799/\" refused: other.test is in neither \
+             capabilities.hosts nor capabilities.redirect-hosts"
+        );
+        // Malformed targets are still refused as such.
+        assert_eq!(
+            check_redirect_granted("nope", from, &only_www),
+            Err(CheckError::RedirectNotUrl {
+                target: "nope".into(),
+                reason: url::ParseError::RelativeUrlWithoutBase
+            })
+        );
+        assert!(check_redirect_granted("https://www.t.test/other", None, &only_www).is_ok());
+
+        let granted = granting(
+            &["www.t.test"],
+            &["127.0.0.1", "other.test", "::1", "localhost"],
+        );
+        for target in [
+            "http://127.0.0.1:1/secret",
+            "http://other.test:8799/",
+            "http://[::1]:8080/",
+            "http://localhost/",
+        ] {
+            assert!(
+                check_redirect_granted(target, from, &granted).is_ok(),
+                "{target}"
+            );
+        }
+
+        let everything = granting(&["*"], &["*"]);
+        assert!(check_redirect_granted("https://other.test/", from, &everything).is_ok());
+        for target in [
+            "http://127.0.0.1:1/secret",
+            "http://localhost:6379/",
+            "http://[::1]/",
+            "http://[fe80::1]/",
+            "http://10.0.0.1/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://0.0.0.0/",
+            // The URL parser reads these as 127.0.0.1 and ::ffff:127.0.0.1.
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://[::ffff:7f00:1]/",
+        ] {
+            assert!(
+                check_redirect_granted(target, from, &everything).is_err(),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_hook_may_redirect_within_the_host_and_port_it_was_given() {
+        let any = granting(&["*"], &[]);
+        let from = Some("http://127.0.0.1:8080/a?utm_source=x");
+        assert!(check_redirect_granted("http://127.0.0.1:8080/a", from, &any).is_ok());
+        assert!(check_redirect_granted("https://127.0.0.1:8080/a", from, &any).is_ok());
+        assert!(check_redirect_granted("http://127.0.0.1:6379/", from, &any).is_err());
+        assert!(check_redirect_granted("http://127.0.0.2:8080/", from, &any).is_err());
+        let from = Some("http://localhost/x");
+        assert!(check_redirect_granted("http://localhost:80/y", from, &any).is_ok());
+        assert!(check_redirect_granted("https://localhost/y", from, &any).is_err());
+    }
+
+    #[test]
+    fn rule_redirects_are_checked_against_the_grants_at_registration() {
+        let only_www = granting(&["www.t.test"], &["cdn.example"]);
+        let ok = rule(1, RuleAction::Redirect("https://cdn.example/x".into()));
+        assert!(validate_rules(&[ok], 10, &only_www).is_ok());
+        let bad = rule(2, RuleAction::Redirect("http://127.0.0.1:1/secret".into()));
+        let e = validate_rules(&[bad], 10, &only_www).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("rule 2: redirect target \"http://127.0.0.1:1/secret\" refused: 127.0.0.1 is a loopback address"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn header_changes_are_checked_against_grants_and_framing() {
         let set = |n: &str, v: &[u8]| {
@@ -366,15 +529,14 @@ mod tests {
             (set("x-big", &[b'a'; MAX_HEADER_VALUE + 1]), &[], false),
         ];
         for (change, named, ok) in cases {
-            let r =
-                check_header_changes(std::slice::from_ref(&change), &HeaderGrants::named(named));
+            let r = check_header_changes(std::slice::from_ref(&change), &Grants::named(named));
             assert_eq!(r.is_ok(), ok, "{change:?} with {named:?}: {r:?}");
         }
     }
 
     #[test]
     fn rules_are_validated() {
-        let g = HeaderGrants::named(&[]);
+        let g = Grants::named(&[]);
         assert!(validate_rules(&[rule(1, RuleAction::Block)], 10, &g).is_ok());
         let cases: Vec<(Vec<Rule>, u32, &str)> = vec![
             (
@@ -386,6 +548,11 @@ mod tests {
                 vec![rule(1, RuleAction::Block), rule(2, RuleAction::Block)],
                 1,
                 "2 rules, more than the manifest's max-rules of 1",
+            ),
+            (
+                vec![rule(1, RuleAction::Redirect("https://x.test/".into()))],
+                10,
+                "rule 1: redirect target \"https://x.test/\" refused: x.test is in neither",
             ),
             (
                 vec![rule(1, RuleAction::Redirect("nope".into()))],
