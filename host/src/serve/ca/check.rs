@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::PublicKeyData;
 use rustls::pki_types::CertificateDer;
+use x509_parser::time::ASN1Time;
 
 /// Why a stored CA certificate cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -20,16 +21,16 @@ pub enum CertProblem {
     #[error("may not sign certificates (its keyUsage lacks keyCertSign)")]
     CannotSign,
     /// Its notAfter has passed.
-    #[error("expired {} seconds after the Unix epoch", .not_after)]
+    #[error("expired on {not_after}")]
     Expired {
-        /// notAfter, in seconds since the Unix epoch.
-        not_after: i64,
+        /// notAfter.
+        not_after: ASN1Time,
     },
     /// Its notBefore is still to come.
-    #[error("is not valid before {} seconds after the Unix epoch", .not_before)]
+    #[error("is not valid before {not_before}")]
     NotYetValid {
-        /// notBefore, in seconds since the Unix epoch.
-        not_before: i64,
+        /// notBefore.
+        not_before: ASN1Time,
     },
     /// Parsed, but rcgen cannot sign with it as the issuer.
     #[error("cannot sign as an issuer ({0})")]
@@ -64,21 +65,18 @@ pub fn check_ca(
     }
     let now_secs = unix_seconds(now);
     let validity = x509.validity();
-    let (not_before, not_after) = (
-        validity.not_before.timestamp(),
-        validity.not_after.timestamp(),
-    );
-    if now_secs > not_after {
+    let (not_before, not_after) = (validity.not_before, validity.not_after);
+    if now_secs > not_after.timestamp() {
         return Err(CertProblem::Expired { not_after });
     }
-    if now_secs < not_before {
+    if now_secs < not_before.timestamp() {
         return Err(CertProblem::NotYetValid { not_before });
     }
     if x509.public_key().raw != key.subject_public_key_info().as_slice() {
         return Err(CertProblem::KeyMismatch);
     }
     Ok(CheckedCa {
-        not_after: from_unix_seconds(not_after),
+        not_after: from_unix_seconds(not_after.timestamp()),
     })
 }
 
@@ -142,10 +140,12 @@ mod tests {
             check_ca(&ca, &other, at(IN_RANGE)),
             Err(CertProblem::KeyMismatch)
         ));
-        assert!(matches!(
-            check_ca(&ca, &key, at(1_900_000_000)),
-            Err(CertProblem::Expired { .. })
-        ));
+        let expired = check_ca(&ca, &key, at(1_900_000_000)).unwrap_err();
+        assert!(matches!(expired, CertProblem::Expired { .. }));
+        assert_eq!(
+            expired.to_string(),
+            "expired on Jan  1 00:00:00 2030 +00:00"
+        );
         assert!(matches!(
             check_ca(&ca, &key, at(1_500_000_000)),
             Err(CertProblem::NotYetValid { .. })
