@@ -32,6 +32,11 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// The local CA the daemon signs interception certificates with.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
     /// Print benchmark figures.
     Bench {
         #[command(subcommand)]
@@ -54,6 +59,16 @@ enum PluginCommand {
         #[arg(long)]
         no_cache: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Print the CA certificate (PEM), to install in a trust store; creates
+    /// the CA in $XDG_DATA_HOME/sockhost/ca/ if there is none.
+    Export,
+    /// Replace the CA with a new one (new key and certificate) and print
+    /// the new certificate (PEM).
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -100,6 +115,12 @@ fn main() -> ExitCode {
                     no_cache,
                 },
         } => cli::check::run(&manifest, cache_dir, no_cache),
+        Command::Ca {
+            command: CaCommand::Export,
+        } => cli::ca::export(),
+        Command::Ca {
+            command: CaCommand::Rotate,
+        } => cli::ca::rotate(),
         Command::Bench {
             command: BenchCommand::Http(args),
         } => cli::bench_http::run(*args),

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_http;
 pub mod bench_rules;
+pub mod ca;
 pub mod check;
 pub mod fetch;
 pub mod paths;

@@ -8,8 +8,10 @@
 //! - [`proxy`]: a client request through the pipeline, the response back;
 //! - [`target`]: what a request line asks for (sans-IO);
 //! - [`hop`]: hop-by-hop headers and `Via` (sans-IO);
-//! - [`refusal`]: failures as statuses with a one-line reason (sans-IO).
+//! - [`refusal`]: failures as statuses with a one-line reason (sans-IO);
+//! - [`ca`]: the local CA and per-host certificates for interception.
 
+pub mod ca;
 pub mod hop;
 pub mod listen;
 pub mod proxy;
