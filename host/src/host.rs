@@ -79,6 +79,18 @@ impl Host {
         self.pipeline.run(request).await
     }
 
+    /// Opens a tunnel to `authority` (`host:port`) for a proxy's `CONNECT`:
+    /// extensions decide first (a request `CONNECT https://host:port/`),
+    /// then a TCP connection is planned and raced. `headers` are the
+    /// client's.
+    pub async fn tunnel(
+        &self,
+        authority: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<crate::pipeline::tunnel::Tunnel, FetchError> {
+        self.pipeline.tunnel(authority, headers).await
+    }
+
     /// Waits until what the host learned so far (Alt-Svc alternatives) is
     /// saved, for a process about to exit. Saving happens in the
     /// background; the last handle of a host also saves when dropped.

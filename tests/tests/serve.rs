@@ -255,18 +255,6 @@ fn what_cannot_be_forwarded_gets_a_status_and_a_reason() {
         assert_eq!(body.lines().count(), 1, "{args:?}: {body}");
         assert!(body.contains(words), "{args:?}: {body}");
     }
-    // CONNECT is not served yet, and says so (curl fails the tunnel and
-    // shows the proxy's answer).
-    let out = curl(&[
-        "-v",
-        "-p",
-        "-x",
-        &proxy,
-        &format!("http://nginx.test:{port}/"),
-    ]);
-    let log = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(!out.status.success());
-    assert!(log.contains("501 not implemented"), "{log}");
     // JSON for a client that asks for it.
     let (code, _, body) = fetch(&[
         "-H",
@@ -282,6 +270,41 @@ fn what_cannot_be_forwarded_gets_a_status_and_a_reason() {
         v["error"].as_str().unwrap().contains("could not resolve"),
         "{v}"
     );
+}
+
+#[test]
+fn curl_tunnels_https_through_connect() {
+    let nginx = Nginx::start(&[("small.txt", 1000)]);
+    let port = nginx.addr.port();
+    let daemon = Daemon::start(&[
+        "--resolve".into(),
+        format!("nginx.test:{port}:127.0.0.1"),
+        "--connect-port".into(),
+        port.to_string(),
+    ]);
+    let proxy = daemon.proxy();
+    let ca = nginx.ca_file.display().to_string();
+    // curl's own TLS to nginx, through a blind tunnel.
+    let (code, headers, body) = fetch(&[
+        "-x",
+        &proxy,
+        "--cacert",
+        &ca,
+        &format!("https://nginx.test:{port}/small.txt"),
+    ]);
+    assert_eq!(code, 200, "{headers}");
+    assert_eq!(body, small());
+    assert!(!headers.contains("via: 2 sockhost"), "blind: {headers}");
+    // Only the connect ports tunnel; the blocklist decides at host level.
+    for url in [
+        format!("https://nginx.test:{}/", port + 1),
+        "https://ads.example/".to_owned(),
+    ] {
+        let out = curl(&["-v", "-x", &proxy, "--cacert", &ca, &url]);
+        let log = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(!out.status.success(), "{url}: {log}");
+        assert!(log.contains("403 forbidden"), "{url}: {log}");
+    }
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Trust the CA certificates in this PEM file too (repeatable).
     #[arg(long = "ca", value_name = "FILE")]
     pub ca: Vec<PathBuf>,
+    /// A port CONNECT may tunnel to (repeatable; default 443 only).
+    #[arg(long = "connect-port", value_name = "PORT")]
+    pub connect_ports: Vec<u16>,
     /// Ask these name servers instead of the system's.
     #[arg(long = "dns-server", value_name = "ADDR:PORT")]
     pub dns_server: Vec<SocketAddr>,
@@ -98,7 +101,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let bound = addresses(&tcp);
     say_where(&bound, unix.as_ref().map(|(_, p)| p.as_path()));
-    let server = Server::new(Proxy::new(host, bound), tcp, unix);
+    let mut proxy = Proxy::new(host, bound);
+    if !args.connect_ports.is_empty() {
+        proxy = proxy.connect_ports(args.connect_ports.clone());
+    }
+    let server = Server::new(proxy, tcp, unix);
     server.run(shutdown_signal()).await;
     Ok(())
 }

@@ -188,6 +188,7 @@ impl HostBuilder {
         };
         let pipeline = Pipeline::new(
             Manager::start(dialer.clone(), self.pool),
+            dialer.clone(),
             self.extensions,
             bus,
             AltSvcLearner::new(cache, file),

@@ -51,6 +51,13 @@ pub enum FetchError {
         /// Its reason.
         reason: String,
     },
+    /// An extension redirected a `CONNECT`: a tunnel goes where the client
+    /// asked or nowhere.
+    #[error("an extension redirected a CONNECT tunnel to {to}: tunnels cannot be redirected")]
+    TunnelRedirected {
+        /// Where the extension wanted it to go.
+        to: String,
+    },
     /// Extensions redirected the request too many times.
     #[error("too many extension redirects (more than {0}) starting from {1}")]
     TooManyRedirects(usize, String),

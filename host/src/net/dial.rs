@@ -134,7 +134,10 @@ impl Dialer {
 
     /// Resolves the origin's host, telling the observer how each query
     /// went; what answers later comes with the result.
-    async fn resolve(&self, origin: &OriginKey) -> Result<super::dns::Staged, DialError> {
+    pub(super) async fn resolve(
+        &self,
+        origin: &OriginKey,
+    ) -> Result<super::dns::Staged, DialError> {
         let t0 = Instant::now();
         let staged = self
             .resolver
@@ -204,7 +207,7 @@ impl Dialer {
         Ok(set)
     }
 
-    fn connect_request(
+    pub(super) fn connect_request(
         &self,
         origin: &OriginKey,
         candidates: Vec<Candidate>,
@@ -319,11 +322,11 @@ impl Dialer {
 
     /// Tells the observer about every attempt that started, and learns
     /// from the race (the policy's report is not awaited).
-    fn after_race(
+    pub(super) fn after_race<T>(
         &self,
         origin: &OriginKey,
         candidates: Vec<Candidate>,
-        result: &Result<Connected<Attempted>, ConnectError>,
+        result: &Result<Connected<T>, ConnectError>,
     ) {
         let (summary, endpoints) = match result {
             Ok(w) => (&w.attempts, &w.endpoints),
@@ -436,7 +439,7 @@ impl Dialer {
     }
 }
 
-fn sorted(endpoints: &HashMap<u32, SocketAddr>) -> Vec<(u32, SocketAddr)> {
+pub(super) fn sorted(endpoints: &HashMap<u32, SocketAddr>) -> Vec<(u32, SocketAddr)> {
     let mut v: Vec<(u32, SocketAddr)> = endpoints.iter().map(|(k, v)| (*k, *v)).collect();
     v.sort();
     v

@@ -10,7 +10,8 @@
 //! (when a race may start), [`alt_svc`] (the Alt-Svc cache),
 //! [`happy_eyeballs`] (the built-in plan). Thin tokio shells perform the
 //! I/O: [`connect::Connector`] runs a race, [`dial::Dialer`] opens one
-//! connection, [`manager::Manager`] runs the pool.
+//! connection (or, in [`tunnel`], a plain TCP one for a `CONNECT`),
+//! [`manager::Manager`] runs the pool.
 
 pub mod alt_svc;
 pub mod candidates;
@@ -32,3 +33,4 @@ pub mod pool;
 pub mod quic;
 pub mod race;
 pub mod tls;
+pub mod tunnel;

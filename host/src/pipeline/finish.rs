@@ -78,6 +78,11 @@ impl RequestEnd {
         self.event.time_to_first_byte = Some(first_byte.as_micros() as u64);
     }
 
+    /// Counts `bytes` more sent upstream (a tunnel's, counted at its end).
+    pub(crate) fn sent(&mut self, bytes: usize) {
+        self.event.bytes_sent += bytes as u64;
+    }
+
     /// Counts `bytes` more of the response body.
     pub(crate) fn received(&mut self, bytes: usize) {
         self.event.bytes_received += bytes as u64;

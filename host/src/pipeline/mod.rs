@@ -18,6 +18,7 @@ pub mod request_filter;
 pub mod response_filter;
 pub mod send;
 pub mod target;
+pub mod tunnel;
 pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ use self::finish::RequestEnd;
 use self::target::Target;
 use crate::extensions::Extensions;
 use crate::host::{FetchError, FetchRequest, FetchResponse, Timings};
+use crate::net::dial::Dialer;
 use crate::net::manager::Manager;
 use crate::telemetry::Bus;
 
@@ -38,6 +40,8 @@ use crate::telemetry::Bus;
 pub struct Pipeline {
     /// The connection pool.
     pub manager: Manager,
+    /// Opens the connections of tunnels (the pool's are its own).
+    pub dialer: Dialer,
     /// The extensions, in order.
     pub extensions: Extensions,
     /// The telemetry bus.
@@ -53,6 +57,7 @@ impl Pipeline {
     /// A pipeline over these parts; request ids start at 1.
     pub fn new(
         manager: Manager,
+        dialer: Dialer,
         extensions: Extensions,
         bus: Bus,
         alt_svc: AltSvcLearner,
@@ -60,6 +65,7 @@ impl Pipeline {
     ) -> Pipeline {
         Pipeline {
             manager,
+            dialer,
             extensions,
             bus,
             alt_svc,

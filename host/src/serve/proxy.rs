@@ -18,6 +18,10 @@ use super::target::{classify, ProxyTarget};
 use crate::host::{FetchRequest, FetchResponse, Host, ResponseBody, Timings};
 use crate::plugins::extension::ResourceType;
 
+/// The ports `CONNECT` may tunnel to unless configured otherwise: a
+/// tunnel carries anything, so only HTTPS's port by default.
+pub const DEFAULT_CONNECT_PORTS: &[u16] = &[443];
+
 /// The largest request body the proxy forwards by default; it is read
 /// whole before the request goes upstream (bodies stream only from the
 /// origin for now).
@@ -33,6 +37,7 @@ pub struct Proxy {
     /// The proxy's own addresses (a request to one of them would loop).
     listening: Vec<SocketAddr>,
     max_request_body: usize,
+    connect_ports: Vec<u16>,
 }
 
 impl Proxy {
@@ -42,7 +47,14 @@ impl Proxy {
             host,
             listening,
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            connect_ports: DEFAULT_CONNECT_PORTS.to_vec(),
         }
+    }
+
+    /// The ports `CONNECT` may tunnel to (default [`DEFAULT_CONNECT_PORTS`]).
+    pub fn connect_ports(mut self, ports: Vec<u16>) -> Self {
+        self.connect_ports = ports;
+        self
     }
 
     /// The host requests go through.
@@ -62,15 +74,7 @@ impl Proxy {
     async fn forward(&self, request: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
         let url = match classify(request.method(), request.uri(), &self.listening)? {
             ProxyTarget::Fetch(url) => url,
-            ProxyTarget::Connect { host, port } => {
-                return Err(Refusal::new(
-                    StatusCode::NOT_IMPLEMENTED,
-                    &format!(
-                        "CONNECT {host}:{port}: tunnels are not served yet; send the absolute \
-                         https:// URL to the proxy instead (the proxy makes the TLS connection)"
-                    ),
-                ));
-            }
+            ProxyTarget::Connect { host, port } => return self.connect(&host, port, request).await,
         };
         if hop::looped(request.headers()) {
             return Err(Refusal::loop_detected(
@@ -84,6 +88,55 @@ impl Proxy {
             .await
             .map_err(|e| Refusal::from_fetch(&e))?;
         Ok(relayed(response))
+    }
+
+    /// A blind tunnel: extensions decide, the connection is raced, then
+    /// the client's bytes go through untouched once it has the 200.
+    async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        request: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        if !self.connect_ports.contains(&port) {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "CONNECT to port {port} is not allowed (connect-ports: {:?})",
+                    self.connect_ports
+                ),
+            ));
+        }
+        let mut headers = request.headers().clone();
+        hop::strip(&mut headers);
+        let pairs = headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let authority = match host.contains(':') {
+            true => format!("[{host}]:{port}"),
+            false => format!("{host}:{port}"),
+        };
+        let tunnel = self
+            .host
+            .tunnel(&authority, pairs)
+            .await
+            .map_err(|e| Refusal::from_fetch(&e))?;
+        let upgrade = hyper::upgrade::on(request);
+        tokio::spawn(async move {
+            match upgrade.await {
+                Ok(upgraded) => {
+                    let mut client = hyper_util::rt::TokioIo::new(upgraded);
+                    if let Err(e) = tunnel.carry(&mut client).await {
+                        tracing::debug!("tunnel to {authority} ended: {e}");
+                    }
+                }
+                Err(e) => tracing::debug!("CONNECT {authority}: the client left: {e}"),
+            }
+        });
+        let mut out = Response::new(Either::Right(Full::new(Bytes::new())));
+        hop::add_via(out.headers_mut(), Version::HTTP_11);
+        Ok(out)
     }
 
     /// The client's request as the pipeline takes it: hop-by-hop headers

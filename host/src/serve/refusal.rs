@@ -41,14 +41,16 @@ impl Refusal {
     /// | failure | status |
     /// | --- | --- |
     /// | a bad URL or header | 400 |
-    /// | an extension cancels, or a plugin fails closed | 403 |
+    /// | an extension cancels or redirects a tunnel, or a plugin fails closed | 403 |
     /// | DNS, refused, unreachable, TLS, HTTP from the origin | 502 |
     /// | a timeout (DNS, every attempt, the response head) | 504 |
     /// | extension redirects that loop | 508 |
     pub fn from_fetch(error: &FetchError) -> Self {
         let status = match error {
             FetchError::InvalidUrl { .. } | FetchError::InvalidHeader(_) => StatusCode::BAD_REQUEST,
-            FetchError::Blocked { .. } => StatusCode::FORBIDDEN,
+            FetchError::Blocked { .. } | FetchError::TunnelRedirected { .. } => {
+                StatusCode::FORBIDDEN
+            }
             FetchError::Connect(LeaseError::Dial(e))
                 if matches!(**e, DialError::PolicyFailedClosed { .. }) =>
             {

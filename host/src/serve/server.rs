@@ -135,7 +135,7 @@ where
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     let connection = graceful.watch(connection.into_owned());
     tokio::spawn(async move {
         if let Err(e) = connection.await {
