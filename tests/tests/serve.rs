@@ -20,7 +20,7 @@ struct Daemon {
     _stdout: BufReader<std::process::ChildStdout>,
     addr: SocketAddr,
     socket: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Daemon {
@@ -49,7 +49,7 @@ impl Daemon {
             _stdout: stdout,
             addr,
             socket,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -309,6 +309,78 @@ fn curl_tunnels_https_through_connect() {
         assert!(!out.status.success(), "{url}: {log}");
         assert!(log.contains("403 forbidden"), "{url}: {log}");
     }
+}
+
+#[test]
+fn an_intercepting_daemon_sees_the_requests_inside_https() {
+    let nginx = Nginx::start(&[("small.txt", 1000)]);
+    let port = nginx.addr.port();
+    let connect_ports = [
+        "--connect-port".to_owned(),
+        port.to_string(),
+        "--connect-port".into(),
+        "443".into(),
+    ];
+    let resolve = [
+        "--resolve".to_owned(),
+        format!("nginx.test:{port}:127.0.0.1"),
+    ];
+    let trusting = ["--ca".to_owned(), nginx.ca_file.display().to_string()];
+    let daemon = Daemon::start(
+        &[
+            &["--intercept".to_owned()][..],
+            &connect_ports,
+            &resolve,
+            &trusting,
+        ]
+        .concat(),
+    );
+    // The local CA the daemon made on start, as `sockhost ca export` gives it.
+    let local_ca = daemon.dir.path().join("data/sockhost/ca/ca-cert.pem");
+    let local_ca = local_ca.display().to_string();
+    let proxy = daemon.proxy();
+    let url = format!("https://nginx.test:{port}/small.txt");
+    let (code, headers, body) = fetch(&["-x", &proxy, "--cacert", &local_ca, &url]);
+    assert_eq!(code, 200, "{headers}");
+    assert_eq!(body, small());
+    // The daemon fetched it (over HTTP/2 to nginx), not the client.
+    assert!(headers.contains("via: 2 sockhost"), "{headers}");
+    // Extensions see the full URL inside: the blocklist answers for an ad
+    // host from within the tunnel.
+    let (code, _, body) = fetch(&[
+        "-x",
+        &proxy,
+        "--cacert",
+        &local_ca,
+        "https://ads.example/ad.js",
+    ]);
+    assert_eq!(code, 403);
+    assert!(String::from_utf8_lossy(&body).contains("blocked by extension blocklist"));
+    // A client that does not trust the local CA gets no answer at all.
+    let out = curl(&[
+        "-x",
+        &proxy,
+        "--cacert",
+        &nginx.ca_file.display().to_string(),
+        &url,
+    ]);
+    assert!(!out.status.success());
+
+    // An upstream certificate the daemon does not trust is never hidden:
+    // 502 naming the failure.
+    let daemon =
+        Daemon::start(&[&["--intercept".to_owned()][..], &connect_ports, &resolve].concat());
+    let local_ca = daemon.dir.path().join("data/sockhost/ca/ca-cert.pem");
+    let (code, _, body) = fetch(&[
+        "-x",
+        &daemon.proxy(),
+        "--cacert",
+        &local_ca.display().to_string(),
+        &url,
+    ]);
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("unknown issuer"), "{body}");
 }
 
 #[test]

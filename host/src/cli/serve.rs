@@ -8,6 +8,8 @@ use sockhost::config::Config;
 use sockhost::host::Host;
 use sockhost::net::dns::ResolveOverride;
 use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions};
+use sockhost::serve::ca::{self, LeafCache, LocalCa};
+use sockhost::serve::intercept::Interceptor;
 use sockhost::serve::listen::{self, DEFAULT_PORT};
 use sockhost::serve::proxy::Proxy;
 use sockhost::serve::server::{addresses, Server};
@@ -39,6 +41,11 @@ pub struct ServeArgs {
     /// A port CONNECT may tunnel to (repeatable; default 443 only).
     #[arg(long = "connect-port", value_name = "PORT")]
     pub connect_ports: Vec<u16>,
+    /// Intercept CONNECT tunnels: terminate the client's TLS with a
+    /// certificate from the local CA (`sockhost ca export` prints it, to be
+    /// trusted by the client), so that extensions see every request.
+    #[arg(long)]
+    pub intercept: bool,
     /// Ask these name servers instead of the system's.
     #[arg(long = "dns-server", value_name = "ADDR:PORT")]
     pub dns_server: Vec<SocketAddr>,
@@ -104,6 +111,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut proxy = Proxy::new(host, bound);
     if !args.connect_ports.is_empty() {
         proxy = proxy.connect_ports(args.connect_ports.clone());
+    }
+    if args.intercept {
+        let data = super::paths::data_dir().context(
+            "--intercept needs a data directory for the local CA: set XDG_DATA_HOME or HOME",
+        )?;
+        let (ca, _) = LocalCa::load_or_create(&ca::ca_dir(&data))?;
+        proxy = proxy.intercept(Interceptor::new(LeafCache::new(std::sync::Arc::new(ca))));
     }
     let server = Server::new(proxy, tcp, unix);
     server.run(shutdown_signal()).await;

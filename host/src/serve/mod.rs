@@ -9,10 +9,12 @@
 //! - [`target`]: what a request line asks for (sans-IO);
 //! - [`hop`]: hop-by-hop headers and `Via` (sans-IO);
 //! - [`refusal`]: failures as statuses with a one-line reason (sans-IO);
-//! - [`ca`]: the local CA and per-host certificates for interception.
+//! - [`ca`]: the local CA and per-host certificates for interception;
+//! - [`intercept`]: `CONNECT`s terminated with those certificates, opt-in.
 
 pub mod ca;
 pub mod hop;
+pub mod intercept;
 pub mod listen;
 pub mod proxy;
 pub mod refusal;

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
 use super::hop;
+use super::intercept::Interceptor;
 use super::refusal::Refusal;
 use super::target::{classify, ProxyTarget};
 use crate::host::{FetchRequest, FetchResponse, Host, ResponseBody, Timings};
@@ -38,6 +39,8 @@ pub struct Proxy {
     listening: Vec<SocketAddr>,
     max_request_body: usize,
     connect_ports: Vec<u16>,
+    /// Set when `CONNECT`s are intercepted rather than tunnelled blind.
+    interceptor: Option<Interceptor>,
 }
 
 impl Proxy {
@@ -48,7 +51,15 @@ impl Proxy {
             listening,
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
             connect_ports: DEFAULT_CONNECT_PORTS.to_vec(),
+            interceptor: None,
         }
+    }
+
+    /// Intercepts `CONNECT`s to the connect ports instead of tunnelling
+    /// them blind (see [`super::intercept`]).
+    pub fn intercept(mut self, interceptor: Interceptor) -> Self {
+        self.interceptor = Some(interceptor);
+        self
     }
 
     /// The ports `CONNECT` may tunnel to (default [`DEFAULT_CONNECT_PORTS`]).
@@ -107,6 +118,9 @@ impl Proxy {
                 ),
             ));
         }
+        if let Some(interceptor) = &self.interceptor {
+            return interceptor.intercept(self.clone(), host, port, request);
+        }
         let mut headers = request.headers().clone();
         hop::strip(&mut headers);
         let pairs = headers
@@ -137,6 +151,35 @@ impl Proxy {
         let mut out = Response::new(Either::Right(Full::new(Bytes::new())));
         hop::add_via(out.headers_mut(), Version::HTTP_11);
         Ok(out)
+    }
+
+    /// Answers a request from inside an intercepted tunnel to `authority`:
+    /// its origin-form target becomes an `https://` URL, and it goes
+    /// through the pipeline like any other.
+    pub async fn handle_inside(
+        &self,
+        authority: &str,
+        request: Request<Incoming>,
+    ) -> Response<ProxyBody> {
+        let accept = request.headers().clone();
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let url = format!("https://{authority}{path}");
+        let fetched = match self.fetch_request(url, request).await {
+            Ok(fetch) => self
+                .host
+                .fetch(fetch)
+                .await
+                .map_err(|e| Refusal::from_fetch(&e)),
+            Err(refusal) => Err(refusal),
+        };
+        match fetched {
+            Ok(response) => relayed(response),
+            Err(refusal) => refused(&refusal, &accept),
+        }
     }
 
     /// The client's request as the pipeline takes it: hop-by-hop headers
