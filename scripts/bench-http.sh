@@ -14,7 +14,7 @@ stop_nginx() {
     wait "$NGINX_PID" 2>/dev/null || true
 }
 trap stop_nginx EXIT
-read -r addr ca <&"${NGINX[0]}"
+read -r addr ca _http_addr <&"${NGINX[0]}"
 port=${addr##*:}
 target/release/sockhost bench http \
     --large-url "https://nginx.test:$port/1g.bin" \
