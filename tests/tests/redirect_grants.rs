@@ -12,7 +12,7 @@ use sockhost::net::dns::ResolveOverride;
 use sockhost::plugins::extension::ExtensionPlugin;
 use sockhost::plugins::{FaultKind, PluginRuntime};
 use sockhost_tests::origin::{OriginOptions, TestOrigin};
-use sockhost_tests::{fixture, manifest_with, runtime, set_key};
+use sockhost_tests::{fixture, manifest_with, rt, runtime, set_key};
 
 /// The in-repo origin answering for `www.t.test`, `other.test` and
 /// `127.0.0.1`; a loopback port nothing answers on (the trap), which the
@@ -95,14 +95,6 @@ impl Setup {
             Err(e) => panic!("accept on the trap failed: {e}"),
         }
     }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Whether the fixture's hook did `action` in a fetch.

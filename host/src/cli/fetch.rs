@@ -9,10 +9,9 @@ use anyhow::{bail, Context};
 use sockhost::config::{Config, ControllerRef};
 use sockhost::host::{FetchRequest, Host};
 use sockhost::net::connection::VersionPref;
-use sockhost::net::dns::ResolveOverride;
 use sockhost::net::race::Outcome;
 use sockhost::plugins::telemetry::{Metric, MetricValue};
-use sockhost::plugins::{CallError, EngineOptions, PluginRuntime, RuntimeOptions};
+use sockhost::plugins::CallError;
 
 /// The options of `sockhost fetch`.
 #[derive(clap::Args, Debug)]
@@ -132,16 +131,9 @@ fn layered_config(args: &FetchArgs) -> anyhow::Result<Config> {
 
 async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
     let config = layered_config(&args)?;
-    let cache_dir = super::paths::cache_dir().filter(|d| std::fs::create_dir_all(d).is_ok());
-    let runtime = PluginRuntime::new(RuntimeOptions {
-        engine: EngineOptions {
-            // One short-lived process: on-demand instances, no pool to reserve.
-            pooling: false,
-            cache_dir,
-        },
-        data_dir: super::paths::data_dir(),
-    })?;
-    let mut builder = Host::builder()
+    // One short-lived process: on-demand instances, no pool to reserve.
+    let runtime = super::host_setup::plugin_runtime(false)?;
+    let builder = Host::builder()
         .config(&config, &runtime)?
         .version(if args.http1 {
             VersionPref::Http1
@@ -153,17 +145,7 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
             VersionPref::Auto
         })
         .udp_batching(!args.no_udp_batching);
-    // Alt-Svc alternatives persist in the data directory, so that a later
-    // run can start with HTTP/3.
-    if let Some(dir) = super::paths::data_dir().filter(|d| std::fs::create_dir_all(d).is_ok()) {
-        builder = builder.alt_svc_file(dir.join("alt-svc.json"));
-    }
-    for r in &args.resolve {
-        builder = builder.resolve(r.parse::<ResolveOverride>().map_err(anyhow::Error::msg)?);
-    }
-    for ca in &args.ca {
-        builder = builder.ca_file(ca.clone());
-    }
+    let builder = super::host_setup::network_options(builder, &args.resolve, &args.ca)?;
     let host = builder.build()?;
     let mut request = FetchRequest::get(&args.url);
     request.method = http::Method::from_bytes(args.method.as_bytes())

@@ -6,6 +6,7 @@ pub mod bench_rules;
 pub mod ca;
 pub mod check;
 pub mod fetch;
+pub mod host_setup;
 pub mod paths;
 pub mod serve;
 pub mod smoke;

@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use sockhost::config::Config;
 use sockhost::host::Host;
-use sockhost::net::dns::ResolveOverride;
-use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions};
 use sockhost::serve::ca::{self, LeafCache, LocalCa};
 use sockhost::serve::intercept::Interceptor;
 use sockhost::serve::listen::{self, DEFAULT_PORT};
@@ -68,25 +66,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !args.dns_server.is_empty() {
         config.dns_servers = args.dns_server.clone();
     }
-    let cache_dir = super::paths::cache_dir().filter(|d| std::fs::create_dir_all(d).is_ok());
-    let runtime = PluginRuntime::new(RuntimeOptions {
-        engine: EngineOptions {
-            // A long-running process: pooled instances pay off.
-            pooling: true,
-            cache_dir,
-        },
-        data_dir: super::paths::data_dir(),
-    })?;
-    let mut builder = Host::builder().config(&config, &runtime)?;
-    if let Some(dir) = super::paths::data_dir().filter(|d| std::fs::create_dir_all(d).is_ok()) {
-        builder = builder.alt_svc_file(dir.join("alt-svc.json"));
-    }
-    for r in &args.resolve {
-        builder = builder.resolve(r.parse::<ResolveOverride>()?);
-    }
-    for ca in &args.ca {
-        builder = builder.ca_file(ca.clone());
-    }
+    // A long-running process: pooled instances pay off.
+    let runtime = super::host_setup::plugin_runtime(true)?;
+    let builder = Host::builder().config(&config, &runtime)?;
+    let builder = super::host_setup::network_options(builder, &args.resolve, &args.ca)?;
     let host = builder.build()?;
     let wanted = if args.listen.is_empty() {
         vec![SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))]

@@ -119,16 +119,8 @@ impl Dialer {
                     .map_or(DialError::Connect(e), DialError::Tls))
             }
         };
-        let info = ConnectionInfo {
-            remote: Some(won.addr),
-            dns,
-            connect: t1.elapsed(),
-            candidates: sorted(&won.endpoints),
-            attempts: won.attempts,
-            planned_by: planned.planned_by,
-            ..ConnectionInfo::default()
-        };
-        self.establish_winner(origin, won.stream, info, raced.late)
+        let (stream, info) = won_race(won, dns, t1, planned.planned_by);
+        self.establish_winner(origin, stream, info, raced.late)
             .await
     }
 
@@ -439,8 +431,25 @@ impl Dialer {
     }
 }
 
-pub(super) fn sorted(endpoints: &HashMap<u32, SocketAddr>) -> Vec<(u32, SocketAddr)> {
-    let mut v: Vec<(u32, SocketAddr)> = endpoints.iter().map(|(k, v)| (*k, *v)).collect();
-    v.sort();
-    v
+/// The winner's stream, and how its connection was made: `dns` took that
+/// long, the race started at `raced_from`.
+pub(super) fn won_race<T>(
+    won: Connected<T>,
+    dns: Duration,
+    raced_from: Instant,
+    planned_by: String,
+) -> (T, ConnectionInfo) {
+    let mut candidates: Vec<(u32, SocketAddr)> =
+        won.endpoints.iter().map(|(k, v)| (*k, *v)).collect();
+    candidates.sort();
+    let info = ConnectionInfo {
+        remote: Some(won.addr),
+        dns,
+        connect: raced_from.elapsed(),
+        candidates,
+        attempts: won.attempts,
+        planned_by,
+        ..ConnectionInfo::default()
+    };
+    (won.stream, info)
 }

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use super::candidates::CandidateSet;
 use super::connect::{connect_tcp, AttemptStart};
 use super::connection::ConnectionInfo;
-use super::dial::{sorted, Dialer};
+use super::dial::{won_race, Dialer};
 use super::error::DialError;
 use super::pool::OriginKey;
 
@@ -45,16 +45,6 @@ impl Dialer {
             )
             .await;
         self.after_race(origin, set.all().to_vec(), &result);
-        let won = result?;
-        let info = ConnectionInfo {
-            remote: Some(won.addr),
-            dns,
-            connect: t1.elapsed(),
-            candidates: sorted(&won.endpoints),
-            attempts: won.attempts,
-            planned_by: planned.planned_by,
-            ..ConnectionInfo::default()
-        };
-        Ok((won.stream, info))
+        Ok(won_race(result?, dns, t1, planned.planned_by))
     }
 }

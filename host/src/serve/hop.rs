@@ -39,20 +39,21 @@ pub fn strip(headers: &mut HeaderMap) {
     }
 }
 
+/// This proxy's `Via` entry for a message received as `received`.
+pub fn via(received: Version) -> HeaderValue {
+    HeaderValue::from_static(match received {
+        Version::HTTP_09 => "0.9 sockhost",
+        Version::HTTP_10 => "1.0 sockhost",
+        Version::HTTP_2 => "2 sockhost",
+        Version::HTTP_3 => "3 sockhost",
+        _ => "1.1 sockhost",
+    })
+}
+
 /// Adds this proxy to the message's `Via`, after what earlier proxies
 /// wrote.
 pub fn add_via(headers: &mut HeaderMap, received: Version) {
-    let protocol = match received {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
-    };
-    let value = format!("{protocol} {VIA_NAME}");
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.append(header::VIA, v);
-    }
+    headers.append(header::VIA, via(received));
 }
 
 /// Whether `Via` says this message already passed through sockhost: a
@@ -99,6 +100,20 @@ mod tests {
         strip(&mut h);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, vec!["accept", "cookie"]);
+    }
+
+    #[test]
+    fn the_via_entries_name_sockhost() {
+        for v in [
+            Version::HTTP_10,
+            Version::HTTP_11,
+            Version::HTTP_2,
+            Version::HTTP_3,
+        ] {
+            let entry = via(v);
+            let entry = entry.to_str().unwrap();
+            assert_eq!(entry.split_whitespace().nth(1), Some(VIA_NAME), "{entry}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::ca::LeafCache;
 use super::hop;
 use super::proxy::{Proxy, ProxyBody};
 use super::refusal::Refusal;
+use super::target::authority;
 
 /// Certificates for intercepted hosts.
 #[derive(Debug, Clone)]
@@ -51,10 +52,7 @@ impl Interceptor {
                 &format!("cannot intercept {host}: {e}"),
             )
         })?;
-        let authority = match host.contains(':') {
-            true => format!("[{host}]:{port}"),
-            false => format!("{host}:{port}"),
-        };
+        let authority = authority(host, port);
         let upgrade = hyper::upgrade::on(request);
         tokio::spawn(async move {
             let upgraded = match upgrade.await {

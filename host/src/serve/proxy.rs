@@ -14,8 +14,8 @@ use hyper::body::Incoming;
 
 use super::hop;
 use super::intercept::Interceptor;
-use super::refusal::Refusal;
-use super::target::{classify, ProxyTarget};
+use super::refusal::{wants_json, Refusal};
+use super::target::{authority, classify, ProxyTarget};
 use crate::host::{FetchRequest, FetchResponse, Host, ResponseBody, Timings};
 use crate::plugins::extension::ResourceType;
 
@@ -75,10 +75,10 @@ impl Proxy {
 
     /// Answers one client request.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
-        let accept = request.headers().clone();
+        let json = wants_json(request.headers());
         match self.forward(request).await {
             Ok(response) => response,
-            Err(refusal) => refused(&refusal, &accept),
+            Err(refusal) => refused(&refusal, json),
         }
     }
 
@@ -127,10 +127,7 @@ impl Proxy {
             .iter()
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let authority = match host.contains(':') {
-            true => format!("[{host}]:{port}"),
-            false => format!("{host}:{port}"),
-        };
+        let authority = authority(host, port);
         let tunnel = self
             .host
             .tunnel(&authority, pairs)
@@ -161,7 +158,7 @@ impl Proxy {
         authority: &str,
         request: Request<Incoming>,
     ) -> Response<ProxyBody> {
-        let accept = request.headers().clone();
+        let json = wants_json(request.headers());
         let path = request
             .uri()
             .path_and_query()
@@ -178,7 +175,7 @@ impl Proxy {
         };
         match fetched {
             Ok(response) => relayed(response),
-            Err(refusal) => refused(&refusal, &accept),
+            Err(refusal) => refused(&refusal, json),
         }
     }
 
@@ -203,11 +200,11 @@ impl Proxy {
             })?;
             pairs.push((name.as_str().to_owned(), value.to_owned()));
         }
-        let mut via = HeaderMap::new();
-        hop::add_via(&mut via, parts.version);
-        for v in via.get_all(header::VIA) {
-            pairs.push(("via".to_owned(), v.to_str().unwrap_or_default().to_owned()));
-        }
+        let via = hop::via(parts.version);
+        pairs.push((
+            "via".to_owned(),
+            via.to_str().unwrap_or_default().to_owned(),
+        ));
         let body = Limited::new(body, self.max_request_body)
             .collect()
             .await
@@ -268,8 +265,8 @@ fn server_timing(t: &Timings) -> String {
 }
 
 /// The proxy's own answer.
-fn refused(refusal: &Refusal, request: &HeaderMap) -> Response<ProxyBody> {
-    let (content_type, body) = refusal.body(request);
+fn refused(refusal: &Refusal, json: bool) -> Response<ProxyBody> {
+    let (content_type, body) = refusal.body(json);
     let mut out = Response::new(Either::Right(Full::new(body)));
     *out.status_mut() = refusal.status;
     out.headers_mut().insert(header::CONTENT_TYPE, content_type);

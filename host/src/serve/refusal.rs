@@ -64,14 +64,9 @@ impl Refusal {
         Refusal::new(status, &error.to_string())
     }
 
-    /// The answer: `application/json` (`{"error": …}`) when the client's
-    /// `Accept` names it, else one line of text.
-    pub fn body(&self, request: &HeaderMap) -> (HeaderValue, Bytes) {
-        let json = request
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains("application/json"));
+    /// The answer: `application/json` (`{"error": …}`) when `json` (see
+    /// [`wants_json`]), else one line of text.
+    pub fn body(&self, json: bool) -> (HeaderValue, Bytes) {
         if json {
             let body = serde_json::json!({
                 "error": self.reason,
@@ -88,6 +83,16 @@ impl Refusal {
             )
         }
     }
+}
+
+/// Whether a client's `Accept` names `application/json`: it then gets the
+/// proxy's own answers as JSON.
+pub fn wants_json(request: &HeaderMap) -> bool {
+    request
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"))
 }
 
 #[cfg(test)]
@@ -153,12 +158,12 @@ mod tests {
     #[test]
     fn the_reason_is_one_line_of_text_or_json() {
         let r = Refusal::new(StatusCode::BAD_GATEWAY, "could not resolve x\nreally");
-        let (ct, body) = r.body(&HeaderMap::new());
+        let (ct, body) = r.body(wants_json(&HeaderMap::new()));
         assert_eq!(ct, "text/plain; charset=utf-8");
         assert_eq!(body, "could not resolve x really\n");
         let mut accept = HeaderMap::new();
         accept.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let (ct, body) = r.body(&accept);
+        let (ct, body) = r.body(wants_json(&accept));
         assert_eq!(ct, "application/json");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["status"], 502);

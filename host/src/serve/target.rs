@@ -22,6 +22,15 @@ pub enum ProxyTarget {
     },
 }
 
+/// `host:port` as an authority: an IPv6 literal in brackets.
+pub fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Classifies a request line. `listening` are the proxy's own addresses:
 /// a request addressed to one of them would loop back into the proxy.
 pub fn classify(
@@ -118,6 +127,12 @@ mod tests {
             go("CONNECT", "www.test").unwrap_err().status,
             StatusCode::BAD_REQUEST
         );
+    }
+
+    #[test]
+    fn authorities_bracket_ipv6_literals() {
+        assert_eq!(authority("www.test", 443), "www.test:443");
+        assert_eq!(authority("::1", 8443), "[::1]:8443");
     }
 
     #[test]
