@@ -7,6 +7,7 @@ pub(crate) mod body;
 mod builder;
 mod error;
 mod request;
+mod request_body;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,8 @@ pub use self::body::{read_all, BodyError, ResponseBody};
 pub use self::builder::HostBuilder;
 pub use self::error::{FetchError, HttpError, LeaseError, SetupError};
 pub use self::request::{FetchRequest, FetchResponse, Timings};
+pub use self::request_body::RequestBody;
+pub use self::request_body::UploadProgress;
 use crate::net::dial::Dialer;
 pub use crate::pipeline::request_filter::MAX_EXTENSION_REDIRECTS;
 use crate::pipeline::Pipeline;

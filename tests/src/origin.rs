@@ -270,7 +270,13 @@ impl TestOrigin {
                                 hyper::service::service_fn(move |req| {
                                     let alt_svc = alt_svc.clone();
                                     async move {
-                                        let mut r = route(req).await?;
+                                        let mut r = if req.method() == http::Method::POST
+                                            && req.uri().path() == "/sink"
+                                        {
+                                            sink(req.into_body()).await
+                                        } else {
+                                            route(req).await?
+                                        };
                                         if let Some(v) = alt_svc {
                                             r.headers_mut().insert(http::header::ALT_SVC, v);
                                         }
@@ -441,6 +447,42 @@ where
             .await;
         let _ = stream.finish().await;
     }
+}
+
+/// `POST /sink` over HTTP/1.1 and HTTP/2: reads the whole request body as
+/// it comes and answers with its length and FNV-1a hash, so an upload's
+/// sender can check that every byte arrived, in order.
+async fn sink(mut body: hyper::body::Incoming) -> Response<Body> {
+    let (mut n, mut hash) = (0u64, FNV_OFFSET);
+    let answer = loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    n += data.len() as u64;
+                    hash = fnv1a(hash, data);
+                }
+            }
+            Some(Err(e)) => break (400, format!("upload broke after {n} bytes: {e}\n")),
+            None => break (200, format!("received {n} bytes, fnv1a {hash:016x}\n")),
+        }
+    };
+    Response::builder()
+        .status(answer.0)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from(answer.1)).boxed())
+        .unwrap()
+}
+
+/// FNV-1a's offset basis (64-bit).
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Folds `data` into a 64-bit FNV-1a hash.
+pub fn fnv1a(mut hash: u64, data: &[u8]) -> u64 {
+    for b in data {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 async fn route<B>(req: Request<B>) -> Result<Response<Body>, Infallible> {

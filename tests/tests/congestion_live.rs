@@ -69,7 +69,7 @@ async fn upload_on(host: &Host, authority: &str, bytes: usize) -> (Arc<Connectio
         body.extend_from_slice(&ZEROS[..n]);
         left -= n;
     }
-    req.body = Bytes::from(body);
+    req.body = Bytes::from(body).into();
     let r = host.fetch(req).await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.version, http::Version::HTTP_3);

@@ -94,7 +94,7 @@ fn a_response_sent_before_the_request_body_was_read_is_kept() {
         for _ in 0..3 {
             let mut req = FetchRequest::get(url(&origin, "/"));
             req.method = http::Method::POST;
-            req.body = bytes::Bytes::from(vec![7u8; 4 << 20]);
+            req.body = bytes::Bytes::from(vec![7u8; 4 << 20]).into();
             let r = h.fetch(req).await.unwrap();
             assert_eq!(r.status, 200);
             assert_eq!(

@@ -409,3 +409,65 @@ fn listeners_are_private_and_not_shared() {
     assert!(!out.status.success());
     assert!(err.contains("already listening"), "{err}");
 }
+
+/// The daemon's peak RSS so far, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+#[test]
+fn a_large_upload_streams_through_the_daemon_without_being_buffered() {
+    use sockhost_tests::origin::{fnv1a, pattern_byte, OriginOptions, TestOrigin, FNV_OFFSET};
+    use std::io::Write;
+    let origin = TestOrigin::start(OriginOptions::default());
+    let port = origin.addr.port();
+    let mut daemon = Daemon::start(&[
+        "--resolve".into(),
+        format!("www.test:{port}:127.0.0.1"),
+        "--ca".into(),
+        origin.ca_file.display().to_string(),
+    ]);
+    // 256 MiB: a proxy that read bodies whole would hold all of it.
+    let len = 256usize << 20;
+    let file = daemon.dir.path().join("upload");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    let chunk: Vec<u8> = (0..251 * 4096).map(pattern_byte).collect();
+    let (mut hash, mut written) = (FNV_OFFSET, 0);
+    while written < len {
+        let part = &chunk[..chunk.len().min(len - written)];
+        out.write_all(part).unwrap();
+        hash = fnv1a(hash, part);
+        written += part.len();
+    }
+    out.flush().unwrap();
+    drop(out);
+    let before = peak_rss_kib(daemon.child.id());
+    let target = format!("https://www.test:{port}/sink");
+    let (code, _, body) = fetch(&[
+        "--unix-socket",
+        daemon.socket.to_str().unwrap(),
+        "--request-target",
+        &target,
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        "http://localhost/",
+    ]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        format!("received {len} bytes, fnv1a {hash:016x}\n")
+    );
+    let grew_mib = (peak_rss_kib(daemon.child.id()).saturating_sub(before)) / 1024;
+    eprintln!("daemon peak RSS grew by {grew_mib} MiB for a 256 MiB upload");
+    assert!(grew_mib < 64, "peak RSS grew by {grew_mib} MiB");
+    assert!(daemon.stop().success());
+}

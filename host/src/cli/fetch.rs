@@ -159,7 +159,7 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
             .push((name.trim().to_owned(), value.trim().to_owned()));
     }
     if let Some(d) = &args.data {
-        request.body = bytes::Bytes::from(d.clone());
+        request.body = d.clone().into();
     }
     let total_limit = Duration::from_secs_f64(args.max_time);
     // --max-time bounds everything, the connection's setup included (a QUIC

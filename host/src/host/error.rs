@@ -88,6 +88,10 @@ pub enum HttpError {
     /// HTTP/3 (h3): the request's stream failed.
     #[error(transparent)]
     H3(#[from] h3::error::StreamError),
+    /// The request body could not be read to its end (a streamed upload's
+    /// source failed); HTTP/1.1 and HTTP/2 report it as a hyper error.
+    #[error("reading the request body: {0}")]
+    Upload(#[source] crate::net::connection::UploadError),
 }
 
 /// Why a host could not be built.

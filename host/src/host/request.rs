@@ -3,16 +3,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Version};
 
 use super::body::ResponseBody;
+use super::request_body::RequestBody;
 use crate::extensions::PluginAction;
 use crate::net::connection::ConnectionInfo;
 use crate::plugins::extension::ResourceType;
 
-/// A request.
-#[derive(Debug, Clone)]
+/// A request. Not `Clone`: its body may be a stream read once.
+#[derive(Debug)]
 pub struct FetchRequest {
     /// `GET`, `POST`, …
     pub method: Method,
@@ -20,8 +20,9 @@ pub struct FetchRequest {
     pub url: String,
     /// Extra headers.
     pub headers: Vec<(String, String)>,
-    /// The body (empty for GET).
-    pub body: Bytes,
+    /// The body (empty for GET): bytes, or a stream sent with
+    /// backpressure.
+    pub body: RequestBody,
     /// What is being loaded (what extension rules and filters see).
     pub resource_type: ResourceType,
 }
@@ -33,7 +34,7 @@ impl FetchRequest {
             method: Method::GET,
             url: url.into(),
             headers: Vec::new(),
-            body: Bytes::new(),
+            body: RequestBody::empty(),
             resource_type: ResourceType::Document,
         }
     }

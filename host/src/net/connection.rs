@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
 use hyper::client::conn::{http1, http2};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -17,8 +17,13 @@ use super::pool::Protocol;
 use super::race::AttemptSummary;
 use super::tls::Handshake;
 
-/// The request body type of every connection.
-pub type ReqBody = Full<Bytes>;
+/// Why a request body could not be read to its end (the client of a
+/// proxied upload went away, say); the request is aborted upstream.
+pub type UploadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request body type of every connection: boxed, because a body is
+/// either bytes in memory or a stream read while it is sent.
+pub type ReqBody = BoxBody<Bytes, UploadError>;
 
 /// Which HTTP version to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode, Version};
 
 use super::alt_svc::AltSvcLearner;
-use crate::host::{FetchError, FetchResponse};
+use crate::host::{FetchError, FetchResponse, UploadProgress};
 use crate::net::pool::OriginKey;
 use crate::plugins::connect::Origin;
 use crate::plugins::telemetry::{
@@ -25,6 +25,9 @@ pub struct RequestEnd {
     origin: Arc<Origin>,
     event: RequestEndEvent,
     started: Instant,
+    /// A request body's progress, read when the request ends: a streamed
+    /// upload's size is known only then.
+    upload: Option<Arc<UploadProgress>>,
 }
 
 impl RequestEnd {
@@ -36,7 +39,7 @@ impl RequestEnd {
         id: u64,
         origin: &OriginKey,
         method: &Method,
-        bytes_sent: usize,
+        upload: Option<Arc<UploadProgress>>,
         started: Instant,
     ) -> Option<RequestEnd> {
         if !bus.is_active() {
@@ -57,7 +60,7 @@ impl RequestEnd {
             method,
             status: None,
             protocol: None,
-            bytes_sent: bytes_sent as u64,
+            bytes_sent: 0,
             bytes_received: 0,
             time_to_first_byte: None,
             total: 0,
@@ -68,6 +71,7 @@ impl RequestEnd {
             origin: wit_origin,
             event,
             started,
+            upload,
         })
     }
 
@@ -91,6 +95,9 @@ impl RequestEnd {
     /// Publishes the end: `error` is why the request did not complete.
     pub fn publish(mut self, error: Option<String>) {
         self.event.total = self.started.elapsed().as_micros() as u64;
+        if let Some(upload) = &self.upload {
+            self.event.bytes_sent += upload.bytes();
+        }
         self.event.error = error;
         self.bus
             .publish_for(&self.origin, EventKind::RequestEnd(self.event));

@@ -75,15 +75,27 @@ impl Pipeline {
     }
 
     /// Runs `request` through every phase; the body streams from the
-    /// returned response.
+    /// returned response, and a streamed request body is sent while the
+    /// upstream takes it.
     pub async fn run(&self, mut request: FetchRequest) -> Result<FetchResponse, FetchError> {
         let started = Instant::now();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut actions = Vec::new();
         let target = request_filter::run(&self.extensions, id, &mut request, &mut actions).await?;
-        let (method, sent) = (&request.method, request.body.len());
-        let end = RequestEnd::start(&self.bus, id, &target.origin, method, sent, started);
-        let mut response = match self.exchange(&request, &target, started).await {
+        let (body, upload) = std::mem::take(&mut request.body).into_upstream();
+        let end = RequestEnd::start(
+            &self.bus,
+            id,
+            &target.origin,
+            &request.method,
+            Some(upload.clone()),
+            started,
+        );
+        let sending = send::Upload {
+            body,
+            progress: upload,
+        };
+        let mut response = match self.exchange(&request, sending, &target, started).await {
             Ok(response) => response,
             Err(e) => {
                 finish::failed(end, &e);
@@ -103,6 +115,7 @@ impl Pipeline {
     async fn exchange(
         &self,
         request: &FetchRequest,
+        body: send::Upload,
         target: &Target,
         started: Instant,
     ) -> Result<FetchResponse, FetchError> {
@@ -110,7 +123,7 @@ impl Pipeline {
         let lease = upstream::lease(&self.manager, &target.origin).await?;
         let (reused, connection) = (lease.reused, lease.info.clone());
         let (parts, body) =
-            send::run(lease, request, target, &headers, self.request_timeout).await?;
+            send::run(lease, request, body, target, &headers, self.request_timeout).await?;
         let timings = Timings::new(&connection, reused, started.elapsed());
         Ok(FetchResponse {
             status: parts.status,

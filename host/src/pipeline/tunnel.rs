@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use super::finish::RequestEnd;
 use super::{request_filter, Pipeline};
 use crate::extensions::PluginAction;
-use crate::host::{FetchError, FetchRequest, LeaseError};
+use crate::host::{FetchError, FetchRequest, LeaseError, RequestBody};
 use crate::net::connection::ConnectionInfo;
 use crate::plugins::extension::ResourceType;
 
@@ -48,7 +48,7 @@ impl Pipeline {
             method: Method::CONNECT,
             url: url.clone(),
             headers,
-            body: bytes::Bytes::new(),
+            body: RequestBody::empty(),
             resource_type: ResourceType::Other,
         };
         let mut actions = Vec::new();
@@ -56,7 +56,14 @@ impl Pipeline {
         if request.url != url {
             return Err(FetchError::TunnelRedirected { to: request.url });
         }
-        let end = RequestEnd::start(&self.bus, id, &target.origin, &Method::CONNECT, 0, started);
+        let end = RequestEnd::start(
+            &self.bus,
+            id,
+            &target.origin,
+            &Method::CONNECT,
+            None,
+            started,
+        );
         match self.dialer.tunnel(&target.origin).await {
             Ok((stream, connection)) => Ok(Tunnel {
                 stream,

@@ -9,24 +9,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{Either, Full, Limited};
+use hyper::body::{Body, Incoming};
 
 use super::hop;
 use super::intercept::Interceptor;
 use super::refusal::{wants_json, Refusal};
 use super::target::{authority, classify, ProxyTarget};
-use crate::host::{FetchRequest, FetchResponse, Host, ResponseBody, Timings};
+use crate::host::{FetchRequest, FetchResponse, Host, RequestBody, ResponseBody, Timings};
 use crate::plugins::extension::ResourceType;
 
 /// The ports `CONNECT` may tunnel to unless configured otherwise: a
 /// tunnel carries anything, so only HTTPS's port by default.
 pub const DEFAULT_CONNECT_PORTS: &[u16] = &[443];
-
-/// The largest request body the proxy forwards by default; it is read
-/// whole before the request goes upstream (bodies stream only from the
-/// origin for now).
-pub const DEFAULT_MAX_REQUEST_BODY: usize = 16 << 20;
 
 /// What a client gets: the origin's body streaming, or the proxy's own.
 pub type ProxyBody = Either<ResponseBody, Full<Bytes>>;
@@ -37,7 +32,9 @@ pub struct Proxy {
     host: Host,
     /// The proxy's own addresses (a request to one of them would loop).
     listening: Vec<SocketAddr>,
-    max_request_body: usize,
+    /// The largest request body forwarded; `None`: no limit (a body
+    /// streams, so its size costs the proxy no memory).
+    max_request_body: Option<u64>,
     connect_ports: Vec<u16>,
     /// Set when `CONNECT`s are intercepted rather than tunnelled blind.
     interceptor: Option<Interceptor>,
@@ -49,7 +46,7 @@ impl Proxy {
         Proxy {
             host,
             listening,
-            max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            max_request_body: None,
             connect_ports: DEFAULT_CONNECT_PORTS.to_vec(),
             interceptor: None,
         }
@@ -59,6 +56,14 @@ impl Proxy {
     /// them blind (see [`super::intercept`]).
     pub fn intercept(mut self, interceptor: Interceptor) -> Self {
         self.interceptor = Some(interceptor);
+        self
+    }
+
+    /// Refuses request bodies larger than `limit` bytes with 413 (default:
+    /// no limit). A declared `Content-Length` is refused before anything
+    /// goes upstream; a chunked body is cut where it passes the limit.
+    pub fn max_request_body(mut self, limit: Option<u64>) -> Self {
+        self.max_request_body = limit;
         self
     }
 
@@ -180,7 +185,7 @@ impl Proxy {
     }
 
     /// The client's request as the pipeline takes it: hop-by-hop headers
-    /// removed, the body read (up to the limit).
+    /// removed, the body streaming (up to the limit).
     async fn fetch_request(
         &self,
         url: String,
@@ -205,20 +210,7 @@ impl Proxy {
             "via".to_owned(),
             via.to_str().unwrap_or_default().to_owned(),
         ));
-        let body = Limited::new(body, self.max_request_body)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    Refusal::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        &format!("request body larger than {} bytes", self.max_request_body),
-                    )
-                } else {
-                    Refusal::bad_request(&format!("request body: {e}"))
-                }
-            })?
-            .to_bytes();
+        let body = self.upload(body)?;
         Ok(FetchRequest {
             method: parts.method,
             url,
@@ -226,6 +218,24 @@ impl Proxy {
             body,
             resource_type,
         })
+    }
+
+    /// The client's body as an upload that streams upstream with
+    /// backpressure (hyper reads the client only as fast as the upstream
+    /// connection takes it), refused or cut at the limit.
+    fn upload(&self, body: Incoming) -> Result<RequestBody, Refusal> {
+        let Some(limit) = self.max_request_body else {
+            return Ok(RequestBody::stream(body));
+        };
+        let declared = body.size_hint().exact();
+        if declared.is_some_and(|n| n > limit) {
+            return Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body larger than {limit} bytes"),
+            ));
+        }
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(RequestBody::stream(Limited::new(body, limit)))
     }
 }
 

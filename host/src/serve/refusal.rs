@@ -58,6 +58,7 @@ impl Refusal {
             }
             e if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             FetchError::TooManyRedirects(..) => StatusCode::LOOP_DETECTED,
+            e if upload_over_limit(e) => StatusCode::PAYLOAD_TOO_LARGE,
             FetchError::Setup(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_GATEWAY,
         };
@@ -83,6 +84,19 @@ impl Refusal {
             )
         }
     }
+}
+
+/// Whether a fetch failed because the client's body passed the proxy's
+/// limit while it streamed (the body error sits under the HTTP error).
+fn upload_over_limit(error: &FetchError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Whether a client's `Accept` names `application/json`: it then gets the

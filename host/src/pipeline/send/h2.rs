@@ -1,19 +1,18 @@
 //! Sending on an HTTP/2 connection (hyper): each request is one of its streams.
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::client::conn::http2::SendRequest;
 
 use crate::host::body::BodySource;
 use crate::host::HttpError;
+use crate::net::connection::ReqBody;
 
 /// Sends `req` once the connection is ready; returns the response head and
 /// its body.
 pub(super) async fn send(
-    sender: &mut SendRequest<Full<Bytes>>,
-    req: http::Request<Bytes>,
+    sender: &mut SendRequest<ReqBody>,
+    req: http::Request<ReqBody>,
 ) -> Result<(http::response::Parts, BodySource), HttpError> {
     sender.ready().await?;
-    let (parts, body) = sender.send_request(req.map(Full::new)).await?.into_parts();
+    let (parts, body) = sender.send_request(req).await?.into_parts();
     Ok((parts, BodySource::Hyper(body)))
 }

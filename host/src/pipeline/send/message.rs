@@ -1,10 +1,10 @@
 //! The HTTP request message a sender sends: the caller's headers checked,
 //! the target in the form the protocol wants.
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Version};
 
 use crate::host::{FetchError, FetchRequest};
+use crate::net::connection::ReqBody;
 use crate::pipeline::target::Target;
 
 /// Most request headers a caller may add.
@@ -28,15 +28,17 @@ pub fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, FetchError>
     Ok(map)
 }
 
-/// `request` to `target` as an HTTP `version` message with `headers`:
+/// `request` to `target` as an HTTP `version` message with `headers` and
+/// `body`:
 /// HTTP/2 and HTTP/3 carry the target as `:scheme` and `:authority`,
 /// HTTP/1.1 as the path and a `Host` header.
 pub fn build(
     request: &FetchRequest,
+    body: ReqBody,
     target: &Target,
     headers: &HeaderMap,
     version: Version,
-) -> Result<http::Request<Bytes>, FetchError> {
+) -> Result<http::Request<ReqBody>, FetchError> {
     let builder = http::Request::builder().method(request.method.clone());
     let authority = target.authority();
     let builder = if version == Version::HTTP_11 {
@@ -49,12 +51,10 @@ pub fn build(
             .uri(format!("{scheme}://{authority}{}", target.path))
             .version(version)
     };
-    let mut req = builder
-        .body(request.body.clone())
-        .map_err(|e| FetchError::InvalidUrl {
-            url: request.url.clone(),
-            why: e.to_string(),
-        })?;
+    let mut req = builder.body(body).map_err(|e| FetchError::InvalidUrl {
+        url: request.url.clone(),
+        why: e.to_string(),
+    })?;
     if !headers.contains_key(http::header::USER_AGENT) {
         req.headers_mut().insert(
             http::header::USER_AGENT,
@@ -85,16 +85,31 @@ mod tests {
     fn the_target_takes_the_protocols_form() {
         let request = FetchRequest::get("http://a.test:8080/p?q");
         let target = Target::parse(&request.url).unwrap();
-        let h1 = build(&request, &target, &HeaderMap::new(), Version::HTTP_11).unwrap();
+        let empty = || crate::host::RequestBody::empty().into_upstream().0;
+        let h1 = build(
+            &request,
+            empty(),
+            &target,
+            &HeaderMap::new(),
+            Version::HTTP_11,
+        )
+        .unwrap();
         assert_eq!(h1.uri(), "/p?q");
         assert_eq!(h1.headers()[http::header::HOST], "a.test:8080");
-        let h2 = build(&request, &target, &HeaderMap::new(), Version::HTTP_2).unwrap();
+        let h2 = build(
+            &request,
+            empty(),
+            &target,
+            &HeaderMap::new(),
+            Version::HTTP_2,
+        )
+        .unwrap();
         assert_eq!(h2.uri(), "http://a.test:8080/p?q");
         assert!(h2.headers().get(http::header::HOST).is_none());
         assert!(h2.headers().contains_key(http::header::USER_AGENT));
         let mut mine = HeaderMap::new();
         mine.insert(http::header::USER_AGENT, HeaderValue::from_static("me"));
-        let h3 = build(&request, &target, &mine, Version::HTTP_3).unwrap();
+        let h3 = build(&request, empty(), &target, &mine, Version::HTTP_3).unwrap();
         assert_eq!(h3.headers()[http::header::USER_AGENT], "me");
         assert_eq!(h3.version(), Version::HTTP_3);
     }
