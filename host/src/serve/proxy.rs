@@ -128,7 +128,6 @@ impl Proxy {
         let exchange = Exchange::start(&mut request, client, None);
         if let Some(credentials) = &self.credentials {
             if let Err(denied) = credentials.check(request.headers()) {
-                tracing::debug!("{}: 407: {denied}", exchange.client_name());
                 let refusal = Refusal::new(
                     StatusCode::PROXY_AUTHENTICATION_REQUIRED,
                     &denied.to_string(),
@@ -303,6 +302,14 @@ impl Proxy {
 
     /// The proxy's own answer, logged.
     fn refused(&self, exchange: Exchange, refusal: &Refusal) -> Response<ProxyBody> {
+        tracing::debug!(
+            "{} {} {}: {} {}",
+            exchange.client_name(),
+            exchange.method,
+            exchange.url,
+            refusal.status.as_u16(),
+            refusal.reason
+        );
         let out = refused(refusal, exchange.json);
         let size = out.body().size_hint().exact();
         self.log(exchange, refusal.status, size, None, &[]);
