@@ -280,8 +280,12 @@ fn the_access_log_and_the_actions_header() {
     ]);
     assert_eq!(code, 200);
 
-    let lines = log_lines(&log, 4);
-    assert_eq!(lines.len(), 4, "{lines:?}");
+    // An upload: its bytes up (nginx refuses POST to a file).
+    let (code, _, _) = fetch(&["-x", &proxy, "--data", "hello", &tracked]);
+    assert_eq!(code, 405);
+
+    let lines = log_lines(&log, 5);
+    assert_eq!(lines.len(), 5, "{lines:?}");
     let first = &lines[0];
     assert_eq!(first["method"], "GET");
     assert_eq!(first["url"], tracked.as_str());
@@ -310,6 +314,9 @@ fn the_access_log_and_the_actions_header() {
     // TLS both ways and a 1000-byte body inside.
     assert!(tunnel["bytes_up"].as_u64().unwrap() > 200, "{tunnel}");
     assert!(tunnel["bytes_down"].as_u64().unwrap() > 1000, "{tunnel}");
+    assert_eq!(lines[4]["method"], "POST");
+    assert_eq!(lines[4]["status"], 405);
+    assert_eq!(lines[4]["bytes_up"], 5);
     assert!(daemon.stop().success());
 }
 

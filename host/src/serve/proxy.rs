@@ -405,15 +405,14 @@ impl Exchange {
         url: Option<String>,
     ) -> Self {
         let show_actions = actions_header::take_request(request.headers_mut());
+        // The body's length when the client said it, or sent none.
         let bytes_up = match request.method() {
             &Method::CONNECT => None,
-            _ => Some(
-                request
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse().ok())
-                    .unwrap_or(0),
-            ),
+            _ => request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .or_else(|| request.body().is_end_stream().then_some(0)),
         };
         let url = url.unwrap_or_else(|| match request.method() {
             &Method::CONNECT => request

@@ -171,14 +171,22 @@ async fn accept_loop<L: Listen>(
     tx: tokio::sync::mpsc::Sender<Accepted>,
     limits: Limits,
 ) {
+    // Said once each time the limit is reached, not for every client.
+    let mut full = false;
     loop {
         let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
+            Ok(slot) => {
+                full = false;
+                slot
+            }
             Err(_) => {
-                tracing::info!(
-                    "max-clients ({}) reached: new clients wait until one leaves",
-                    limits.max_clients
-                );
+                if !full {
+                    tracing::info!(
+                        "max-clients ({}) reached: new clients wait until one leaves",
+                        limits.max_clients
+                    );
+                    full = true;
+                }
                 match slots.clone().acquire_owned().await {
                     Ok(slot) => slot,
                     Err(_) => return,
