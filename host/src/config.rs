@@ -36,6 +36,8 @@
 //! hosts = ["*.example.com"]
 //! controller = "newreno"
 //! ```
+//!
+//! `[serve]`, for `sockhost serve`, is described in [`serve`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,10 @@ use serde::Deserialize;
 use sockhost_policy::{parse_duration, parse_size, HostPattern};
 
 use crate::net::pool::PoolPrefs;
+
+pub mod serve;
+
+pub use serve::{ServeConfig, UnixSocket};
 
 /// The least `congestion.max-window`: two datagrams of the largest QUIC
 /// payload quinn uses.
@@ -78,6 +84,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Congestion controllers of QUIC connections.
     pub congestion: CongestionConfig,
+    /// How `sockhost serve` listens, and its limits (`[serve]`).
+    pub serve: ServeConfig,
 }
 
 /// A congestion controller named in the config.
@@ -186,6 +194,7 @@ impl Default for Config {
             min_attempt_spacing: crate::net::race::DEFAULT_MIN_SPACING,
             request_timeout: crate::host::DEFAULT_REQUEST_TIMEOUT,
             congestion: CongestionConfig::default(),
+            serve: ServeConfig::default(),
         }
     }
 }
@@ -209,6 +218,8 @@ struct Raw {
     network: RawNetwork,
     #[serde(default)]
     congestion: RawCongestion,
+    #[serde(default)]
+    serve: serve::RawServe,
 }
 
 #[derive(Deserialize, Default)]
@@ -408,6 +419,10 @@ impl Config {
                 .map_err(|e| fail(&field("controller"), e.to_string()))?;
             c.congestion.rules.push((hosts, controller));
         }
+        c.serve = raw
+            .serve
+            .validate(dir)
+            .map_err(|(field, message)| fail(&field, message))?;
         for (field, d) in [
             ("network.connect-timeout", c.connect_timeout),
             ("network.request-timeout", c.request_timeout),

@@ -3,116 +3,12 @@
 //! an https request target, and with h2c prior knowledge, to nginx; and
 //! the statuses a client gets when the daemon cannot or will not forward.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 
+use sockhost_tests::daemon::{curl, fetch, Daemon};
 use sockhost_tests::nginx::Nginx;
 use sockhost_tests::sockhost_bin;
-
-/// A daemon on a free loopback port and a socket in a temp dir; stopped
-/// with SIGTERM when dropped.
-struct Daemon {
-    child: Child,
-    /// Kept open: the daemon may write more than the line read.
-    _stdout: BufReader<std::process::ChildStdout>,
-    addr: SocketAddr,
-    socket: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(extra: &[String]) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("run").join("sockhost.sock");
-        let mut child = Command::new(sockhost_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--unix"])
-            .arg(&socket)
-            .args(extra)
-            .env("XDG_DATA_HOME", dir.path().join("data"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("sockhost serve starts");
-        let mut first = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut first).unwrap();
-        let addr = first
-            .strip_prefix("listening on http://")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
-        Daemon {
-            child,
-            _stdout: stdout,
-            addr,
-            socket,
-            dir,
-        }
-    }
-
-    fn proxy(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
-    }
-}
-
-fn curl(args: &[&str]) -> Output {
-    Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .expect("curl runs")
-}
-
-/// `curl -w` status, headers (`-D -` is mixed into stdout) and body.
-fn fetch(args: &[&str]) -> (u16, String, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    let headers = dir.path().join("h");
-    let body = dir.path().join("b");
-    let out = curl(
-        &[
-            args,
-            &[
-                "-D",
-                headers.to_str().unwrap(),
-                "-o",
-                body.to_str().unwrap(),
-                "-w",
-                "%{http_code}",
-            ],
-        ]
-        .concat(),
-    );
-    let code = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    (
-        code,
-        std::fs::read_to_string(headers)
-            .unwrap_or_default()
-            .to_lowercase(),
-        std::fs::read(body).unwrap_or_default(),
-    )
-}
 
 fn small() -> Vec<u8> {
     (0..1000)
@@ -410,16 +306,6 @@ fn listeners_are_private_and_not_shared() {
     assert!(err.contains("already listening"), "{err}");
 }
 
-/// The daemon's peak RSS so far, in KiB (`VmHWM`).
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
 #[test]
 fn a_large_upload_streams_through_the_daemon_without_being_buffered() {
     use sockhost_tests::origin::{fnv1a, pattern_byte, OriginOptions, TestOrigin, FNV_OFFSET};
@@ -446,7 +332,7 @@ fn a_large_upload_streams_through_the_daemon_without_being_buffered() {
     }
     out.flush().unwrap();
     drop(out);
-    let before = peak_rss_kib(daemon.child.id());
+    let before = daemon.peak_rss_kib();
     let target = format!("https://www.test:{port}/sink");
     let (code, _, body) = fetch(&[
         "--unix-socket",
@@ -466,7 +352,7 @@ fn a_large_upload_streams_through_the_daemon_without_being_buffered() {
         String::from_utf8_lossy(&body),
         format!("received {len} bytes, fnv1a {hash:016x}\n")
     );
-    let grew_mib = (peak_rss_kib(daemon.child.id()).saturating_sub(before)) / 1024;
+    let grew_mib = daemon.peak_rss_kib().saturating_sub(before) / 1024;
     eprintln!("daemon peak RSS grew by {grew_mib} MiB for a 256 MiB upload");
     assert!(grew_mib < 64, "peak RSS grew by {grew_mib} MiB");
     assert!(daemon.stop().success());

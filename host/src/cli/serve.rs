@@ -4,23 +4,26 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use sockhost::config::Config;
+use sockhost::config::{Config, ServeConfig, UnixSocket};
 use sockhost::host::Host;
+use sockhost::serve::access_log::AccessLog;
+use sockhost::serve::auth::Credentials;
 use sockhost::serve::ca::{self, LeafCache, LocalCa};
 use sockhost::serve::intercept::Interceptor;
-use sockhost::serve::listen::{self, DEFAULT_PORT};
+use sockhost::serve::listen;
 use sockhost::serve::proxy::Proxy;
 use sockhost::serve::server::{addresses, Server};
 
-/// The options of `sockhost serve`.
-#[derive(clap::Args, Debug)]
+/// The options of `sockhost serve`; each overrides its field of the
+/// config's `[serve]` section.
+#[derive(clap::Args, Debug, Default)]
 pub struct ServeArgs {
-    /// Plugins and network preferences (TOML); without it, the embedded
-    /// defaults: the built-in blocklist and request-stats.
+    /// Plugins, network preferences and `[serve]` (TOML); without it, the
+    /// embedded defaults: the built-in blocklist and request-stats.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Listen for proxy clients here (loopback only; repeatable; port 0
-    /// picks a free port). Default: 127.0.0.1:8128.
+    /// Listen for proxy clients here (loopback unless --allow-remote;
+    /// repeatable; port 0 picks a free port). Default: 127.0.0.1:8128.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
     /// The Unix socket to listen on too (default:
@@ -47,6 +50,42 @@ pub struct ServeArgs {
     /// Ask these name servers instead of the system's.
     #[arg(long = "dns-server", value_name = "ADDR:PORT")]
     pub dns_server: Vec<SocketAddr>,
+    /// Listen beyond loopback too; needs --credentials (every client then
+    /// authenticates).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Clients must authenticate (Proxy-Authorization: Basic) as a
+    /// user:password line of this file (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Log every request here, one JSON object per line.
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+}
+
+/// The config's `[serve]` with the command line's options over it.
+fn settings(args: &ServeArgs, mut serve: ServeConfig) -> ServeConfig {
+    if !args.listen.is_empty() {
+        serve.listen = args.listen.clone();
+    }
+    if let Some(path) = &args.unix {
+        serve.unix = UnixSocket::Path(path.clone());
+    }
+    if args.no_unix {
+        serve.unix = UnixSocket::Off;
+    }
+    if !args.connect_ports.is_empty() {
+        serve.connect_ports = args.connect_ports.clone();
+    }
+    serve.intercept |= args.intercept;
+    serve.allow_remote |= args.allow_remote;
+    if let Some(path) = &args.credentials {
+        serve.credentials = Some(path.clone());
+    }
+    if let Some(path) = &args.access_log {
+        serve.access_log = Some(path.clone());
+    }
+    serve
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -71,38 +110,53 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let builder = Host::builder().config(&config, &runtime)?;
     let builder = super::host_setup::network_options(builder, &args.resolve, &args.ca)?;
     let host = builder.build()?;
-    let wanted = if args.listen.is_empty() {
-        vec![SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))]
-    } else {
-        args.listen.clone()
+    let settings = settings(&args, config.serve.clone());
+    settings.check_exposure()?;
+    if settings.listen.is_empty() && settings.unix == UnixSocket::Off {
+        anyhow::bail!("nothing to listen on: serve.listen is empty and the Unix socket is off");
+    }
+    // Read before listening: a bad file stops the daemon before any
+    // client could reach it unauthenticated.
+    let credentials = match &settings.credentials {
+        Some(path) => Some(Credentials::load(path)?),
+        None => None,
     };
     let mut tcp = Vec::new();
-    for addr in wanted {
-        tcp.push(listen::tcp(addr).await?);
+    for &addr in &settings.listen {
+        tcp.push(if settings.allow_remote {
+            listen::tcp_remote(addr).await?
+        } else {
+            listen::tcp(addr).await?
+        });
     }
-    let unix = if args.no_unix {
-        None
-    } else {
-        let path = args
-            .unix
-            .clone()
-            .unwrap_or_else(listen::default_socket_path);
-        Some((listen::unix(&path).await?, path))
+    let unix = match &settings.unix {
+        UnixSocket::Off => None,
+        UnixSocket::Default => {
+            let path = listen::default_socket_path();
+            Some((listen::unix(&path).await?, path))
+        }
+        UnixSocket::Path(path) => Some((listen::unix(path).await?, path.clone())),
     };
     let bound = addresses(&tcp);
-    say_where(&bound, unix.as_ref().map(|(_, p)| p.as_path()));
-    let mut proxy = Proxy::new(host, bound);
-    if !args.connect_ports.is_empty() {
-        proxy = proxy.connect_ports(args.connect_ports.clone());
+    let mut proxy = Proxy::new(host, bound.clone())
+        .connect_ports(settings.connect_ports.clone())
+        .limits(&settings.limits);
+    if let Some(credentials) = credentials {
+        tracing::info!("clients authenticate ({credentials:?})");
+        proxy = proxy.authenticate(credentials);
     }
-    if args.intercept {
+    if let Some(path) = &settings.access_log {
+        proxy = proxy.log_to(AccessLog::open(path)?);
+    }
+    if settings.intercept {
         let data = super::paths::data_dir().context(
             "--intercept needs a data directory for the local CA: set XDG_DATA_HOME or HOME",
         )?;
         let (ca, _) = LocalCa::load_or_create(&ca::ca_dir(&data))?;
         proxy = proxy.intercept(Interceptor::new(LeafCache::new(std::sync::Arc::new(ca))));
     }
-    let server = Server::new(proxy, tcp, unix);
+    say_where(&bound, unix.as_ref().map(|(_, p)| p.as_path()));
+    let server = Server::new(proxy, tcp, unix).limits(settings.limits);
     server.run(shutdown_signal()).await;
     Ok(())
 }
@@ -114,6 +168,7 @@ fn say_where(tcp: &[SocketAddr], unix: Option<&std::path::Path>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     for addr in tcp {
+        tracing::info!("listening on http://{addr}");
         let _ = writeln!(
             out,
             "listening on http://{addr} (try: curl -x http://{addr} http://example.com/)"
@@ -121,6 +176,7 @@ fn say_where(tcp: &[SocketAddr], unix: Option<&std::path::Path>) {
     }
     if let Some(path) = unix {
         let p = path.display();
+        tracing::info!("listening on unix:{p}");
         let _ = writeln!(
             out,
             "listening on unix:{p} (try: curl --unix-socket {p} --request-target https://example.com/ http://localhost/)"
@@ -144,4 +200,48 @@ async fn shutdown_signal() {
         _ = int.recv() => {},
     }
     eprintln!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_overrides_the_config() {
+        let config = ServeConfig {
+            listen: vec!["127.0.0.1:3128".parse().unwrap()],
+            unix: UnixSocket::Path("/run/a.sock".into()),
+            connect_ports: vec![443, 8443],
+            access_log: Some("/var/log/a.jsonl".into()),
+            ..ServeConfig::default()
+        };
+        // Nothing on the command line: the config as it is.
+        assert_eq!(settings(&ServeArgs::default(), config.clone()), config);
+        let args = ServeArgs {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            no_unix: true,
+            connect_ports: vec![9443],
+            intercept: true,
+            allow_remote: true,
+            credentials: Some("users".into()),
+            access_log: Some("b.jsonl".into()),
+            ..ServeArgs::default()
+        };
+        let s = settings(&args, config.clone());
+        assert_eq!(s.listen, args.listen);
+        assert_eq!(s.unix, UnixSocket::Off);
+        assert_eq!(s.connect_ports, vec![9443]);
+        assert!(s.intercept && s.allow_remote);
+        assert_eq!(s.credentials, Some(PathBuf::from("users")));
+        assert_eq!(s.access_log, Some(PathBuf::from("b.jsonl")));
+        assert_eq!(s.limits, config.limits);
+        let unix = ServeArgs {
+            unix: Some("/tmp/b.sock".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            settings(&unix, config).unix,
+            UnixSocket::Path("/tmp/b.sock".into())
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! Where the daemon listens: loopback TCP, and a Unix socket that only its
 //! user can reach (folder 0700, socket 0600). An open proxy on another
-//! address is a vulnerability: such an address is refused.
+//! address is a vulnerability: such an address is refused unless remote
+//! clients are allowed, and then only with credentials
+//! ([`check_exposure`]; clients authenticate, see [`super::auth`]).
 
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -14,11 +16,16 @@ pub const DEFAULT_PORT: u16 = 8128;
 /// Why a listener could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
-    /// A non-loopback address.
+    /// A non-loopback address, remote clients not allowed.
     #[error(
-        "{0}: the daemon listens on loopback only (an open proxy on another address would serve anyone who reaches it)"
+        "{0}: the daemon listens on loopback only unless allow-remote = true (--allow-remote) with a credentials file (an open proxy on another address would serve anyone who reaches it)"
     )]
     NotLoopback(SocketAddr),
+    /// Remote clients allowed, but no credentials to check them against.
+    #[error(
+        "allow-remote needs a credentials file (credentials = FILE, --credentials FILE): an open proxy would serve anyone who reaches it"
+    )]
+    NoCredentials,
     /// The TCP bind failed.
     #[error("cannot listen on {addr}: {source}")]
     Tcp {
@@ -40,11 +47,41 @@ pub enum ListenError {
     },
 }
 
+/// Whether the daemon may listen on `listen`: loopback addresses always;
+/// others only when `allow_remote`, which needs credentials (checked even
+/// on loopback: a daemon that says it takes remote clients authenticates
+/// every one). Sans-IO.
+pub fn check_exposure(
+    listen: &[SocketAddr],
+    allow_remote: bool,
+    has_credentials: bool,
+) -> Result<(), ListenError> {
+    if allow_remote {
+        return if has_credentials {
+            Ok(())
+        } else {
+            Err(ListenError::NoCredentials)
+        };
+    }
+    match listen.iter().find(|a| !a.ip().is_loopback()) {
+        Some(addr) => Err(ListenError::NotLoopback(*addr)),
+        None => Ok(()),
+    }
+}
+
 /// Binds `addr`, which must be a loopback address.
 pub async fn tcp(addr: SocketAddr) -> Result<TcpListener, ListenError> {
-    if !addr.ip().is_loopback() {
-        return Err(ListenError::NotLoopback(addr));
-    }
+    check_exposure(&[addr], false, false)?;
+    bind_tcp(addr).await
+}
+
+/// Binds `addr`, any address: for a daemon whose addresses passed
+/// [`check_exposure`] with remote clients allowed.
+pub async fn tcp_remote(addr: SocketAddr) -> Result<TcpListener, ListenError> {
+    bind_tcp(addr).await
+}
+
+async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, ListenError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ListenError::Tcp { addr, source })
@@ -100,6 +137,27 @@ mod tests {
         assert!(e.to_string().contains("loopback"), "{e}");
         let l = tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
         assert!(l.local_addr().unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn remote_addresses_need_allow_remote_and_credentials() {
+        let lo: SocketAddr = "127.0.0.1:8128".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:8128".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:8128".parse().unwrap();
+        assert!(check_exposure(&[lo, lo6], false, false).is_ok());
+        let e = check_exposure(&[lo, any], false, true).unwrap_err();
+        assert!(matches!(e, ListenError::NotLoopback(a) if a == any), "{e}");
+        assert!(e.to_string().contains("allow-remote"), "{e}");
+        assert!(matches!(
+            check_exposure(&[any], true, false),
+            Err(ListenError::NoCredentials)
+        ));
+        // Allowed remote clients always authenticate, loopback included.
+        assert!(matches!(
+            check_exposure(&[lo], true, false),
+            Err(ListenError::NoCredentials)
+        ));
+        assert!(check_exposure(&[any, lo], true, true).is_ok());
     }
 
     #[tokio::test]

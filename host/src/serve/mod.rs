@@ -3,8 +3,16 @@
 //! and on a Unix socket. Every request it proxies goes through the one
 //! request pipeline ([`crate::pipeline`]).
 //!
-//! - [`listen`]: the listeners (loopback only; the socket 0600);
+//! - [`listen`]: the listeners (loopback unless remote clients are
+//!   allowed; the socket 0600);
 //! - [`server`]: accept loops, hyper per connection, graceful shutdown;
+//! - [`limits`]: the limits on clients, with their defaults;
+//! - [`client`]: a client connection as the handler sees it;
+//! - [`idle`]: idle timeouts on client connections and tunnels;
+//! - [`auth`]: proxy authentication for remote clients (sans-IO);
+//! - [`access_log`]: one JSON line per request, written off the request path;
+//! - [`counted`]: response bodies that report their size when done;
+//! - [`actions_header`]: plugin actions in `Sockhost-Actions` (sans-IO);
 //! - [`proxy`]: a client request through the pipeline, the response back;
 //! - [`target`]: what a request line asks for (sans-IO);
 //! - [`hop`]: hop-by-hop headers and `Via` (sans-IO);
@@ -12,9 +20,16 @@
 //! - [`ca`]: the local CA and per-host certificates for interception;
 //! - [`intercept`]: `CONNECT`s terminated with those certificates, opt-in.
 
+pub mod access_log;
+pub mod actions_header;
+pub mod auth;
 pub mod ca;
+pub mod client;
+pub mod counted;
 pub mod hop;
+pub mod idle;
 pub mod intercept;
+pub mod limits;
 pub mod listen;
 pub mod proxy;
 pub mod refusal;

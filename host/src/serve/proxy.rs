@@ -4,18 +4,27 @@
 //! will not forward gets a status and a one-line reason ([`Refusal`]).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Method;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full, Limited};
 use hyper::body::{Body, Incoming};
 
-use super::hop;
+use super::access_log::{AccessLog, Entry};
+use super::auth::{self, Credentials};
+use super::client::{ClientConn, InFlight};
+use super::counted::{Counted, OnDone};
+use super::idle::IdleIo;
 use super::intercept::Interceptor;
+use super::limits::Limits;
 use super::refusal::{wants_json, Refusal};
 use super::target::{authority, classify, ProxyTarget};
+use super::{actions_header, hop};
+use crate::extensions::PluginAction;
 use crate::host::{FetchRequest, FetchResponse, Host, RequestBody, ResponseBody, Timings};
 use crate::plugins::extension::ResourceType;
 
@@ -23,8 +32,9 @@ use crate::plugins::extension::ResourceType;
 /// tunnel carries anything, so only HTTPS's port by default.
 pub const DEFAULT_CONNECT_PORTS: &[u16] = &[443];
 
-/// What a client gets: the origin's body streaming, or the proxy's own.
-pub type ProxyBody = Either<ResponseBody, Full<Bytes>>;
+/// What a client gets: the origin's body streaming (counted for the
+/// access log), or the proxy's own.
+pub type ProxyBody = Either<Counted<ResponseBody>, Full<Bytes>>;
 
 /// The request handler shared by every client connection.
 #[derive(Debug, Clone)]
@@ -35,20 +45,33 @@ pub struct Proxy {
     /// The largest request body forwarded; `None`: no limit (a body
     /// streams, so its size costs the proxy no memory).
     max_request_body: Option<u64>,
+    /// A blind tunnel with no byte either way this long is closed.
+    tunnel_idle: Duration,
     connect_ports: Vec<u16>,
     /// Set when `CONNECT`s are intercepted rather than tunnelled blind.
     interceptor: Option<Interceptor>,
+    /// Set when clients must authenticate.
+    credentials: Option<Arc<Credentials>>,
+    access_log: Option<AccessLog>,
+    /// The client of an intercepted tunnel, for the requests inside it
+    /// (which come through [`Proxy::handle_inside`], not the server).
+    client: Option<ClientConn>,
 }
 
 impl Proxy {
     /// Forwards through `host`; `listening` are the proxy's addresses.
     pub fn new(host: Host, listening: Vec<SocketAddr>) -> Self {
+        let limits = Limits::default();
         Proxy {
             host,
             listening,
-            max_request_body: None,
+            max_request_body: limits.max_request_body,
+            tunnel_idle: limits.tunnel_idle,
             connect_ports: DEFAULT_CONNECT_PORTS.to_vec(),
             interceptor: None,
+            credentials: None,
+            access_log: None,
+            client: None,
         }
     }
 
@@ -59,17 +82,30 @@ impl Proxy {
         self
     }
 
-    /// Refuses request bodies larger than `limit` bytes with 413 (default:
-    /// no limit). A declared `Content-Length` is refused before anything
-    /// goes upstream; a chunked body is cut where it passes the limit.
-    pub fn max_request_body(mut self, limit: Option<u64>) -> Self {
-        self.max_request_body = limit;
-        self
-    }
-
     /// The ports `CONNECT` may tunnel to (default [`DEFAULT_CONNECT_PORTS`]).
     pub fn connect_ports(mut self, ports: Vec<u16>) -> Self {
         self.connect_ports = ports;
+        self
+    }
+
+    /// The limits on requests: `max_request_body` and `tunnel_idle` (the
+    /// server takes the others, [`super::server::Server::limits`]).
+    pub fn limits(mut self, limits: &Limits) -> Self {
+        self.max_request_body = limits.max_request_body;
+        self.tunnel_idle = limits.tunnel_idle;
+        self
+    }
+
+    /// Every request must authenticate as one of `credentials`
+    /// (`Proxy-Authorization`), or gets 407.
+    pub fn authenticate(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(Arc::new(credentials));
+        self
+    }
+
+    /// Logs every request to `log`.
+    pub fn log_to(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
         self
     }
 
@@ -78,32 +114,65 @@ impl Proxy {
         &self.host
     }
 
-    /// Answers one client request.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
-        let json = wants_json(request.headers());
-        match self.forward(request).await {
-            Ok(response) => response,
-            Err(refusal) => refused(&refusal, json),
-        }
+    /// Where requests are logged, if anywhere.
+    pub fn access_log(&self) -> Option<&AccessLog> {
+        self.access_log.as_ref()
     }
 
-    async fn forward(&self, request: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
-        let url = match classify(request.method(), request.uri(), &self.listening)? {
-            ProxyTarget::Fetch(url) => url,
-            ProxyTarget::Connect { host, port } => return self.connect(&host, port, request).await,
+    /// Answers one client request; the server puts its [`ClientConn`] in
+    /// the request's extensions.
+    pub async fn handle(&self, mut request: Request<Incoming>) -> Response<ProxyBody> {
+        let client = request.extensions().get::<ClientConn>().cloned();
+        let exchange = Exchange::start(&mut request, client, None);
+        if let Some(credentials) = &self.credentials {
+            if let Err(denied) = credentials.check(request.headers()) {
+                let refusal = Refusal::new(
+                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                    &denied.to_string(),
+                );
+                let mut out = self.refused(exchange, &refusal);
+                out.headers_mut()
+                    .insert(header::PROXY_AUTHENTICATE, auth::CHALLENGE);
+                return out;
+            }
+        }
+        let url = match classify(request.method(), request.uri(), &self.listening) {
+            Ok(ProxyTarget::Fetch(url)) => url,
+            Ok(ProxyTarget::Connect { host, port }) => {
+                return match self.connect(&host, port, request, exchange.clone()).await {
+                    Ok(response) => response,
+                    Err(refusal) => self.refused(exchange, &refusal),
+                };
+            }
+            Err(refusal) => return self.refused(exchange, &refusal),
         };
         if hop::looped(request.headers()) {
-            return Err(Refusal::loop_detected(
-                "the request already passed through sockhost (Via)",
-            ));
+            let refusal =
+                Refusal::loop_detected("the request already passed through sockhost (Via)");
+            return self.refused(exchange, &refusal);
         }
-        let fetch = self.fetch_request(url, request).await?;
-        let response = self
-            .host
-            .fetch(fetch)
-            .await
-            .map_err(|e| Refusal::from_fetch(&e))?;
-        Ok(relayed(response))
+        self.fetch(url, request, exchange).await
+    }
+
+    /// A request through the pipeline, the response back.
+    async fn fetch(
+        &self,
+        url: String,
+        request: Request<Incoming>,
+        exchange: Exchange,
+    ) -> Response<ProxyBody> {
+        let fetched = match self.fetch_request(url, request).await {
+            Ok(fetch) => self
+                .host
+                .fetch(fetch)
+                .await
+                .map_err(|e| Refusal::from_fetch(&e)),
+            Err(refusal) => Err(refusal),
+        };
+        match fetched {
+            Ok(response) => self.relayed(response, exchange),
+            Err(refusal) => self.refused(exchange, &refusal),
+        }
     }
 
     /// A blind tunnel: extensions decide, the connection is raced, then
@@ -113,6 +182,7 @@ impl Proxy {
         host: &str,
         port: u16,
         request: Request<Incoming>,
+        exchange: Exchange,
     ) -> Result<Response<ProxyBody>, Refusal> {
         if !self.connect_ports.contains(&port) {
             return Err(Refusal::new(
@@ -124,7 +194,12 @@ impl Proxy {
             ));
         }
         if let Some(interceptor) = &self.interceptor {
-            return interceptor.intercept(self.clone(), host, port, request);
+            let mut inside = self.clone();
+            inside.client = exchange.client.clone();
+            let response = interceptor.intercept(inside, host, port, request)?;
+            // The requests inside are logged one by one.
+            self.log(exchange, response.status(), Some(0), None, &[]);
+            return Ok(response);
         }
         let mut headers = request.headers().clone();
         hop::strip(&mut headers);
@@ -133,25 +208,35 @@ impl Proxy {
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
         let authority = authority(host, port);
-        let tunnel = self
+        let mut tunnel = self
             .host
             .tunnel(&authority, pairs)
             .await
             .map_err(|e| Refusal::from_fetch(&e))?;
-        let upgrade = hyper::upgrade::on(request);
-        tokio::spawn(async move {
-            match upgrade.await {
-                Ok(upgraded) => {
-                    let mut client = hyper_util::rt::TokioIo::new(upgraded);
-                    if let Err(e) = tunnel.carry(&mut client).await {
-                        tracing::debug!("tunnel to {authority} ended: {e}");
-                    }
-                }
-                Err(e) => tracing::debug!("CONNECT {authority}: the client left: {e}"),
-            }
-        });
+        let actions = std::mem::take(&mut tunnel.actions);
         let mut out = Response::new(Either::Right(Full::new(Bytes::new())));
         hop::add_via(out.headers_mut(), Version::HTTP_11);
+        if exchange.show_actions {
+            out.headers_mut()
+                .insert(actions_header::HEADER, actions_header::encode(&actions));
+        }
+        let upgrade = hyper::upgrade::on(request);
+        let (log, idle) = (self.access_log.clone(), self.tunnel_idle);
+        tokio::spawn(async move {
+            let client = match upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(e) => return tracing::debug!("CONNECT {authority}: the client left: {e}"),
+            };
+            let mut client = IdleIo::new(hyper_util::rt::TokioIo::new(client), idle, None);
+            if let Err(e) = tunnel.carry(&mut client).await {
+                tracing::debug!("tunnel to {authority} ended: {e}");
+            }
+            let (up, down) = client.bytes();
+            tracing::debug!("tunnel to {authority} closed: {up} bytes up, {down} down");
+            if let Some(log) = log {
+                log.record(exchange.entry(StatusCode::OK, Some(up), Some(down), None, &actions));
+            }
+        });
         Ok(out)
     }
 
@@ -161,26 +246,84 @@ impl Proxy {
     pub async fn handle_inside(
         &self,
         authority: &str,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
     ) -> Response<ProxyBody> {
-        let json = wants_json(request.headers());
         let path = request
             .uri()
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
         let url = format!("https://{authority}{path}");
-        let fetched = match self.fetch_request(url, request).await {
-            Ok(fetch) => self
-                .host
-                .fetch(fetch)
-                .await
-                .map_err(|e| Refusal::from_fetch(&e)),
-            Err(refusal) => Err(refusal),
-        };
-        match fetched {
-            Ok(response) => relayed(response),
-            Err(refusal) => refused(&refusal, json),
+        let exchange = Exchange::start(&mut request, self.client.clone(), Some(url.clone()));
+        self.fetch(url, request, exchange).await
+    }
+
+    /// The origin's response as the client gets it: hop-by-hop headers
+    /// removed, this proxy in `Via`, the pipeline's timings in
+    /// `Server-Timing`, the plugins' actions in `Sockhost-Actions` when
+    /// asked, the body streaming, logged when it ends.
+    fn relayed(&self, response: FetchResponse, exchange: Exchange) -> Response<ProxyBody> {
+        let FetchResponse {
+            status,
+            version,
+            mut headers,
+            body,
+            timings,
+            actions,
+            ..
+        } = response;
+        hop::strip(&mut headers);
+        hop::add_via(&mut headers, version);
+        if let Ok(v) = HeaderValue::from_str(&server_timing(&timings)) {
+            headers.append(HeaderName::from_static("server-timing"), v);
+        }
+        if exchange.show_actions {
+            headers.insert(actions_header::HEADER, actions_header::encode(&actions));
+        }
+        let log = self.access_log.clone();
+        let done: OnDone = Box::new(move |down| {
+            if let Some(log) = log {
+                log.record(exchange.entry(
+                    status,
+                    exchange.bytes_up,
+                    Some(down),
+                    Some(version),
+                    &actions,
+                ));
+            }
+        });
+        let mut out = Response::new(Either::Left(Counted::new(body, Some(done))));
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        out
+    }
+
+    /// The proxy's own answer, logged.
+    fn refused(&self, exchange: Exchange, refusal: &Refusal) -> Response<ProxyBody> {
+        tracing::debug!(
+            "{} {} {}: {} {}",
+            exchange.client_name(),
+            exchange.method,
+            exchange.url,
+            refusal.status.as_u16(),
+            refusal.reason
+        );
+        let out = refused(refusal, exchange.json);
+        let size = out.body().size_hint().exact();
+        self.log(exchange, refusal.status, size, None, &[]);
+        out
+    }
+
+    fn log(
+        &self,
+        exchange: Exchange,
+        status: StatusCode,
+        down: Option<u64>,
+        upstream: Option<Version>,
+        actions: &[PluginAction],
+    ) {
+        if let Some(log) = &self.access_log {
+            log.record(exchange.entry(status, exchange.bytes_up, down, upstream, actions));
         }
     }
 
@@ -239,27 +382,88 @@ impl Proxy {
     }
 }
 
-/// The origin's response as the client gets it: hop-by-hop headers
-/// removed, this proxy in `Via`, the pipeline's timings in
-/// `Server-Timing`, the body streaming.
-fn relayed(response: FetchResponse) -> Response<ProxyBody> {
-    let FetchResponse {
-        status,
-        version,
-        mut headers,
-        body,
-        timings,
-        ..
-    } = response;
-    hop::strip(&mut headers);
-    hop::add_via(&mut headers, version);
-    if let Ok(v) = HeaderValue::from_str(&server_timing(&timings)) {
-        headers.append(HeaderName::from_static("server-timing"), v);
+/// One request from arrival to the end of its response: what the access
+/// log says of it, what the client asked of the proxy, and the request
+/// in flight on its connection.
+#[derive(Debug, Clone)]
+struct Exchange {
+    time: SystemTime,
+    started: Instant,
+    client: Option<ClientConn>,
+    method: Method,
+    url: String,
+    bytes_up: Option<u64>,
+    json: bool,
+    show_actions: bool,
+    _in_flight: Option<Arc<InFlight>>,
+}
+
+impl Exchange {
+    /// Takes what the proxy needs from `request` (the `Sockhost-Actions`
+    /// header, which is the proxy's, is removed); `url` when the request's
+    /// target is not the URL (inside an intercepted tunnel).
+    fn start(
+        request: &mut Request<Incoming>,
+        client: Option<ClientConn>,
+        url: Option<String>,
+    ) -> Self {
+        let show_actions = actions_header::take_request(request.headers_mut());
+        // The body's length when the client said it, or sent none.
+        let bytes_up = match request.method() {
+            &Method::CONNECT => None,
+            _ => request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .or_else(|| request.body().is_end_stream().then_some(0)),
+        };
+        let url = url.unwrap_or_else(|| match request.method() {
+            &Method::CONNECT => request
+                .uri()
+                .authority()
+                .map_or_else(|| request.uri().to_string(), |a| a.to_string()),
+            _ => request.uri().to_string(),
+        });
+        Exchange {
+            time: SystemTime::now(),
+            started: Instant::now(),
+            _in_flight: client.as_ref().map(|c| Arc::new(c.busy())),
+            client,
+            method: request.method().clone(),
+            url,
+            bytes_up,
+            json: wants_json(request.headers()),
+            show_actions,
+        }
     }
-    let mut out = Response::new(Either::Left(body));
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
-    out
+
+    fn client_name(&self) -> String {
+        self.client
+            .as_ref()
+            .map_or_else(|| "in-process".to_owned(), |c| c.peer.to_string())
+    }
+
+    fn entry(
+        &self,
+        status: StatusCode,
+        up: Option<u64>,
+        down: Option<u64>,
+        upstream: Option<Version>,
+        actions: &[PluginAction],
+    ) -> Entry {
+        Entry {
+            time: self.time,
+            client: self.client_name(),
+            method: self.method.to_string(),
+            url: self.url.clone(),
+            status: status.as_u16(),
+            bytes_up: up,
+            bytes_down: down,
+            duration: self.started.elapsed(),
+            upstream,
+            actions: Entry::action_names(actions),
+        }
+    }
 }
 
 /// The pipeline's timings, in milliseconds, as `Server-Timing` metrics.

@@ -1,8 +1,11 @@
 //! The daemon's accept loops: every client connection, on loopback TCP or
 //! the Unix socket, is served by hyper (HTTP/1.1 with keep-alive, or h2c
-//! with prior knowledge, told apart by the connection preface). On
-//! shutdown it stops accepting, lets requests in flight finish up to a
-//! deadline, and saves what the host learned.
+//! with prior knowledge, told apart by the connection preface), within the
+//! [`Limits`]: at most `max-clients` connections (more wait in the listen
+//! queue), a header read timeout, and an idle timeout for connections with
+//! no request in flight. On shutdown it stops accepting, lets requests in
+//! flight finish up to a deadline, saves what the host learned (the
+//! Alt-Svc cache) and flushes the access log.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,13 +14,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Request;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, Interest};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 
+use super::client::{ClientConn, Peer};
+use super::idle::IdleIo;
+use super::limits::Limits;
 use super::proxy::Proxy;
 
 /// How long a client may take to send a request's headers (slowloris),
@@ -41,24 +50,32 @@ pub struct Server {
     proxy: Arc<Proxy>,
     tcp: Vec<TcpListener>,
     unix: Option<(UnixListener, PathBuf)>,
-    header_read_timeout: Duration,
+    limits: Limits,
 }
 
 impl Server {
-    /// Serves `proxy` on these listeners.
+    /// Serves `proxy` on these listeners, with the default [`Limits`].
     pub fn new(proxy: Proxy, tcp: Vec<TcpListener>, unix: Option<(UnixListener, PathBuf)>) -> Self {
         Server {
             proxy: Arc::new(proxy),
             tcp,
             unix,
-            header_read_timeout: HEADER_READ_TIMEOUT,
+            limits: Limits::default(),
         }
+    }
+
+    /// The limits on client connections: `max_clients`,
+    /// `header_read_timeout` and `keep_alive_idle` (the proxy takes the
+    /// others, [`Proxy::limits`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// How long a client may take to send a request's headers (default
     /// [`HEADER_READ_TIMEOUT`]); a connection that takes longer is closed.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
+        self.limits.header_read_timeout = timeout;
         self
     }
 
@@ -66,58 +83,30 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let graceful = GracefulShutdown::new();
         let (tx, mut accepted) = tokio::sync::mpsc::channel::<Accepted>(64);
-        let header_read_timeout = self.header_read_timeout;
+        let slots = Arc::new(Semaphore::new(self.limits.max_clients));
         let mut loops = Vec::new();
         for listener in self.tcp {
-            let tx = tx.clone();
-            loops.push(tokio::spawn(async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((s, _)) => {
-                            let _ = s.set_nodelay(true);
-                            let tx = tx.clone();
-                            tokio::spawn(async move {
-                                if speaks_within(&s, header_read_timeout).await {
-                                    let _ = tx.send(Accepted::Tcp(s)).await;
-                                }
-                            });
-                        }
-                        Err(e) => accept_failed(&e).await,
-                    }
-                }
-            }));
+            let accept = accept_loop(listener, slots.clone(), tx.clone(), self.limits);
+            loops.push(tokio::spawn(accept));
         }
         let socket_path = self.unix.as_ref().map(|(_, p)| p.clone());
         if let Some((listener, _)) = self.unix {
-            let tx = tx.clone();
-            loops.push(tokio::spawn(async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((s, _)) => {
-                            let tx = tx.clone();
-                            tokio::spawn(async move {
-                                if speaks_within(&s, header_read_timeout).await {
-                                    let _ = tx.send(Accepted::Unix(s)).await;
-                                }
-                            });
-                        }
-                        Err(e) => accept_failed(&e).await,
-                    }
-                }
-            }));
+            let accept = accept_loop(listener, slots.clone(), tx.clone(), self.limits);
+            loops.push(tokio::spawn(accept));
         }
         drop(tx);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 next = accepted.recv() => match next {
-                    Some(Accepted::Tcp(s)) => serve(&self.proxy, &graceful, self.header_read_timeout, s),
-                    Some(Accepted::Unix(s)) => serve(&self.proxy, &graceful, self.header_read_timeout, s),
+                    Some(Accepted { stream: Stream::Tcp(s), client }) => serve(&self.proxy, &graceful, self.limits, s, client),
+                    Some(Accepted { stream: Stream::Unix(s), client }) => serve(&self.proxy, &graceful, self.limits, s, client),
                     None => break,
                 },
                 () = &mut shutdown => break,
             }
         }
+        tracing::info!("shutting down: no new clients; finishing requests in flight");
         for l in loops {
             l.abort();
         }
@@ -131,12 +120,102 @@ impl Server {
             tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}: stopping anyway");
         }
         self.proxy.host().flush().await;
+        if let Some(log) = self.proxy.access_log() {
+            log.flush().await;
+            if log.dropped() > 0 {
+                tracing::warn!("access log: {} entries dropped in all", log.dropped());
+            }
+        }
+        tracing::info!("stopped");
     }
 }
 
-enum Accepted {
+/// A client connection that spoke, with its place among `max-clients`.
+struct Accepted {
+    stream: Stream,
+    client: ClientConn,
+}
+
+enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+}
+
+/// A listener the accept loop takes clients from.
+trait Listen: Send + 'static {
+    fn accept(&self) -> impl Future<Output = std::io::Result<(Stream, Peer)>> + Send;
+}
+
+impl Listen for TcpListener {
+    async fn accept(&self) -> std::io::Result<(Stream, Peer)> {
+        let (s, addr) = TcpListener::accept(self).await?;
+        let _ = s.set_nodelay(true);
+        Ok((Stream::Tcp(s), Peer::Tcp(addr)))
+    }
+}
+
+impl Listen for UnixListener {
+    async fn accept(&self) -> std::io::Result<(Stream, Peer)> {
+        let (s, _) = UnixListener::accept(self).await?;
+        Ok((Stream::Unix(s), Peer::Unix))
+    }
+}
+
+/// Takes clients from `listener` while fewer than `max_clients` are
+/// served; at the limit it stops accepting until one ends, so new clients
+/// wait in the kernel's listen queue. A client is passed on once it
+/// speaks.
+async fn accept_loop<L: Listen>(
+    listener: L,
+    slots: Arc<Semaphore>,
+    tx: tokio::sync::mpsc::Sender<Accepted>,
+    limits: Limits,
+) {
+    // Said once each time the limit is reached, not for every client.
+    let mut full = false;
+    loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                full = false;
+                slot
+            }
+            Err(_) => {
+                if !full {
+                    tracing::info!(
+                        "max-clients ({}) reached: new clients wait until one leaves",
+                        limits.max_clients
+                    );
+                    full = true;
+                }
+                match slots.clone().acquire_owned().await {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                }
+            }
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tracing::debug!("client {peer} connected");
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let speaks = match &stream {
+                        Stream::Tcp(s) => speaks_within(s, limits.header_read_timeout).await,
+                        Stream::Unix(s) => speaks_within(s, limits.header_read_timeout).await,
+                    };
+                    if speaks {
+                        let client = ClientConn::new(peer, Some(slot));
+                        let _ = tx.send(Accepted { stream, client }).await;
+                    } else {
+                        tracing::debug!("client {peer} sent nothing in time: closed");
+                    }
+                });
+            }
+            Err(e) => {
+                drop(slot);
+                accept_failed(&e).await;
+            }
+        }
+    }
 }
 
 /// Out of file descriptors and the like: say so, and do not spin.
@@ -195,25 +274,30 @@ impl Peek for UnixStream {
     }
 }
 
-/// Serves one client connection on a task of its own.
+/// Serves one client connection on a task of its own; it is closed after
+/// `keep_alive_idle` without a request in flight or a byte either way.
 fn serve<S>(
     proxy: &Arc<Proxy>,
     graceful: &GracefulShutdown,
-    header_read_timeout: Duration,
+    limits: Limits,
     stream: S,
+    client: ClientConn,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let proxy = proxy.clone();
-    let service = service_fn(move |request| {
+    let peer = client.peer;
+    let stream = IdleIo::new(stream, limits.keep_alive_idle, Some(client.busy_count()));
+    let service = service_fn(move |mut request: Request<Incoming>| {
         let proxy = proxy.clone();
+        request.extensions_mut().insert(client.clone());
         async move { Ok::<_, std::convert::Infallible>(proxy.handle(request).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS)
         .keep_alive(true);
@@ -221,8 +305,9 @@ fn serve<S>(
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     let connection = graceful.watch(connection.into_owned());
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("client connection ended: {e}");
+        match connection.await {
+            Ok(()) => tracing::debug!("client {peer} left"),
+            Err(e) => tracing::debug!("client {peer}: connection ended: {e}"),
         }
     });
 }
