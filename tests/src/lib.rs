@@ -2,7 +2,9 @@
 //! and fixtures are, and how to build runtimes and requests for them.
 
 pub mod aioquic;
+pub mod chromium;
 pub mod congestion_trace;
+pub mod daemon;
 pub mod dns;
 pub mod dns_relay;
 pub mod netns;
@@ -135,11 +137,15 @@ pub fn request(id: u64, url: &str) -> Request {
 }
 
 /// The `sockhost` binary, built on first use (the tests of this crate run
-/// the CLI, which lives in another package).
+/// the CLI, which lives in another package), or `SOCKHOST_BIN` when set
+/// (a copy that a shared target directory cannot replace under the tests).
 pub fn sockhost_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("SOCKHOST_BIN") {
+                return PathBuf::from(bin);
+            }
             let status = std::process::Command::new(env!("CARGO"))
                 .args(["build", "--quiet", "-p", "sockhost", "--bin", "sockhost"])
                 .current_dir(repo())

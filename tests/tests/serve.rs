@@ -3,76 +3,12 @@
 //! an https request target, and with h2c prior knowledge, to nginx; and
 //! the statuses a client gets when the daemon cannot or will not forward.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
+use sockhost_tests::daemon::Daemon;
 use sockhost_tests::nginx::Nginx;
 use sockhost_tests::sockhost_bin;
-
-/// A daemon on a free loopback port and a socket in a temp dir; stopped
-/// with SIGTERM when dropped.
-struct Daemon {
-    child: Child,
-    /// Kept open: the daemon may write more than the line read.
-    _stdout: BufReader<std::process::ChildStdout>,
-    addr: SocketAddr,
-    socket: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(extra: &[String]) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("run").join("sockhost.sock");
-        let mut child = Command::new(sockhost_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--unix"])
-            .arg(&socket)
-            .args(extra)
-            .env("XDG_DATA_HOME", dir.path().join("data"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("sockhost serve starts");
-        let mut first = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut first).unwrap();
-        let addr = first
-            .strip_prefix("listening on http://")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
-        Daemon {
-            child,
-            _stdout: stdout,
-            addr,
-            socket,
-            dir,
-        }
-    }
-
-    fn proxy(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
-    }
-}
 
 fn curl(args: &[&str]) -> Output {
     Command::new("curl")

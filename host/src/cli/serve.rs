@@ -90,8 +90,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some((listen::unix(&path).await?, path))
     };
     let bound = addresses(&tcp);
-    say_where(&bound, unix.as_ref().map(|(_, p)| p.as_path()));
-    let mut proxy = Proxy::new(host, bound);
+    let mut proxy = Proxy::new(host, bound.clone());
     if !args.connect_ports.is_empty() {
         proxy = proxy.connect_ports(args.connect_ports.clone());
     }
@@ -102,6 +101,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (ca, _) = LocalCa::load_or_create(&ca::ca_dir(&data))?;
         proxy = proxy.intercept(Interceptor::new(LeafCache::new(std::sync::Arc::new(ca))));
     }
+    // Only once the local CA exists: whoever reads this line may run
+    // `sockhost ca export` next, which would otherwise create a CA of its own.
+    say_where(&bound, unix.as_ref().map(|(_, p)| p.as_path()));
     let server = Server::new(proxy, tcp, unix);
     server.run(shutdown_signal()).await;
     Ok(())

@@ -1,0 +1,91 @@
+//! `sockhost serve` as a child process, on a free loopback port and a Unix
+//! socket in a temp dir, with a data directory of its own (where
+//! `--intercept` keeps its local CA).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+
+use crate::sockhost_bin;
+
+/// A running daemon; stopped with SIGTERM when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    /// Kept open: the daemon may write more than the line read.
+    _stdout: BufReader<ChildStdout>,
+    /// Its loopback TCP listener.
+    pub addr: SocketAddr,
+    /// Its Unix socket.
+    pub socket: PathBuf,
+    /// Its temp dir: the socket's folder and `data/` (`XDG_DATA_HOME`).
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// `sockhost serve` with `extra` arguments, once it says where it listens.
+    pub fn start(extra: &[String]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("run").join("sockhost.sock");
+        let mut child = Command::new(sockhost_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--unix"])
+            .arg(&socket)
+            .args(extra)
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("sockhost serve starts");
+        let mut first = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        stdout.read_line(&mut first).expect("the daemon's stdout");
+        let addr = first
+            .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        Daemon {
+            child,
+            _stdout: stdout,
+            addr,
+            socket,
+            dir,
+        }
+    }
+
+    /// Its URL as a proxy (`curl -x`).
+    pub fn proxy(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `sockhost <args>` with the daemon's data directory, e.g. `ca export`.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(sockhost_bin())
+            .args(args)
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .output()
+            .expect("sockhost runs")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("the daemon is our child")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.stop();
+        }
+    }
+}
