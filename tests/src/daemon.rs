@@ -1,6 +1,7 @@
 //! `sockhost serve` as a child process, on a free loopback port and a Unix
 //! socket in a temp dir, with a data directory of its own (where
-//! `--intercept` keeps its local CA).
+//! `--intercept` keeps its local CA). Its log (stderr) goes to a file, which
+//! a failing test prints.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -19,7 +20,8 @@ pub struct Daemon {
     pub addr: SocketAddr,
     /// Its Unix socket.
     pub socket: PathBuf,
-    /// Its temp dir: the socket's folder and `data/` (`XDG_DATA_HOME`).
+    /// Its temp dir: the socket's folder, `data/` (`XDG_DATA_HOME`) and
+    /// `stderr.log`.
     pub dir: tempfile::TempDir,
 }
 
@@ -28,13 +30,14 @@ impl Daemon {
     pub fn start(extra: &[String]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("run").join("sockhost.sock");
+        let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
         let mut child = Command::new(sockhost_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--unix"])
             .arg(&socket)
             .args(extra)
             .env("XDG_DATA_HOME", dir.path().join("data"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("sockhost serve starts");
         let mut first = String::new();
@@ -44,7 +47,10 @@ impl Daemon {
             .strip_prefix("listening on http://")
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
+            .unwrap_or_else(|| {
+                let log = std::fs::read_to_string(dir.path().join("stderr.log"));
+                panic!("no address in {first:?}: {}", log.unwrap_or_default())
+            });
         Daemon {
             child,
             _stdout: stdout,
@@ -68,6 +74,11 @@ impl Daemon {
             .expect("sockhost runs")
     }
 
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -86,6 +97,9 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         if self.is_running() {
             self.stop();
+        }
+        if std::thread::panicking() {
+            eprintln!("sockhost serve's log:\n{}", self.log());
         }
     }
 }
