@@ -1,9 +1,11 @@
 //! Headless Chromium (Debian's) through `sockhost serve`, pointed at it by a
 //! PAC that sends it only the test hosts: a page on nginx over https that
-//! loads a first-party script, two images and a script from an ad host.
-//! Without interception Chromium's own TLS goes through a blind CONNECT
-//! tunnel; with it, the daemon terminates TLS with its local CA (trusted by
-//! its SPKI hash) and the blocklist sees, and blocks, the ad script.
+//! loads a first-party script, two images, a script from an ad host, and an
+//! image and a frame from a tracker whose blocklist rule names scripts and
+//! images only. Without interception Chromium's own TLS goes through a
+//! blind CONNECT tunnel; with it, the daemon terminates TLS with its local
+//! CA (trusted by its SPKI hash) and the blocklist sees each request, with
+//! the resource type Chromium's `Sec-Fetch-Dest` gives.
 //!
 //! request-stats' counters cannot be read from a running daemon yet (no
 //! metrics endpoint, no access log): what was and was not loaded is read
@@ -15,37 +17,46 @@ use sockhost_tests::chromium::{self, spki_sha256, Browser};
 use sockhost_tests::daemon::Daemon;
 use sockhost_tests::nginx::Nginx;
 
-/// The first-party host and the ad host (`||ads.example^` in the built-in
-/// blocklist); nginx's certificate names both, so an intercepting daemon
-/// that does not block the ad host can fetch from it.
+/// The first-party host, the ad host (`||ads.example^` in the built-in
+/// blocklist) and the tracker (`||metrics.example.net^$script,xhr,image`);
+/// nginx's certificate names them all, so an intercepting daemon that does
+/// not block a request can fetch it.
 const SITE: &str = "www.site.test";
 const AD_HOST: &str = "ads.example";
+const TRACKER: &str = "metrics.example.net";
+const HOSTS: [&str; 3] = [SITE, AD_HOST, TRACKER];
 /// What the PAC sends to the daemon.
-const PROXIED: &[&str] = &["*.test", AD_HOST];
+const PROXIED: &[&str] = &["*.test", AD_HOST, TRACKER];
 
 /// nginx serving the page of tests/fixtures/browser, with an access log.
 fn site() -> Nginx {
-    let nginx = Nginx::start_with(&[], &[SITE, AD_HOST], true);
+    let nginx = Nginx::start_with(&[], &HOSTS, true);
     let port = nginx.addr.port().to_string();
     let fixtures = sockhost_tests::repo().join("tests/fixtures/browser");
-    for name in ["index.html", "site.js", "ad.js", "logo.svg", "photo.svg"] {
+    let files = [
+        "index.html",
+        "site.js",
+        "ad.js",
+        "logo.svg",
+        "photo.svg",
+        "pixel.svg",
+        "frame.html",
+    ];
+    for name in files {
         let text = std::fs::read_to_string(fixtures.join(name)).expect("fixture readable");
         std::fs::write(nginx.root.join(name), text.replace("{{PORT}}", &port)).unwrap();
     }
     nginx
 }
 
-/// The daemon's arguments that reach `nginx` as both hosts on its TLS port.
+/// The daemon's arguments that reach `nginx` as every host on its TLS port.
 fn to_nginx(nginx: &Nginx) -> Vec<String> {
     let port = nginx.addr.port();
-    vec![
-        "--resolve".into(),
-        format!("{SITE}:{port}:127.0.0.1"),
-        "--resolve".into(),
-        format!("{AD_HOST}:{port}:127.0.0.1"),
-        "--connect-port".into(),
-        port.to_string(),
-    ]
+    let mut args = vec!["--connect-port".to_owned(), port.to_string()];
+    for host in HOSTS {
+        args.extend(["--resolve".to_owned(), format!("{host}:{port}:127.0.0.1")]);
+    }
+    args
 }
 
 fn page(nginx: &Nginx) -> String {
@@ -60,11 +71,20 @@ fn assert_first_party_loaded(dom: &str) {
         "the first-party script did not run: {dom}"
     );
     for img in ["logo", "photo"] {
-        let marked = dom.split("<img ").any(|tag| {
-            tag.contains(&format!(r#"id="{img}""#)) && tag.contains(r#"data-loaded="yes""#)
-        });
-        assert!(marked, "image {img} did not load: {dom}");
+        assert_eq!(image(dom, img), "yes", "image {img}: {dom}");
     }
+}
+
+/// What the page's handlers wrote on image `id`: "yes" (loaded), "failed",
+/// or "" (neither ran).
+fn image<'a>(dom: &'a str, id: &str) -> &'a str {
+    let tag = dom
+        .split("<img ")
+        .find(|tag| tag.contains(&format!(r#"id="{id}""#)))
+        .unwrap_or_else(|| panic!("no image {id}: {dom}"));
+    tag.split_once(r#"data-loaded=""#)
+        .and_then(|(_, rest)| rest.split('"').next())
+        .unwrap_or("")
 }
 
 /// The page loaded, its first-party parts fetched from nginx, and the ad
@@ -87,19 +107,23 @@ fn assert_loaded_without_the_ad(dom: &str, nginx: &Nginx) {
     assert_eq!(requests_for(nginx, AD_HOST), Vec::<String>::new());
 }
 
-/// The access log's requests for `host` (`METHOD URI STATUS`).
+/// The access log's requests for `host` (`METHOD URI STATUS`), sorted
+/// (the browser fetches in parallel).
 fn requests_for(nginx: &Nginx, host: &str) -> Vec<String> {
-    nginx
+    let mut requests: Vec<String> = nginx
         .requests()
         .iter()
         .filter_map(|l| l.strip_prefix(&format!("{host} ")).map(str::to_owned))
-        .collect()
+        .collect();
+    requests.sort();
+    requests
 }
 
 /// Chromium's own TLS to nginx through a blind tunnel (nginx's key is
 /// trusted by its hash). The blocklist decides at host level: the CONNECT
 /// to the ad host is refused, so its script never runs and nginx never
-/// sees a request for it.
+/// sees a request for it; the tracker's rule is for scripts and images,
+/// which a CONNECT is not, so its image and frame load.
 #[test]
 fn chromium_loads_a_page_through_connect_tunnels() {
     let Some(bin) = chromium::available() else {
@@ -112,13 +136,20 @@ fn chromium_loads_a_page_through_connect_tunnels() {
 
     let dom = browser.dump_dom(&page(&nginx));
     assert_loaded_without_the_ad(&dom, &nginx);
+    assert_eq!(image(&dom, "pixel"), "yes", "{dom}");
+    assert_eq!(
+        requests_for(&nginx, TRACKER),
+        ["GET /frame.html 200", "GET /pixel.svg 200"]
+    );
 }
 
 /// The daemon terminates Chromium's TLS with its local CA (exported with
 /// `sockhost ca export`, trusted by its SPKI hash) and fetches each request
-/// itself: the blocklist blocks the ad script inside the tunnel. The same
-/// page through a daemon without the blocklist shows the ad: it was the
-/// blocklist, not an unreachable host, that kept it out.
+/// itself: the blocklist blocks the ad script inside the tunnel, and the
+/// tracker's image (Chromium says `Sec-Fetch-Dest: image`) but not its
+/// frame. The same page through a daemon without the blocklist shows the
+/// ad and the image: it was the blocklist, not an unreachable host, that
+/// kept them out.
 #[test]
 fn an_intercepting_daemon_blocks_the_ad_script_chromium_asks_for() {
     let Some(bin) = chromium::available() else {
@@ -132,6 +163,8 @@ fn an_intercepting_daemon_blocks_the_ad_script_chromium_asks_for() {
 
     let dom = browser.dump_dom(&page(&nginx));
     assert_loaded_without_the_ad(&dom, &nginx);
+    assert_eq!(image(&dom, "pixel"), "failed", "{dom}");
+    assert_eq!(requests_for(&nginx, TRACKER), ["GET /frame.html 200"]);
 
     let shot = screenshot_path("serve_browser_intercepted.png");
     browser.screenshot(&page(&nginx), &shot);
@@ -156,7 +189,8 @@ fn an_intercepting_daemon_blocks_the_ad_script_chromium_asks_for() {
         dom.contains("AD SCRIPT RAN"),
         "without the blocklist: {dom}"
     );
-    assert_eq!(requests_for(&nginx, AD_HOST), vec!["GET /ad.js 200"]);
+    assert_eq!(image(&dom, "pixel"), "yes", "{dom}");
+    assert_eq!(requests_for(&nginx, AD_HOST), ["GET /ad.js 200"]);
     let shot = screenshot_path("serve_browser_without_blocklist.png");
     browser.screenshot(&page(&nginx), &shot);
     eprintln!("screenshot: {}", shot.display());

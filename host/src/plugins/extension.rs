@@ -18,6 +18,7 @@ use sockhost_policy::{Manifest, OnFault, World};
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 use wasmtime::Store;
 
+use super::fault::FaultKind;
 use super::instance::{CallError, SharedSupervisor, Supervised, WorldBindings};
 use super::load::{LoadError, LoadedPlugin};
 use super::state::{PluginState, WorldData};
@@ -338,8 +339,17 @@ impl ExtensionPlugin {
             initialized: 0,
             registers_first_init: true,
         };
-        plugin.ensure_init().map_err(StartError::Init)?;
-        Ok(plugin)
+        loop {
+            match plugin.ensure_init() {
+                Ok(()) => return Ok(plugin),
+                // The budget is wall-clock time: a first call on a busy
+                // machine may run past it. The fault restarted the instance;
+                // it is tried again while its fault budget lasts.
+                Err(CallError::Fault(f))
+                    if f.kind == FaultKind::Deadline && !plugin.is_disabled() => {}
+                Err(e) => return Err(StartError::Init(e)),
+            }
+        }
     }
 
     /// Another instance of the same plugin: the same code, manifest, rules,
