@@ -1,50 +1,57 @@
-//! `sockhost serve` as a child process for the end-to-end tests, and curl
-//! (an unchanged client nobody here wrote) to talk to it.
+//! `sockhost serve` as a child process, on a free loopback port and a Unix
+//! socket in a temp dir, with a data directory of its own (where
+//! `--intercept` keeps its local CA). Its log (stderr) goes to a file, which
+//! a failing test prints. And curl (an unchanged client nobody here
+//! wrote) to talk to it.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 
 use crate::sockhost_bin;
 
-/// A daemon on a free loopback port and a socket in a temp dir; stopped
-/// with SIGTERM when dropped.
+/// A running daemon; stopped with SIGTERM when dropped.
 #[derive(Debug)]
 pub struct Daemon {
     child: Child,
     /// Kept open: the daemon may write more than the line read.
-    _stdout: BufReader<std::process::ChildStdout>,
-    /// Its first TCP address.
+    _stdout: BufReader<ChildStdout>,
+    /// Its loopback TCP listener.
     pub addr: SocketAddr,
     /// Its Unix socket.
     pub socket: PathBuf,
-    /// Its temp dir (`data/` is its XDG_DATA_HOME).
+    /// Its temp dir: the socket's folder, `data/` (`XDG_DATA_HOME`) and
+    /// `stderr.log`.
     pub dir: tempfile::TempDir,
 }
 
 impl Daemon {
-    /// `sockhost serve --listen 127.0.0.1:0 --unix …` with `extra`.
+    /// `sockhost serve` with `extra` arguments, once it says where it listens.
     pub fn start(extra: &[String]) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("run").join("sockhost.sock");
+        let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
         let mut child = Command::new(sockhost_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--unix"])
             .arg(&socket)
             .args(extra)
             .env("XDG_DATA_HOME", dir.path().join("data"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("sockhost serve starts");
         let mut first = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut first).unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        stdout.read_line(&mut first).expect("the daemon's stdout");
         let addr = first
             .strip_prefix("listening on http://")
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
+            .unwrap_or_else(|| {
+                let log = std::fs::read_to_string(dir.path().join("stderr.log"));
+                panic!("no address in {first:?}: {}", log.unwrap_or_default())
+            });
         Daemon {
             child,
             _stdout: stdout,
@@ -70,24 +77,46 @@ impl Daemon {
             .expect("VmHWM in /proc/PID/status")
     }
 
-    /// `http://ADDR:PORT`, for `curl -x`.
+    /// Its URL as a proxy (`curl -x`).
     pub fn proxy(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// `sockhost <args>` with the daemon's data directory, e.g. `ca export`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(sockhost_bin())
+            .args(args)
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .output()
+            .expect("sockhost runs")
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGTERM, then the exit status.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
+    pub fn stop(&mut self) -> ExitStatus {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        self.child.wait().unwrap()
+        self.child.wait().expect("the daemon is our child")
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
+        if self.is_running() {
             self.stop();
+        }
+        if std::thread::panicking() {
+            eprintln!("sockhost serve's log:\n{}", self.log());
         }
     }
 }

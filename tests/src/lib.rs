@@ -2,6 +2,7 @@
 //! and fixtures are, and how to build runtimes and requests for them.
 
 pub mod aioquic;
+pub mod chromium;
 pub mod congestion_trace;
 pub mod daemon;
 pub mod dns;
@@ -136,7 +137,8 @@ pub fn request(id: u64, url: &str) -> Request {
 }
 
 /// The `sockhost` binary, built on first use (the tests of this crate run
-/// the CLI, which lives in another package); `SOCKHOST_BIN` names another.
+/// the CLI, which lives in another package), or `SOCKHOST_BIN` when set
+/// (a copy that a shared target directory cannot replace under the tests).
 pub fn sockhost_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT

@@ -21,13 +21,25 @@ pub struct Nginx {
     pub ca_file: PathBuf,
     /// The folder it serves; tests may add files.
     pub root: PathBuf,
+    /// Its access log, when asked for ([`Nginx::start_with`]): one line per
+    /// request, `HOST METHOD URI STATUS`.
+    pub access_log: Option<PathBuf>,
     child: Child,
     _dir: tempfile::TempDir,
 }
 
+/// The names nginx's certificate is for, unless told otherwise.
+pub const DEFAULT_NAMES: &[&str] = &["localhost", "nginx.test"];
+
 impl Nginx {
     /// Starts nginx serving `files` (name, size in bytes of a known pattern).
     pub fn start(files: &[(&str, u64)]) -> Nginx {
+        Nginx::start_with(files, DEFAULT_NAMES, false)
+    }
+
+    /// [`Nginx::start`] with a certificate for `names`, and an access log if
+    /// `access_log`.
+    pub fn start_with(files: &[(&str, u64)], names: &[&str], access_log: bool) -> Nginx {
         assert!(
             Path::new(NGINX).exists(),
             "{NGINX} is missing: install nginx (bash scripts/setup.sh does)"
@@ -48,7 +60,7 @@ impl Nginx {
                 std::fs::write(&path, data).unwrap();
             }
         }
-        let (ca_pem, cert_pem, key_pem) = crate::origin::certificates(&["localhost", "nginx.test"]);
+        let (ca_pem, cert_pem, key_pem) = crate::origin::certificates(names);
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca_pem).unwrap();
         std::fs::write(dir.path().join("cert.pem"), cert_pem).unwrap();
@@ -61,6 +73,14 @@ impl Nginx {
         drop((tls_listener, http_listener));
         let d = dir.path().display();
         let user = if is_root() { "user root root;" } else { "" };
+        let log_path = access_log.then(|| dir.path().join("access.log"));
+        let log = match &log_path {
+            Some(path) => format!(
+                "log_format hosts '$host $request_method $request_uri $status';\n    access_log {} hosts;",
+                path.display()
+            ),
+            None => "access_log off;".to_owned(),
+        };
         let conf = format!(
             "{user}
 worker_processes 2;
@@ -69,7 +89,14 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    {log}
+    types {{
+        text/html html;
+        text/javascript js;
+        image/svg+xml svg;
+        image/png png;
+        text/plain txt;
+    }}
     client_body_temp_path {d}/tmp;
     proxy_temp_path {d}/tmp;
     fastcgi_temp_path {d}/tmp;
@@ -123,6 +150,7 @@ http {{
             http_addr,
             ca_file,
             root,
+            access_log: log_path,
             child,
             _dir: dir,
         }
@@ -137,6 +165,22 @@ fn is_root() -> bool {
                     .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
             })
             .unwrap_or(false)
+}
+
+impl Nginx {
+    /// The lines of the access log so far (empty without one).
+    pub fn requests(&self) -> Vec<String> {
+        self.access_log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// The PEM file of the certificate it serves.
+    pub fn cert_file(&self) -> PathBuf {
+        self._dir.path().join("cert.pem")
+    }
 }
 
 impl Drop for Nginx {

@@ -155,6 +155,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (ca, _) = LocalCa::load_or_create(&ca::ca_dir(&data))?;
         proxy = proxy.intercept(Interceptor::new(LeafCache::new(std::sync::Arc::new(ca))));
     }
+    // Only once the local CA exists: whoever reads this line may run
+    // `sockhost ca export` next, which would otherwise create a CA of its own.
     say_where(&bound, unix.as_ref().map(|(_, p)| p.as_path()));
     let server = Server::new(proxy, tcp, unix).limits(settings.limits);
     server.run(shutdown_signal()).await;

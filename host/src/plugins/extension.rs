@@ -18,6 +18,7 @@ use sockhost_policy::{Manifest, OnFault, World};
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 use wasmtime::Store;
 
+use super::fault::FaultKind;
 use super::instance::{CallError, SharedSupervisor, Supervised, WorldBindings};
 use super::load::{LoadError, LoadedPlugin};
 use super::state::{PluginState, WorldData};
@@ -223,12 +224,19 @@ impl ExtensionShared {
         self.0.supervisor.is_disabled_at(now)
     }
 
+    /// Whether a disabled plugin's hooks are skipped: under fail-open only.
+    /// Under fail-closed a disabled plugin's requests are still offered to
+    /// it, so that they are refused ("failed (disabled)"), not let through.
+    fn skipped_while_disabled(&self) -> bool {
+        self.on_fault() == OnFault::FailOpen && self.is_disabled()
+    }
+
     /// Whether `on_request` would call into the plugin for a request to
     /// `host`: the manifest grants the host and the registered request
     /// filter matches.
     pub fn wants_request(&self, host: &str, method: &str, resource_type: ResourceType) -> bool {
         self.0.manifest.capabilities.may_see_host(host)
-            && !self.is_disabled()
+            && !self.skipped_while_disabled()
             && self
                 .registration()
                 .request_filter
@@ -239,13 +247,13 @@ impl ExtensionShared {
     /// Whether `on_response` could call into the plugin for any host (a
     /// response filter is registered).
     pub fn may_want_responses(&self) -> bool {
-        !self.is_disabled() && self.registration().response_filter.is_some()
+        !self.skipped_while_disabled() && self.registration().response_filter.is_some()
     }
 
     /// Whether `on_response` would call into the plugin for `host`.
     pub fn wants_response(&self, host: &str) -> bool {
         self.0.manifest.capabilities.may_see_host(host)
-            && !self.is_disabled()
+            && !self.skipped_while_disabled()
             && self
                 .registration()
                 .response_filter
@@ -331,8 +339,17 @@ impl ExtensionPlugin {
             initialized: 0,
             registers_first_init: true,
         };
-        plugin.ensure_init().map_err(StartError::Init)?;
-        Ok(plugin)
+        loop {
+            match plugin.ensure_init() {
+                Ok(()) => return Ok(plugin),
+                // The budget is wall-clock time: a first call on a busy
+                // machine may run past it. The fault restarted the instance;
+                // it is tried again while its fault budget lasts.
+                Err(CallError::Fault(f))
+                    if f.kind == FaultKind::Deadline && !plugin.is_disabled() => {}
+                Err(e) => return Err(StartError::Init(e)),
+            }
+        }
     }
 
     /// Another instance of the same plugin: the same code, manifest, rules,

@@ -303,7 +303,7 @@ impl LocalCa {
 
     /// [`Self::issue`], valid from `now`.
     pub fn issue_at(&self, host: &LeafHost, now: SystemTime) -> Result<Leaf, CaError> {
-        leaf::issue(&self.issuer, self.not_after, host, now)
+        leaf::issue(&self.issuer, &self.cert_der, self.not_after, host, now)
     }
 }
 

@@ -84,9 +84,14 @@ pub struct Leaf {
 }
 
 /// Issues a leaf for `host` at `now`, signed by `issuer`, valid for
-/// [`LEAF_VALIDITY`] but never beyond the CA's own `ca_not_after`.
+/// [`LEAF_VALIDITY`] but never beyond the CA's own `ca_not_after`. The
+/// handshake presents the CA (`ca_cert`) after the leaf: a browser that
+/// trusts the CA by its key's hash (Chromium's
+/// `--ignore-certificate-errors-spki-list`) looks for it in the chain the
+/// server sends.
 pub fn issue(
     issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+    ca_cert: &CertificateDer<'static>,
     ca_not_after: SystemTime,
     host: &LeafHost,
     now: SystemTime,
@@ -114,7 +119,7 @@ pub fn issue(
         .map_err(CaError::Tls)?
         .with_no_client_auth()
         .with_single_cert(
-            vec![cert.clone()],
+            vec![cert.clone(), ca_cert.clone()],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .map_err(CaError::Tls)?;

@@ -42,6 +42,15 @@ fn handshake(
     client: Arc<rustls::ClientConfig>,
     name: &str,
 ) -> Result<Option<Vec<u8>>, rustls::Error> {
+    connect(server, client, name).map(|c| c.alpn_protocol().map(<[u8]>::to_vec))
+}
+
+/// The client's side of a finished handshake.
+fn connect(
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    name: &str,
+) -> Result<rustls::Connection, rustls::Error> {
     let name = ServerName::try_from(name.to_owned()).unwrap();
     let mut client = rustls::Connection::from(rustls::ClientConnection::new(client, name)?);
     let mut server = rustls::Connection::from(rustls::ServerConnection::new(server)?);
@@ -49,10 +58,22 @@ fn handshake(
         carry(&mut client, &mut server)?;
         carry(&mut server, &mut client)?;
         if !client.is_handshaking() && !server.is_handshaking() {
-            return Ok(client.alpn_protocol().map(<[u8]>::to_vec));
+            return Ok(client);
         }
     }
     panic!("the handshake did not finish");
+}
+
+#[test]
+fn the_handshake_presents_the_ca_after_the_leaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = LocalCa::create(dir.path()).unwrap();
+    let leaf = ca.issue(&LeafHost::parse("www.test").unwrap()).unwrap();
+    let client = connect(leaf.config, client_trusting(ca.cert_der()), "www.test").unwrap();
+    assert_eq!(
+        client.peer_certificates().unwrap(),
+        [leaf.cert, ca.cert_der().clone()]
+    );
 }
 
 #[test]
