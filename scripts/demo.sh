@@ -58,10 +58,10 @@ echo "($(wc -c <"$work/page") bytes of README.md)"
 
 echo
 echo "== the same over the daemon's Unix socket, HTTP/2 with prior knowledge:"
+# Over h2 the request's :scheme and :authority name the origin.
 curl -sS --fail --http2-prior-knowledge --unix-socket "$work/sockhost.sock" \
-    --request-target "http://www.local.test:$port/README.md" \
     -o /dev/null -w 'status %{http_code}, HTTP/%{http_version}, %{size_download} bytes\n' \
-    http://localhost/
+    "http://www.local.test:$port/README.md"
 
 echo
 echo "== an ad host: the blocklist cancels it before any connection:"
