@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// picks a free port). Default: 127.0.0.1:8128.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
+    /// Do not listen on TCP, only on the Unix socket (as a daemon an IPC
+    /// client starts does).
+    #[arg(long, conflicts_with_all = ["listen", "no_unix"])]
+    pub no_tcp: bool,
     /// The Unix socket to listen on too (default:
     /// $XDG_RUNTIME_DIR/sockhost/sockhost.sock).
     #[arg(long, value_name = "PATH", conflicts_with = "no_unix")]
@@ -71,7 +75,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let builder = Host::builder().config(&config, &runtime)?;
     let builder = super::host_setup::network_options(builder, &args.resolve, &args.ca)?;
     let host = builder.build()?;
-    let wanted = if args.listen.is_empty() {
+    let wanted = if args.no_tcp {
+        Vec::new()
+    } else if args.listen.is_empty() {
         vec![SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))]
     } else {
         args.listen.clone()

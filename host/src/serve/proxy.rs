@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 
 use super::hop;
 use super::intercept::Interceptor;
-use super::refusal::{wants_json, Refusal};
+use super::refusal::{wants_json, Refusal, REFUSAL_HEADER};
 use super::target::{authority, classify, ProxyTarget};
 use crate::host::{FetchRequest, FetchResponse, Host, ResponseBody, Timings};
 use crate::plugins::extension::ResourceType;
@@ -242,6 +242,7 @@ fn relayed(response: FetchResponse) -> Response<ProxyBody> {
         ..
     } = response;
     hop::strip(&mut headers);
+    headers.remove(REFUSAL_HEADER);
     hop::add_via(&mut headers, version);
     if let Ok(v) = HeaderValue::from_str(&server_timing(&timings)) {
         headers.append(HeaderName::from_static("server-timing"), v);
@@ -270,6 +271,8 @@ fn refused(refusal: &Refusal, json: bool) -> Response<ProxyBody> {
     let mut out = Response::new(Either::Right(Full::new(body)));
     *out.status_mut() = refusal.status;
     out.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    out.headers_mut()
+        .insert(REFUSAL_HEADER, HeaderValue::from_static("1"));
     hop::add_via(out.headers_mut(), Version::HTTP_11);
     out
 }
