@@ -135,11 +135,15 @@ pub fn request(id: u64, url: &str) -> Request {
 }
 
 /// The `sockhost` binary, built on first use (the tests of this crate run
-/// the CLI, which lives in another package).
+/// the CLI, which lives in another package); `SOCKHOST_BIN` names another
+/// one instead (a copy, when several checkouts share a target directory).
 pub fn sockhost_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("SOCKHOST_BIN") {
+                return PathBuf::from(bin);
+            }
             let status = std::process::Command::new(env!("CARGO"))
                 .args(["build", "--quiet", "-p", "sockhost", "--bin", "sockhost"])
                 .current_dir(repo())

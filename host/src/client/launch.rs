@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,9 @@ pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often the socket is tried while a daemon starts.
 const POLL: Duration = Duration::from_millis(25);
+/// How often a thread looks whether a daemon exited, to reap it (and
+/// learn how it ended) soon after.
+const REAP_POLL: Duration = Duration::from_millis(20);
 
 /// How to start a daemon: the `sockhost` program and the arguments that
 /// follow `serve --no-tcp --unix SOCKET` (`--config FILE`, …).
@@ -82,7 +85,25 @@ impl DaemonCommand {
 #[derive(Debug)]
 pub(crate) struct Daemon {
     pid: u32,
-    exited: Arc<Mutex<Option<ExitStatus>>>,
+    process: Arc<Mutex<Process>>,
+}
+
+/// The child and, once reaped, how it exited. Reaping happens under the
+/// lock only, so that while it is held an unreaped pid is still the
+/// daemon's (a reaped pid may be another process's already).
+#[derive(Debug)]
+struct Process {
+    child: Child,
+    exit: Option<ExitStatus>,
+}
+
+impl Process {
+    fn reap(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().ok().flatten();
+        }
+        self.exit
+    }
 }
 
 impl Daemon {
@@ -93,20 +114,23 @@ impl Daemon {
 
     /// How it exited, once it has.
     pub fn exit_status(&self) -> Option<ExitStatus> {
-        *self.exited.lock().unwrap_or_else(|e| e.into_inner())
+        self.process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reap()
     }
 
     /// Asks it to stop (SIGTERM: it finishes what is in flight), unless it
-    /// already exited (its pid may belong to another process by then).
+    /// already exited.
     pub fn terminate(&self) {
-        if self.exit_status().is_some() {
-            return;
-        }
-        let pid = i32::try_from(self.pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw);
-        if let Some(pid) = pid {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let mut process = self.process.lock().unwrap_or_else(|e| e.into_inner());
+        if process.reap().is_none() {
+            let pid = i32::try_from(self.pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw);
+            if let Some(pid) = pid {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
         }
     }
 }
@@ -116,28 +140,37 @@ pub(crate) async fn start(
     command: &DaemonCommand,
     socket: &Path,
 ) -> Result<(Daemon, Connection), DaemonError> {
-    let mut child = command
+    let child = command
         .command(socket)
         .spawn()
         .map_err(|source| DaemonError::Spawn {
             program: command.program.clone(),
             source,
         })?;
-    let exited = Arc::new(Mutex::new(None));
-    let record = exited.clone();
     let pid = child.id();
-    std::thread::Builder::new()
+    let process = Arc::new(Mutex::new(Process { child, exit: None }));
+    let reaper = process.clone();
+    let spawned = std::thread::Builder::new()
         .name(format!("sockhost-daemon-{pid}"))
-        .spawn(move || {
-            if let Ok(status) = child.wait() {
-                *record.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+        .spawn(move || loop {
+            if reaper
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reap()
+                .is_some()
+            {
+                return;
             }
-        })
-        .map_err(|source| DaemonError::Spawn {
+            std::thread::sleep(REAP_POLL);
+        });
+    let daemon = Daemon { pid, process };
+    if let Err(source) = spawned {
+        daemon.terminate();
+        return Err(DaemonError::Spawn {
             program: command.program.clone(),
             source,
-        })?;
-    let daemon = Daemon { pid, exited };
+        });
+    }
     let deadline = Instant::now() + command.start_timeout;
     loop {
         if let Some(status) = daemon.exit_status() {

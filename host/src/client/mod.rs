@@ -45,7 +45,7 @@ pub const DEFAULT_CLIENT_TIMEOUT: Duration =
     DEFAULT_REQUEST_TIMEOUT.saturating_add(Duration::from_secs(5));
 
 /// What the client knows about its daemon, for tests and status pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientStatus {
     /// Whether a connection to a daemon is open.
     pub connected: bool,
@@ -59,6 +59,8 @@ pub struct ClientStatus {
     pub crashes: u32,
     /// Whether the client fetches in-process now.
     pub fallen_back: bool,
+    /// The last time a daemon was lost or would not start: why.
+    pub last_failure: Option<String>,
 }
 
 /// A client of the daemon; clones share its connection.
@@ -89,6 +91,8 @@ struct State {
     lifecycle: Lifecycle,
     connection: Option<Connection>,
     daemon: Option<Daemon>,
+    /// Why a daemon was last lost or would not start.
+    last_failure: Option<String>,
     /// Set once the client fell back (boxed: a host is large).
     host: Option<Box<Host>>,
 }
@@ -163,6 +167,7 @@ impl ClientBuilder {
                     lifecycle,
                     connection: None,
                     daemon: None,
+                    last_failure: None,
                     host: None,
                 }),
             }),
@@ -205,6 +210,7 @@ impl Client {
             relaunches: state.lifecycle.relaunches(),
             crashes: state.lifecycle.crashes_total(),
             fallen_back: state.lifecycle.fallen_back(),
+            last_failure: state.last_failure.clone(),
         }
     }
 
@@ -270,18 +276,25 @@ impl Client {
             Err(ConnectFailure::Absent(e)) => e,
         };
         let step = state.lifecycle.unreachable(Instant::now());
-        if let Some(daemon) = &state.daemon {
-            if matches!(
-                step,
-                Step::Relaunch | Step::FallBack { .. } | Step::GiveUp { .. }
-            ) {
-                tracing::warn!(
-                    pid = daemon.pid(),
-                    exit = ?daemon.exit_status(),
-                    "the sockhost daemon at {} is gone",
+        if matches!(
+            step,
+            Step::Relaunch | Step::FallBack { .. } | Step::GiveUp { .. }
+        ) {
+            let why = match &state.daemon {
+                Some(d) => format!(
+                    "the sockhost daemon (pid {}) at {} is gone ({})",
+                    d.pid(),
+                    inner.socket.display(),
+                    d.exit_status()
+                        .map_or("still running".to_owned(), |s| s.to_string())
+                ),
+                None => format!(
+                    "the sockhost daemon at {} is gone ({absent})",
                     inner.socket.display()
-                );
-            }
+                ),
+            };
+            tracing::warn!("{why}");
+            state.last_failure = Some(why);
         }
         match step {
             Step::Start | Step::Relaunch => {
@@ -300,14 +313,15 @@ impl Client {
                         state.daemon = Some(daemon);
                         Ok(state.use_connection(conn))
                     }
-                    Err(e) => match state.lifecycle.launch_failed(Instant::now()) {
-                        Some(Step::FallBack { crashes }) => {
-                            tracing::warn!("{e}");
-                            self.fall_back(&mut state, crashes)
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        state.last_failure = Some(e.to_string());
+                        match state.lifecycle.launch_failed(Instant::now()) {
+                            Some(Step::FallBack { crashes }) => self.fall_back(&mut state, crashes),
+                            Some(Step::GiveUp { crashes }) => Err(state.gave_up(crashes)),
+                            _ => Err(e.into()),
                         }
-                        Some(Step::GiveUp { crashes }) => Err(state.gave_up(crashes)),
-                        _ => Err(e.into()),
-                    },
+                    }
                 }
             }
             Step::FallBack { crashes } => self.fall_back(&mut state, crashes),
