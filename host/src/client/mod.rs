@@ -209,7 +209,8 @@ impl Client {
             launches: state.lifecycle.launches(),
             relaunches: state.lifecycle.relaunches(),
             crashes: state.lifecycle.crashes_total(),
-            fallen_back: state.lifecycle.fallen_back(),
+            // Fallen back once the host is there (building it may fail).
+            fallen_back: state.host.is_some(),
             last_failure: state.last_failure.clone(),
         }
     }
