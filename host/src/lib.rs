@@ -8,8 +8,10 @@
 #![warn(missing_docs)]
 
 pub mod builtin;
+pub mod client;
 pub mod config;
 pub mod extensions;
+mod fetch;
 pub mod host;
 pub mod net;
 pub mod pipeline;
@@ -18,3 +20,5 @@ pub mod rules;
 pub mod serve;
 pub mod telemetry;
 pub mod wiring;
+
+pub use fetch::Fetch;

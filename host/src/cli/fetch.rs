@@ -6,18 +6,43 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use sockhost::client::Client;
 use sockhost::config::{Config, ControllerRef};
-use sockhost::host::{FetchRequest, Host};
+use sockhost::host::{FetchRequest, FetchResponse, Host};
 use sockhost::net::connection::VersionPref;
 use sockhost::net::race::Outcome;
 use sockhost::plugins::telemetry::{Metric, MetricValue};
 use sockhost::plugins::CallError;
+use sockhost::Fetch;
+
+/// The options that set up an in-process host: a daemon reached with
+/// `--via` has its own.
+const HOST_OPTIONS: [&str; 14] = [
+    "ca",
+    "resolve",
+    "dns_server",
+    "http1",
+    "http2",
+    "http3",
+    "no_udp_batching",
+    "config",
+    "extensions",
+    "probes",
+    "connect_policy",
+    "congestion",
+    "no_default_plugins",
+    "metrics",
+];
 
 /// The options of `sockhost fetch`.
 #[derive(clap::Args, Debug)]
 pub struct FetchArgs {
     /// The http(s) URL.
     pub url: String,
+    /// Fetch through the daemon listening on this Unix socket (`sockhost
+    /// serve`) instead of in this process; the daemon's config applies.
+    #[arg(long, value_name = "SOCKET", conflicts_with_all = HOST_OPTIONS)]
+    pub via: Option<PathBuf>,
     /// Trust the CA certificates in this PEM file too (repeatable).
     #[arg(long = "ca", value_name = "FILE")]
     pub ca: Vec<PathBuf>,
@@ -130,6 +155,17 @@ fn layered_config(args: &FetchArgs) -> anyhow::Result<Config> {
 }
 
 async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
+    if let Some(socket) = &args.via {
+        if !(args.max_time > 0.0 && args.max_time.is_finite()) {
+            bail!("--max-time must be a positive number of seconds");
+        }
+        let client = Client::new(socket.clone());
+        let fetched = transfer(&client, request(&args)?, &args).await?;
+        if args.json {
+            println!("{}", describe(&args, &fetched, None, Some(socket)));
+        }
+        return Ok(());
+    }
     let config = layered_config(&args)?;
     // One short-lived process: on-demand instances, no pool to reserve.
     let runtime = super::host_setup::plugin_runtime(false)?;
@@ -147,6 +183,26 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         .udp_batching(!args.no_udp_batching);
     let builder = super::host_setup::network_options(builder, &args.resolve, &args.ca)?;
     let host = builder.build()?;
+    let fetched = transfer(&host, request(&args)?, &args).await?;
+    let metrics = if args.metrics {
+        host.telemetry().flush(Duration::from_secs(2)).await;
+        Some(host.telemetry().collect().await)
+    } else {
+        None
+    };
+    if let (Some(m), false) = (&metrics, args.json) {
+        eprint!("{}", render_metrics(m));
+    }
+    if args.json {
+        println!("{}", describe(&args, &fetched, metrics.as_deref(), None));
+    }
+    // What this run learned (Alt-Svc) is for the next one.
+    host.flush().await;
+    Ok(())
+}
+
+/// The request the command line describes.
+fn request(args: &FetchArgs) -> anyhow::Result<FetchRequest> {
     let mut request = FetchRequest::get(&args.url);
     request.method = http::Method::from_bytes(args.method.as_bytes())
         .map_err(|_| anyhow::anyhow!("invalid method {:?}", args.method))?;
@@ -161,10 +217,30 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
     if let Some(d) = &args.data {
         request.body = d.clone().into();
     }
+    Ok(request)
+}
+
+/// What each probe collected.
+type ProbeMetrics = [(String, Result<Vec<Metric>, CallError>)];
+
+/// A response whose body was written out.
+struct Fetched {
+    response: FetchResponse,
+    bytes: u64,
+    total: Duration,
+}
+
+/// Fetches `request` with `fetcher` and writes the body where the command
+/// line says, all within --max-time.
+async fn transfer(
+    fetcher: &impl Fetch,
+    request: FetchRequest,
+    args: &FetchArgs,
+) -> anyhow::Result<Fetched> {
     let total_limit = Duration::from_secs_f64(args.max_time);
     // --max-time bounds everything, the connection's setup included (a QUIC
     // handshake into a black hole would otherwise take its full timeout).
-    let response = tokio::time::timeout(total_limit, host.fetch(request))
+    let mut response = tokio::time::timeout(total_limit, fetcher.fetch(request))
         .await
         .map_err(|_| anyhow::anyhow!("no response within {total_limit:?} (--max-time)"))??;
     let mut out: Box<dyn Write> = match (&args.output, args.json) {
@@ -175,11 +251,10 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         (None, true) => Box::new(std::io::sink()),
         (None, false) => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let mut body = response.body;
     let mut bytes = 0u64;
     loop {
         let remaining = total_limit.saturating_sub(response.started.elapsed());
-        let chunk = tokio::time::timeout(remaining, body.chunk())
+        let chunk = tokio::time::timeout(remaining, response.body.chunk())
             .await
             .map_err(|_| anyhow::anyhow!("the body did not finish within {:?}", total_limit))??;
         let Some(chunk) = chunk else { break };
@@ -188,80 +263,102 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
     }
     out.flush().context("cannot write the body")?;
     let total = response.started.elapsed();
-    let metrics = if args.metrics {
-        host.telemetry().flush(Duration::from_secs(2)).await;
-        Some(host.telemetry().collect().await)
-    } else {
-        None
-    };
-    if let (Some(m), false) = (&metrics, args.json) {
-        eprint!("{}", render_metrics(m));
-    }
-    if args.json {
-        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
-        let c = &response.connection;
-        let attempts: Vec<serde_json::Value> = c
-            .attempts
-            .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "address": c.candidates.iter().find(|(id, _)| *id == a.candidate).map(|(_, addr)| addr.to_string()),
-                    "transport": if a.tcp { "tcp" } else { "quic" },
-                    "syn_retry_twin": a.twin,
-                    "start_ms": a.started.map(ms),
-                    "duration_ms": a.elapsed.map(ms),
-                    "outcome": match a.outcome {
-                        Outcome::Won => "won",
-                        Outcome::ConnectedLate => "connected-late",
-                        Outcome::Failed => "failed",
-                        Outcome::Cancelled => "cancelled",
-                        Outcome::NotStarted => "not-started",
-                    },
-                })
+    Ok(Fetched {
+        response,
+        bytes,
+        total,
+    })
+}
+
+/// The --json object. Through a daemon (`via`), what only the daemon knew
+/// (the race, the connection, plugin actions, redirects) is `null`.
+fn describe(
+    args: &FetchArgs,
+    fetched: &Fetched,
+    metrics: Option<&ProbeMetrics>,
+    via: Option<&Path>,
+) -> serde_json::Value {
+    let Fetched {
+        response,
+        bytes,
+        total,
+    } = fetched;
+    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let c = &response.connection;
+    let attempts: Vec<serde_json::Value> = c
+        .attempts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "address": c.candidates.iter().find(|(id, _)| *id == a.candidate).map(|(_, addr)| addr.to_string()),
+                "transport": if a.tcp { "tcp" } else { "quic" },
+                "syn_retry_twin": a.twin,
+                "start_ms": a.started.map(ms),
+                "duration_ms": a.elapsed.map(ms),
+                "outcome": match a.outcome {
+                    Outcome::Won => "won",
+                    Outcome::ConnectedLate => "connected-late",
+                    Outcome::Failed => "failed",
+                    Outcome::Cancelled => "cancelled",
+                    Outcome::NotStarted => "not-started",
+                },
             })
-            .collect();
-        let winner = (!response.reused).then(|| why_won(&c.attempts)).flatten();
-        let v = serde_json::json!({
-            "url": args.url,
-            "winner": winner,
-            "status": response.status.as_u16(),
-            "http_version": match response.version {
-                http::Version::HTTP_3 => "HTTP/3".to_owned(),
-                v => format!("{v:?}"),
-            },
-            "remote_address": c.remote.map(|a| a.to_string()),
-            "reused_connection": response.reused,
-            "planned_by": (!response.reused).then(|| c.planned_by.clone()),
-            "congestion": c.congestion.as_ref().map(|s| serde_json::json!({
-                "controller": s.controller(), "fault": s.fault(),
-            })),
-            "tls": c.tls_version.as_ref().map(|v| serde_json::json!({
-                "version": v, "alpn": c.alpn, "resumed": c.resumed,
-            })),
-            "timings_ms": {
-                "dns": ms(response.timings.dns),
-                "connect": ms(response.timings.connect),
-                "tls": ms(response.timings.tls),
-                "first_byte": ms(response.timings.first_byte),
-                "total": ms(total),
-            },
-            "bytes": bytes,
-            "attempts": if response.reused { Vec::new() } else { attempts },
-            "url_fetched": response.url,
-            "plugin_actions": response.actions.iter().map(|a| serde_json::json!({
-                "plugin": a.plugin, "action": a.action, "detail": a.detail,
-            })).collect::<Vec<_>>(),
-            "metrics": metrics.as_ref().map(|m| render_metrics(m)),
-        });
-        println!("{v}");
+        })
+        .collect();
+    let winner = (!response.reused).then(|| why_won(&c.attempts)).flatten();
+    let mut v = serde_json::json!({
+        "url": args.url,
+        "winner": winner,
+        "status": response.status.as_u16(),
+        "http_version": match response.version {
+            http::Version::HTTP_3 => "HTTP/3".to_owned(),
+            v => format!("{v:?}"),
+        },
+        "remote_address": c.remote.map(|a| a.to_string()),
+        "reused_connection": response.reused,
+        "planned_by": (!response.reused).then(|| c.planned_by.clone()),
+        "congestion": c.congestion.as_ref().map(|s| serde_json::json!({
+            "controller": s.controller(), "fault": s.fault(),
+        })),
+        "tls": c.tls_version.as_ref().map(|v| serde_json::json!({
+            "version": v, "alpn": c.alpn, "resumed": c.resumed,
+        })),
+        "timings_ms": {
+            "dns": ms(response.timings.dns),
+            "connect": ms(response.timings.connect),
+            "tls": ms(response.timings.tls),
+            "first_byte": ms(response.timings.first_byte),
+            "total": ms(*total),
+        },
+        "bytes": bytes,
+        "attempts": if response.reused { Vec::new() } else { attempts },
+        "url_fetched": response.url,
+        "plugin_actions": response.actions.iter().map(|a| serde_json::json!({
+            "plugin": a.plugin, "action": a.action, "detail": a.detail,
+        })).collect::<Vec<_>>(),
+        "metrics": metrics.map(render_metrics),
+        "via": via.map(|p| p.display().to_string()),
+    });
+    if via.is_some() {
+        for unknown in [
+            "winner",
+            "remote_address",
+            "reused_connection",
+            "planned_by",
+            "congestion",
+            "tls",
+            "attempts",
+            "url_fetched",
+            "plugin_actions",
+        ] {
+            v[unknown] = serde_json::Value::Null;
+        }
     }
-    // What this run learned (Alt-Svc) is for the next one.
-    host.flush().await;
-    Ok(())
+    v
 }
 
 /// Prometheus text format, one block per probe.
-fn render_metrics(all: &[(String, Result<Vec<Metric>, CallError>)]) -> String {
+fn render_metrics(all: &ProbeMetrics) -> String {
     let mut out = String::new();
     for (probe, metrics) in all {
         out.push_str(&format!("# probe {probe}\n"));

@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// repeatable; port 0 picks a free port). Default: 127.0.0.1:8128.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
+    /// Do not listen on TCP, only on the Unix socket (as a daemon an IPC
+    /// client starts does).
+    #[arg(long, conflicts_with_all = ["listen", "no_unix"])]
+    pub no_tcp: bool,
     /// The Unix socket to listen on too (default:
     /// $XDG_RUNTIME_DIR/sockhost/sockhost.sock).
     #[arg(long, value_name = "PATH", conflicts_with = "no_unix")]
@@ -67,6 +71,9 @@ pub struct ServeArgs {
 fn settings(args: &ServeArgs, mut serve: ServeConfig) -> ServeConfig {
     if !args.listen.is_empty() {
         serve.listen = args.listen.clone();
+    }
+    if args.no_tcp {
+        serve.listen.clear();
     }
     if let Some(path) = &args.unix {
         serve.unix = UnixSocket::Path(path.clone());

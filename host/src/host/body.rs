@@ -86,6 +86,17 @@ impl ResponseBody {
         }
     }
 
+    /// The body of a response the daemon sends an IPC client, from
+    /// `origin`: its connection is the client's own, not a pooled one.
+    pub(crate) fn from_daemon(inner: Incoming, origin: String) -> ResponseBody {
+        ResponseBody {
+            inner: BodySource::Hyper(inner),
+            lease: None,
+            origin,
+            end: None,
+        }
+    }
+
     /// Publishes `end` when the body ends or is dropped.
     pub(crate) fn publish_at_end(&mut self, end: RequestEnd) {
         self.end = Some(Box::new(end));

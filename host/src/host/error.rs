@@ -64,6 +64,10 @@ pub enum FetchError {
     /// The host could not be built.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// Through the daemon ([`crate::client::Client`]): the daemon or the
+    /// way to it failed, or it refused the request.
+    #[error(transparent)]
+    Daemon(#[from] crate::client::DaemonError),
 }
 
 impl FetchError {
@@ -73,6 +77,7 @@ impl FetchError {
         match self {
             FetchError::Timeout { .. } => true,
             FetchError::Connect(LeaseError::Dial(e)) => e.is_timeout(),
+            FetchError::Daemon(e) => e.is_timeout(),
             _ => false,
         }
     }

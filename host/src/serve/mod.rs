@@ -26,6 +26,7 @@ pub mod auth;
 pub mod ca;
 pub mod client;
 pub mod counted;
+pub mod fetch_dest;
 pub mod hop;
 pub mod idle;
 pub mod intercept;

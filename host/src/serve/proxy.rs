@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::Method;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full, Limited};
@@ -21,12 +21,11 @@ use super::counted::{Counted, OnDone};
 use super::idle::IdleIo;
 use super::intercept::Interceptor;
 use super::limits::Limits;
-use super::refusal::{wants_json, Refusal};
+use super::refusal::{wants_json, Refusal, REFUSAL_HEADER};
 use super::target::{authority, classify, ProxyTarget};
-use super::{actions_header, hop};
+use super::{actions_header, fetch_dest, hop};
 use crate::extensions::PluginAction;
 use crate::host::{FetchRequest, FetchResponse, Host, RequestBody, ResponseBody, Timings};
-use crate::plugins::extension::ResourceType;
 
 /// The ports `CONNECT` may tunnel to unless configured otherwise: a
 /// tunnel carries anything, so only HTTPS's port by default.
@@ -273,6 +272,8 @@ impl Proxy {
             ..
         } = response;
         hop::strip(&mut headers);
+        // Only the daemon's own answers carry it (the IPC client trusts it).
+        headers.remove(REFUSAL_HEADER);
         hop::add_via(&mut headers, version);
         if let Ok(v) = HeaderValue::from_str(&server_timing(&timings)) {
             headers.append(HeaderName::from_static("server-timing"), v);
@@ -340,7 +341,7 @@ impl Proxy {
         // The pipeline writes both again for the upstream message.
         headers.remove(header::HOST);
         headers.remove(header::CONTENT_LENGTH);
-        let resource_type = resource_type(&headers);
+        let resource_type = fetch_dest::resource_type(&headers);
         let mut pairs = Vec::with_capacity(headers.len() + 1);
         for (name, value) in headers.iter() {
             let value = value.to_str().map_err(|_| {
@@ -484,48 +485,15 @@ fn refused(refusal: &Refusal, json: bool) -> Response<ProxyBody> {
     let mut out = Response::new(Either::Right(Full::new(body)));
     *out.status_mut() = refusal.status;
     out.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    out.headers_mut()
+        .insert(REFUSAL_HEADER, HeaderValue::from_static("1"));
     hop::add_via(out.headers_mut(), Version::HTTP_11);
     out
-}
-
-/// What a browser says it loads (`Sec-Fetch-Dest`), as extensions see it;
-/// a document when it does not say.
-fn resource_type(headers: &HeaderMap) -> ResourceType {
-    let dest = headers
-        .get("sec-fetch-dest")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("document");
-    match dest {
-        "document" | "iframe" | "frame" | "embed" | "object" => ResourceType::Document,
-        "script" | "worker" | "sharedworker" | "serviceworker" | "audioworklet"
-        | "paintworklet" => ResourceType::Script,
-        "style" => ResourceType::Stylesheet,
-        "image" => ResourceType::Image,
-        "font" => ResourceType::Font,
-        "audio" | "video" | "track" => ResourceType::Media,
-        "websocket" => ResourceType::Websocket,
-        "empty" => ResourceType::Xhr,
-        _ => ResourceType::Other,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sec_fetch_dest_sets_the_resource_type() {
-        let with = |v: &'static str| {
-            let mut h = HeaderMap::new();
-            h.insert("sec-fetch-dest", HeaderValue::from_static(v));
-            resource_type(&h)
-        };
-        assert_eq!(with("script"), ResourceType::Script);
-        assert_eq!(with("image"), ResourceType::Image);
-        assert_eq!(with("empty"), ResourceType::Xhr);
-        assert_eq!(with("manifest"), ResourceType::Other);
-        assert_eq!(resource_type(&HeaderMap::new()), ResourceType::Document);
-    }
 
     #[test]
     fn timings_are_server_timing_metrics_in_milliseconds() {

@@ -8,6 +8,11 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use crate::host::{FetchError, LeaseError};
 use crate::net::error::DialError;
 
+/// The header that marks the proxy's own answers (a refusal, not the
+/// origin's response), for clients that must tell them apart
+/// ([`crate::client::Client`]); removed from relayed responses.
+pub const REFUSAL_HEADER: &str = "sockhost-refusal";
+
 /// A status and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
