@@ -3,12 +3,15 @@
 # (`sockhost serve`, with the built-in blocklist extension and request-stats
 # probe) is started on a free loopback port, and curl, unchanged, fetches
 # through it as through any HTTP proxy:
-#   1. a page from a local origin (the blocklist's hook strips utm_source);
-#   2. the same over the daemon's Unix socket, with an h2c client;
+#   1. a page from a local origin (the blocklist's hook strips utm_source,
+#      and the response says so in Sockhost-Actions, asked for);
+#   2. the same over the daemon's Unix socket, with an h2c client, and with
+#      sockhost's own IPC client (`sockhost fetch --via`);
 #   3. an ad host, cancelled by the blocklist before any connection (403);
 #   4. the same refusal as JSON, for programs;
-# then the daemon is stopped with SIGTERM and finishes cleanly. Last, the
-# one-shot `sockhost fetch --json` shows every detail of one fetch.
+# then the daemon is stopped with SIGTERM: it finishes cleanly and prints
+# what its probe counted. Last, the one-shot `sockhost fetch --json` shows
+# every detail of one fetch.
 #
 # The local origin is Python's http.server on loopback, serving this
 # repository; nothing leaves the machine.
@@ -52,7 +55,7 @@ proxy=$(sed -n 's|^listening on \(http://[^ ]*\).*|\1|p' "$work/serve.out" | hea
 
 echo
 echo "== curl -x $proxy (an HTTP proxy, absolute form); response headers:"
-curl -sS --fail -x "$proxy" -o "$work/page" -D - \
+curl -sS --fail -x "$proxy" -H 'Sockhost-Actions: ?1' -o "$work/page" -D - \
     "http://www.local.test:$port/README.md?utm_source=demo" | tr -d '\r'
 echo "($(wc -c <"$work/page") bytes of README.md)"
 
@@ -62,6 +65,9 @@ echo "== the same over the daemon's Unix socket, HTTP/2 with prior knowledge:"
 curl -sS --fail --http2-prior-knowledge --unix-socket "$work/sockhost.sock" \
     -o /dev/null -w 'status %{http_code}, HTTP/%{http_version}, %{size_download} bytes\n' \
     "http://www.local.test:$port/README.md"
+echo "== and with sockhost's IPC client (one HTTP/2 connection to the socket):"
+"$bin" fetch --via "$work/sockhost.sock" -o /dev/null "http://www.local.test:$port/README.md"
+echo "fetched through the daemon"
 
 echo
 echo "== an ad host: the blocklist cancels it before any connection:"
@@ -75,7 +81,8 @@ echo "== the same refusal for a program (Accept: application/json):"
 curl -sS -x "$proxy" -H 'Accept: application/json' "http://ads.example:$port/banner.js"
 
 echo
-echo "== SIGTERM: the daemon stops accepting, finishes what is in flight, saves what it learned:"
+echo "== SIGTERM: the daemon stops accepting, finishes what is in flight, saves what it learned,"
+echo "   and says what its probe counted:"
 kill -TERM "$daemon"
 wait "$daemon" && echo "the daemon exited cleanly" || { echo "demo: the daemon failed" >&2; exit 1; }
 cat "$work/serve.err"

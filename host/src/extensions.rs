@@ -242,11 +242,9 @@ impl Extensions {
                 Err(busy) => {
                     return RequestDecision::Cancel {
                         extension: ext.name().to_owned(),
-                        reason: format!(
-                            "blocked: extension {} is busy ({busy}) and fails closed",
-                            ext.name()
-                        ),
-                    }
+                        // FetchError::Blocked names the extension.
+                        reason: format!("it is busy ({busy}) and fails closed"),
+                    };
                 }
             };
             let request = Request {

@@ -158,7 +158,7 @@ fn an_intercepting_daemon_blocks_the_ad_script_chromium_asks_for() {
     let nginx = site();
     let trust_nginx = ["--ca".to_owned(), nginx.ca_file.display().to_string()];
     let intercept = ["--intercept".to_owned()];
-    let daemon = Daemon::start(&[&intercept[..], &trust_nginx, &to_nginx(&nginx)].concat());
+    let mut daemon = Daemon::start(&[&intercept[..], &trust_nginx, &to_nginx(&nginx)].concat());
     let browser = Browser::new(bin.clone(), daemon.addr, PROXIED, &[local_ca_spki(&daemon)]);
 
     let dom = browser.dump_dom(&page(&nginx));
@@ -169,6 +169,19 @@ fn an_intercepting_daemon_blocks_the_ad_script_chromium_asks_for() {
     let shot = screenshot_path("serve_browser_intercepted.png");
     browser.screenshot(&page(&nginx), &shot);
     eprintln!("screenshot: {}", shot.display());
+
+    // request-stats counted every request that was loaded, per origin, as
+    // nginx served them; the ad host's, never started, is not there.
+    assert!(daemon.stop().success(), "{}", daemon.log());
+    let log = daemon.log();
+    for host in [SITE, TRACKER] {
+        let origin = format!("https://{host}:{}", nginx.addr.port());
+        let served = requests_for(&nginx, host).len();
+        assert_eq!(counted(&log, &origin), Some(served), "{host}: {log}");
+        eprintln!("request-stats counted {served} requests to {origin}, as nginx served");
+    }
+    let ad_origin = format!("https://{AD_HOST}:{}", nginx.addr.port());
+    assert_eq!(counted(&log, &ad_origin), None, "{log}");
 
     // The control: no plugins at all (an empty config loads none).
     let empty = daemon.dir.path().join("no-plugins.toml");
@@ -194,6 +207,15 @@ fn an_intercepting_daemon_blocks_the_ad_script_chromium_asks_for() {
     let shot = screenshot_path("serve_browser_without_blocklist.png");
     browser.screenshot(&page(&nginx), &shot);
     eprintln!("screenshot: {}", shot.display());
+}
+
+/// request-stats' `sockhost_requests_total` for `origin`, from what the
+/// daemon printed of its probes' metrics when it stopped.
+fn counted(log: &str, origin: &str) -> Option<usize> {
+    let name = format!("sockhost_requests_total{{origin=\"{origin}\"}} ");
+    log.lines()
+        .find_map(|l| l.strip_prefix(&name))
+        .map(|n| n.trim().parse().expect("a count"))
 }
 
 /// The SPKI hash of the daemon's local CA, as `sockhost ca export` prints it.

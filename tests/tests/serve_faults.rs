@@ -238,7 +238,7 @@ fn fail_closed_refuses_exactly_its_requests(name: &str) {
             assert_eq!(o.status, 403, "{}: {body}", o.host);
             assert_eq!(body.lines().count(), 1, "{body}");
             assert!(
-                body.contains(&format!("blocked: extension {name} "))
+                body.contains(&format!("blocked by extension {name}: it "))
                     && body.contains("fails closed"),
                 "{body}"
             );

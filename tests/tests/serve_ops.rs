@@ -475,3 +475,36 @@ fn sigterm_saves_the_alt_svc_cache() {
         "{saved}"
     );
 }
+
+#[test]
+fn sigterm_lets_a_tunnel_in_flight_finish() {
+    // 3 MB at 1 MB/s: the download is mid-way when SIGTERM comes.
+    let nginx = Nginx::start(&[("big.bin", 3_000_000)]);
+    let port = nginx.addr.port();
+    let mut daemon = Daemon::start(
+        &[
+            to_nginx(&nginx),
+            vec!["--connect-port".into(), port.to_string()],
+        ]
+        .concat(),
+    );
+    let out = daemon.dir.path().join("big.bin");
+    let download = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--limit-rate", "1M", "-x"])
+        .arg(daemon.proxy())
+        .arg("--cacert")
+        .arg(&nginx.ca_file)
+        .arg("-o")
+        .arg(&out)
+        .arg(format!("https://nginx.test:{port}/big.bin"))
+        .spawn()
+        .expect("curl runs");
+    std::thread::sleep(Duration::from_millis(1200));
+    let stopping = Instant::now();
+    assert!(daemon.stop().success(), "{}", daemon.log());
+    let waited = stopping.elapsed();
+    let finished = download.wait_with_output().unwrap();
+    assert!(finished.status.success(), "curl: {finished:?}");
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 3_000_000);
+    eprintln!("the daemon waited {waited:?} for the tunnel before it exited");
+}

@@ -11,9 +11,9 @@ use sockhost::config::{Config, ControllerRef};
 use sockhost::host::{FetchRequest, FetchResponse, Host};
 use sockhost::net::connection::VersionPref;
 use sockhost::net::race::Outcome;
-use sockhost::plugins::telemetry::{Metric, MetricValue};
-use sockhost::plugins::CallError;
 use sockhost::Fetch;
+
+use super::probe_metrics::ProbeMetrics;
 
 /// The options that set up an in-process host: a daemon reached with
 /// `--via` has its own.
@@ -191,7 +191,7 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
         None
     };
     if let (Some(m), false) = (&metrics, args.json) {
-        eprint!("{}", render_metrics(m));
+        eprint!("{}", super::probe_metrics::render(m));
     }
     if args.json {
         println!("{}", describe(&args, &fetched, metrics.as_deref(), None));
@@ -219,9 +219,6 @@ fn request(args: &FetchArgs) -> anyhow::Result<FetchRequest> {
     }
     Ok(request)
 }
-
-/// What each probe collected.
-type ProbeMetrics = [(String, Result<Vec<Metric>, CallError>)];
 
 /// A response whose body was written out.
 struct Fetched {
@@ -336,7 +333,7 @@ fn describe(
         "plugin_actions": response.actions.iter().map(|a| serde_json::json!({
             "plugin": a.plugin, "action": a.action, "detail": a.detail,
         })).collect::<Vec<_>>(),
-        "metrics": metrics.map(render_metrics),
+        "metrics": metrics.map(super::probe_metrics::render),
         "via": via.map(|p| p.display().to_string()),
     });
     if via.is_some() {
@@ -355,61 +352,6 @@ fn describe(
         }
     }
     v
-}
-
-/// Prometheus text format, one block per probe.
-fn render_metrics(all: &ProbeMetrics) -> String {
-    let mut out = String::new();
-    for (probe, metrics) in all {
-        out.push_str(&format!("# probe {probe}\n"));
-        let metrics = match metrics {
-            Ok(m) => m,
-            Err(e) => {
-                out.push_str(&format!("# failed: {e}\n"));
-                continue;
-            }
-        };
-        for m in metrics {
-            let labels = |extra: Option<(&str, String)>| {
-                let mut l: Vec<String> = m
-                    .labels
-                    .iter()
-                    .map(|(k, v)| {
-                        format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
-                    })
-                    .collect();
-                if let Some((k, v)) = extra {
-                    l.push(format!("{k}=\"{v}\""));
-                }
-                if l.is_empty() {
-                    String::new()
-                } else {
-                    format!("{{{}}}", l.join(","))
-                }
-            };
-            match &m.value {
-                MetricValue::Counter(v) => {
-                    out.push_str(&format!("{}{} {v}\n", m.name, labels(None)))
-                }
-                MetricValue::Gauge(v) => out.push_str(&format!("{}{} {v}\n", m.name, labels(None))),
-                MetricValue::Histogram(h) => {
-                    let mut cumulative = 0;
-                    for (i, c) in h.counts.iter().enumerate() {
-                        cumulative += c;
-                        let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
-                        out.push_str(&format!(
-                            "{}_bucket{} {cumulative}\n",
-                            m.name,
-                            labels(Some(("le", le)))
-                        ));
-                    }
-                    out.push_str(&format!("{}_sum{} {}\n", m.name, labels(None), h.sum));
-                    out.push_str(&format!("{}_count{} {cumulative}\n", m.name, labels(None)));
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Why the race's winner won, in words, from the attempts' summaries.

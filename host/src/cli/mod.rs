@@ -8,5 +8,6 @@ pub mod check;
 pub mod fetch;
 pub mod host_setup;
 pub mod paths;
+pub mod probe_metrics;
 pub mod serve;
 pub mod smoke;

@@ -165,9 +165,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Only once the local CA exists: whoever reads this line may run
     // `sockhost ca export` next, which would otherwise create a CA of its own.
     say_where(&bound, unix.as_ref().map(|(_, p)| p.as_path()));
+    let telemetry = proxy.host().telemetry().clone();
     let server = Server::new(proxy, tcp, unix).limits(settings.limits);
     server.run(shutdown_signal()).await;
+    say_what_probes_counted(&telemetry).await;
     Ok(())
+}
+
+/// The probes' metrics, on stderr, as the daemon stops: until the control
+/// API serves them, this is where a daemon's counts can be read.
+async fn say_what_probes_counted(telemetry: &sockhost::telemetry::Bus) {
+    if !telemetry.is_active() {
+        return;
+    }
+    telemetry.flush(std::time::Duration::from_secs(2)).await;
+    let metrics = telemetry.collect().await;
+    eprint!(
+        "what the probes counted:\n{}",
+        super::probe_metrics::render(&metrics)
+    );
 }
 
 /// Says where the daemon listens, the TCP address first (whoever started

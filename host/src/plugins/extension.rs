@@ -460,10 +460,8 @@ impl ExtensionPlugin {
                     CallError::Fault(f) => f.kind.as_str(),
                     CallError::Disabled { .. } => "disabled",
                 };
-                RequestVerdict::Cancel(format!(
-                    "blocked: extension {} failed ({why}) and fails closed",
-                    self.name()
-                ))
+                // FetchError::Blocked names the extension.
+                RequestVerdict::Cancel(format!("it failed ({why}) and fails closed"))
             }
         }
     }

@@ -54,7 +54,9 @@ impl Interceptor {
         })?;
         let authority = authority(host, port);
         let upgrade = hyper::upgrade::on(request);
+        let (open, tunnels) = (proxy.tunnels().open(), proxy.tunnels().clone());
         tokio::spawn(async move {
+            let _open = open;
             let upgraded = match upgrade.await {
                 Ok(u) => u,
                 Err(e) => return tracing::debug!("CONNECT {authority}: the client left: {e}"),
@@ -72,7 +74,17 @@ impl Interceptor {
                 }
             });
             let builder = auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = tunnels.stopping() => {
+                    // The request in flight finishes; keep-alive ends.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!("intercepted connection ended: {e}");
             }
         });

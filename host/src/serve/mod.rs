@@ -36,3 +36,4 @@ pub mod proxy;
 pub mod refusal;
 pub mod server;
 pub mod target;
+pub mod tunnels;

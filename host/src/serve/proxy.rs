@@ -23,6 +23,7 @@ use super::intercept::Interceptor;
 use super::limits::Limits;
 use super::refusal::{wants_json, Refusal, REFUSAL_HEADER};
 use super::target::{authority, classify, ProxyTarget};
+use super::tunnels::Tunnels;
 use super::{actions_header, fetch_dest, hop};
 use crate::extensions::PluginAction;
 use crate::host::{FetchRequest, FetchResponse, Host, RequestBody, ResponseBody, Timings};
@@ -55,6 +56,8 @@ pub struct Proxy {
     /// The client of an intercepted tunnel, for the requests inside it
     /// (which come through [`Proxy::handle_inside`], not the server).
     client: Option<ClientConn>,
+    /// The tunnels open, which a shutdown waits for.
+    tunnels: Tunnels,
 }
 
 impl Proxy {
@@ -71,6 +74,7 @@ impl Proxy {
             credentials: None,
             access_log: None,
             client: None,
+            tunnels: Tunnels::default(),
         }
     }
 
@@ -111,6 +115,11 @@ impl Proxy {
     /// The host requests go through.
     pub fn host(&self) -> &Host {
         &self.host
+    }
+
+    /// The tunnels open.
+    pub fn tunnels(&self) -> &Tunnels {
+        &self.tunnels
     }
 
     /// Where requests are logged, if anywhere.
@@ -221,7 +230,9 @@ impl Proxy {
         }
         let upgrade = hyper::upgrade::on(request);
         let (log, idle) = (self.access_log.clone(), self.tunnel_idle);
+        let open = self.tunnels.open();
         tokio::spawn(async move {
+            let _open = open;
             let client = match upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(e) => return tracing::debug!("CONNECT {authority}: the client left: {e}"),

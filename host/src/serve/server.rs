@@ -106,18 +106,25 @@ impl Server {
                 () = &mut shutdown => break,
             }
         }
-        tracing::info!("shutting down: no new clients; finishing requests in flight");
+        tracing::debug!("shutting down: no new clients; finishing requests in flight");
         for l in loops {
             l.abort();
         }
         if let Some(path) = socket_path {
             let _ = std::fs::remove_file(path);
         }
-        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}: stopping anyway");
+        // Tunnels are no longer hyper's: they are waited for on their own.
+        let tunnels = self.proxy.tunnels().clone();
+        tunnels.stop();
+        let drained = async {
+            graceful.shutdown().await;
+            tunnels.drained().await;
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+            tracing::warn!(
+                "requests or {} tunnels still running after {SHUTDOWN_GRACE:?}: stopping anyway",
+                tunnels.count()
+            );
         }
         self.proxy.host().flush().await;
         if let Some(log) = self.proxy.access_log() {
