@@ -1,9 +1,11 @@
 //! Extensions on the live request path. For each extension in order, its
 //! compiled declarative rules decide first (natively, no WASM); then its
 //! `on-request` hook runs if its filter and grants match. All of this
-//! happens before any network work for the request. Hooks run on the
-//! blocking pool so that a slow plugin (bounded by its call budget) never
-//! stalls the runtime's other requests.
+//! happens before any network work for the request. A hook runs in place
+//! on the runtime's worker while the extension's calls are quick, and on a
+//! thread allowed to block once one was slow ([`pace`]), so that a slow
+//! plugin (bounded by its call budget) does not stall the runtime's other
+//! requests.
 //!
 //! Each extension has up to `limits.instances` instances (by default one per
 //! worker thread of the runtime), as Envoy runs one VM per worker: a hook
@@ -17,10 +19,11 @@
 //! skipped (fail-open) or the request refused (fail-closed).
 
 mod action;
+pub mod pace;
 mod pool;
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -29,6 +32,7 @@ use crate::plugins::extension::{
     Response, Rule, RuleAction,
 };
 use crate::rules::ruleset::{rule_request, RuleRequest, RuleSet, Verdict};
+use pace::CallPace;
 use pool::{InstancePool, Lease};
 use sockhost_policy::{OnFault, MAX_INSTANCES};
 
@@ -105,14 +109,18 @@ struct Extension {
     // Never called: further instances are forked from it.
     template: Mutex<ExtensionPlugin>,
     wait: Duration,
+    /// Whether its hooks may run on a runtime worker.
+    pace: CallPace,
 }
 
 impl Extension {
     fn new(plugin: ExtensionPlugin, instances: usize) -> Self {
         let shared = plugin.shared().clone();
         let (rules, version) = shared.versioned_rules();
-        let wait = shared.manifest().limits.call_budget * WAIT_BUDGETS;
+        let budget = shared.manifest().limits.call_budget;
+        let wait = budget * WAIT_BUDGETS;
         Self {
+            pace: CallPace::new(budget, shared.imports_wasi()),
             compiled: Mutex::new(Arc::new(Compiled::new(&rules, version))),
             template: Mutex::new(plugin.fork()),
             instances: InstancePool::new(plugin, instances),
@@ -260,7 +268,8 @@ impl Extensions {
                     .collect(),
                 resource_type,
             };
-            let verdict = run_blocking(move || {
+            let warm = instance.is_warm();
+            let verdict = run_paced(&ext.pace, warm, move || {
                 let r = instance.on_request(&request);
                 drop(instance);
                 r
@@ -327,7 +336,8 @@ impl Extensions {
                     .collect(),
             };
             let host_owned = host.to_owned();
-            let r = run_blocking(move || {
+            let warm = instance.is_warm();
+            let r = run_paced(&ext.pace, warm, move || {
                 let r = instance.on_response(&host_owned, &response);
                 drop(instance);
                 r
@@ -351,22 +361,45 @@ impl Extensions {
     }
 }
 
-/// Runs `f`, which may block on a plugin call bounded by its budget,
-/// without stalling the runtime: in place on a multi-threaded runtime
-/// (cheapest), on the blocking pool otherwise.
-async fn run_blocking<F, R>(f: F) -> R
+/// Runs `f`, a plugin call bounded by its budget: in place while the
+/// extension's calls are quick (see [`pace`]) and the instance is `warm`
+/// (an `init` first may take long: it runs off the worker and does not
+/// count); otherwise without stalling the runtime, on a thread allowed to
+/// block (the worker's other tasks move to another thread on a
+/// multi-threaded runtime; the blocking pool otherwise).
+async fn run_paced<F, R>(pace: &CallPace, warm: bool, f: F) -> R
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
     use tokio::runtime::{Handle, RuntimeFlavor};
-    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-        tokio::task::block_in_place(f)
+    // The call's own CPU time, not the wall clock's: a call preempted on a
+    // busy machine is not a slow plugin (one without WASI cannot block,
+    // only compute).
+    let timed = move || {
+        let start = thread_cpu_time();
+        let out = f();
+        (out, thread_cpu_time().saturating_sub(start))
+    };
+    let (out, took) = if warm && pace.in_place(Instant::now()) {
+        timed()
+    } else if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(timed)
     } else {
-        tokio::task::spawn_blocking(f)
+        tokio::task::spawn_blocking(timed)
             .await
             .expect("extension calls do not panic: faults are contained")
+    };
+    if warm {
+        pace.record(Instant::now(), took);
     }
+    out
+}
+
+/// The CPU time the current thread has used.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// The extension's declarative rules for a request (native). `Some` when

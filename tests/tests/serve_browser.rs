@@ -177,11 +177,17 @@ fn an_intercepting_daemon_blocks_the_ad_script_chromium_asks_for() {
     for host in [SITE, TRACKER] {
         let origin = format!("https://{host}:{}", nginx.addr.port());
         let served = requests_for(&nginx, host).len();
-        assert_eq!(counted(&log, &origin), Some(served), "{host}: {log}");
+        assert_eq!(
+            counted(&log, "requests", &origin),
+            Some(served),
+            "{host}: {log}"
+        );
+        // Relayed whole: hyper stops reading at the Content-Length.
+        assert_eq!(counted(&log, "request_errors", &origin), Some(0), "{log}");
         eprintln!("request-stats counted {served} requests to {origin}, as nginx served");
     }
     let ad_origin = format!("https://{AD_HOST}:{}", nginx.addr.port());
-    assert_eq!(counted(&log, &ad_origin), None, "{log}");
+    assert_eq!(counted(&log, "requests", &ad_origin), None, "{log}");
 
     // The control: no plugins at all (an empty config loads none).
     let empty = daemon.dir.path().join("no-plugins.toml");
@@ -209,10 +215,10 @@ fn an_intercepting_daemon_blocks_the_ad_script_chromium_asks_for() {
     eprintln!("screenshot: {}", shot.display());
 }
 
-/// request-stats' `sockhost_requests_total` for `origin`, from what the
+/// request-stats' `sockhost_{what}_total` for `origin`, from what the
 /// daemon printed of its probes' metrics when it stopped.
-fn counted(log: &str, origin: &str) -> Option<usize> {
-    let name = format!("sockhost_requests_total{{origin=\"{origin}\"}} ");
+fn counted(log: &str, what: &str, origin: &str) -> Option<usize> {
+    let name = format!("sockhost_{what}_total{{origin=\"{origin}\"}} ");
     log.lines()
         .find_map(|l| l.strip_prefix(&name))
         .map(|n| n.trim().parse().expect("a count"))

@@ -73,12 +73,19 @@ impl<T> InstancePool<T> {
         wait: Duration,
         make: impl FnOnce() -> T,
     ) -> Result<Lease<T>, Busy> {
-        let permit =
-            match tokio::time::timeout(wait, self.inner.permits.clone().acquire_owned()).await {
-                Ok(Ok(p)) => p,
-                // The semaphore is never closed; a timeout is the only way here.
-                Ok(Err(_)) | Err(_) => return Err(Busy(wait)),
-            };
+        // A free instance is the common case: taken without a timer, whose
+        // arming can wake a parked worker thread on every call.
+        let permit = match self.inner.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let waiting = self.inner.permits.clone().acquire_owned();
+                match tokio::time::timeout(wait, waiting).await {
+                    Ok(Ok(p)) => p,
+                    // The semaphore is never closed; a timeout is the only way here.
+                    Ok(Err(_)) | Err(_) => return Err(Busy(wait)),
+                }
+            }
+        };
         let mut slots = self.inner.slots();
         let item = match slots.idle.pop() {
             Some(item) => item,

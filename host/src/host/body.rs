@@ -51,6 +51,22 @@ impl std::fmt::Debug for BodySource {
 }
 
 impl BodySource {
+    /// Whether every byte of the body has been read (a server relaying it
+    /// stops there, once it has sent the length the headers declared).
+    fn is_end_stream(&self) -> bool {
+        match self {
+            BodySource::Hyper(b) => b.is_end_stream(),
+            BodySource::H3 { done, .. } => *done,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            BodySource::Hyper(b) => b.size_hint(),
+            BodySource::H3 { .. } => hyper::body::SizeHint::default(),
+        }
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         match self {
             BodySource::Hyper(b) => Pin::new(b)
@@ -170,23 +186,30 @@ impl Body for ResponseBody {
         }
         polled
     }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        // Read to its last byte, the body is whole even if nobody asked
+        // for the end after it (hyper's server does not, once it has sent
+        // the Content-Length it relayed).
+        let whole = self.inner.is_end_stream();
         if self.end.is_some() {
-            self.finish(Some("response body dropped before its end".into()));
+            let error = (!whole).then(|| "response body dropped before its end".to_owned());
+            self.finish(error);
         }
         if let Some(lease) = self.lease.take() {
             // Unread HTTP/1.1 bytes make the connection unusable; an
-            // HTTP/2 stream is simply reset.
-            let reusable = match &self.inner {
-                BodySource::Hyper(b) => {
-                    b.is_end_stream() || matches!(lease.sender, Sender::Http2(_))
-                }
-                // The stream is reset; the connection carries on.
-                BodySource::H3 { .. } => true,
-            };
+            // HTTP/2 stream is simply reset, an HTTP/3 one too.
+            let reusable = whole || !matches!(lease.sender, Sender::Http1(_));
             lease.give_back(reusable);
         }
     }

@@ -163,6 +163,10 @@ struct Shared {
     // The supervisor every instance shares, so that the host can ask
     // without an instance at hand.
     supervisor: SharedSupervisor,
+    /// Whether the component imports any WASI interface: wasmtime-wasi's
+    /// blocking calls drive tokio themselves (`block_on`), which a tokio
+    /// worker thread may not do, so its calls never run on one.
+    imports_wasi: bool,
 }
 
 /// What every instance of one extension shares: its manifest, its rules and
@@ -189,6 +193,12 @@ impl ExtensionShared {
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.0.manifest
+    }
+
+    /// Whether the component imports any WASI interface (whose blocking
+    /// calls must not run on a tokio worker thread).
+    pub fn imports_wasi(&self) -> bool {
+        self.0.imports_wasi
     }
 
     /// What a faulted call means for the request, per the manifest.
@@ -326,12 +336,14 @@ impl ExtensionPlugin {
     /// Instantiates the extension and runs its `init`.
     pub fn start(loaded: LoadedPlugin) -> Result<Self, StartError> {
         let manifest = loaded.manifest.clone();
+        let imports_wasi = loaded.imports().iter().any(|i| i.name.starts_with("wasi:"));
         let inner = Supervised::new(loaded)?;
         let shared = ExtensionShared(Arc::new(Shared {
             grants: Grants::new(&manifest),
             manifest,
             registration: Mutex::default(),
             supervisor: inner.shared_supervisor().clone(),
+            imports_wasi,
         }));
         let mut plugin = Self {
             inner,
@@ -350,6 +362,12 @@ impl ExtensionPlugin {
                 Err(e) => return Err(StartError::Init(e)),
             }
         }
+    }
+
+    /// Whether its next call runs only the hook: its instance is live and
+    /// initialized, so no `init` (nor a restart) comes first.
+    pub fn is_warm(&self) -> bool {
+        self.initialized != 0 && self.initialized == self.inner.generation()
     }
 
     /// Another instance of the same plugin: the same code, manifest, rules,
