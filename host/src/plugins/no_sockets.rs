@@ -3,19 +3,25 @@
 //! owns every socket, so each socket creation and each name lookup fails
 //! with `access-denied`, never a trap.
 //!
-//! wasmtime-wasi's own implementation is linked, with TCP, UDP and name
-//! lookups disallowed and every address refused: its socket constructors
-//! check that first and answer `access-denied` without touching the OS.
-//! Its name lookup, disallowed, answers `permanent-resolver-failure`
-//! instead, which tells a runtime the name does not exist rather than that
-//! it may not ask; so `ip-name-lookup` is replaced here.
+//! wasmtime-wasi's implementation is linked, then its three ways in (TCP
+//! and UDP socket creation, name lookup) are replaced by ones that refuse
+//! first thing, so no socket or lookup can ever exist for the rest of it to
+//! act on. Its own would not do: a disallowed lookup answers
+//! `permanent-resolver-failure` (the name does not exist, not "you may not
+//! ask"), and its UDP creation blocks on a tokio runtime, which panics on a
+//! runtime thread (where congestion hooks run). The WASI context is built
+//! with every network use disallowed too, in case any path is missed.
 
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
     self, HostResolveAddressStream, ResolveAddressStream,
 };
-use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
-use wasmtime_wasi::p2::{DynPollable, SocketError};
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    self, ErrorCode, IpAddress, IpAddressFamily, Network,
+};
+use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
+use wasmtime_wasi::p2::bindings::sync::sockets::udp_create_socket;
+use wasmtime_wasi::p2::{DynPollable, SocketError, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::{WasiSocketsCtxView, WasiSocketsView};
 use wasmtime_wasi::{WasiCtxBuilder, WasiView};
 
@@ -28,28 +34,32 @@ pub(crate) fn deny_all(builder: &mut WasiCtxBuilder) {
         .socket_addr_check(|_, _| Box::pin(async { false }));
 }
 
-/// Links `wasi:sockets/ip-name-lookup` in its no-authority form over the
-/// one `wasmtime_wasi::p2::add_to_linker_sync` linked.
+/// Replaces socket creation and name lookup in what
+/// `wasmtime_wasi::p2::add_to_linker_sync` linked with the refusing forms.
 pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    fn view<T: WasiView>(t: &mut T) -> NoSocketsView<'_> {
+        NoSocketsView(t.sockets())
+    }
     linker.allow_shadowing(true);
-    let linked =
-        ip_name_lookup::add_to_linker::<T, NoLookups>(linker, |t| NoLookupsView(t.sockets()));
+    let linked = tcp_create_socket::add_to_linker::<T, NoSockets>(linker, view::<T>)
+        .and_then(|()| udp_create_socket::add_to_linker::<T, NoSockets>(linker, view::<T>))
+        .and_then(|()| ip_name_lookup::add_to_linker::<T, NoSockets>(linker, view::<T>));
     linker.allow_shadowing(false);
     linked
 }
 
-/// Name lookups that are all refused.
-struct NoLookups;
+/// Sockets that are all refused.
+struct NoSockets;
 
-impl HasData for NoLookups {
-    type Data<'a> = NoLookupsView<'a>;
+impl HasData for NoSockets {
+    type Data<'a> = NoSocketsView<'a>;
 }
 
-/// wasmtime-wasi's view of a store's sockets, with lookups refused; the
+/// wasmtime-wasi's view of a store's sockets, with the ways in refused; the
 /// rest of `network` (error conversion, the network resource) is its own.
-struct NoLookupsView<'a>(WasiSocketsCtxView<'a>);
+struct NoSocketsView<'a>(WasiSocketsCtxView<'a>);
 
-impl network::Host for NoLookupsView<'_> {
+impl network::Host for NoSocketsView<'_> {
     fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
         network::Host::convert_error_code(&mut self.0, error)
     }
@@ -62,13 +72,31 @@ impl network::Host for NoLookupsView<'_> {
     }
 }
 
-impl network::HostNetwork for NoLookupsView<'_> {
+impl network::HostNetwork for NoSocketsView<'_> {
     fn drop(&mut self, network: Resource<Network>) -> wasmtime::Result<()> {
         network::HostNetwork::drop(&mut self.0, network)
     }
 }
 
-impl ip_name_lookup::Host for NoLookupsView<'_> {
+impl tcp_create_socket::Host for NoSocketsView<'_> {
+    fn create_tcp_socket(
+        &mut self,
+        _family: IpAddressFamily,
+    ) -> Result<Resource<TcpSocket>, SocketError> {
+        Err(ErrorCode::AccessDenied.into())
+    }
+}
+
+impl udp_create_socket::Host for NoSocketsView<'_> {
+    fn create_udp_socket(
+        &mut self,
+        _family: IpAddressFamily,
+    ) -> Result<Resource<UdpSocket>, SocketError> {
+        Err(ErrorCode::AccessDenied.into())
+    }
+}
+
+impl ip_name_lookup::Host for NoSocketsView<'_> {
     fn resolve_addresses(
         &mut self,
         network: Resource<Network>,
@@ -82,7 +110,7 @@ impl ip_name_lookup::Host for NoLookupsView<'_> {
 }
 
 // No stream is ever created here; these only keep the resource complete.
-impl HostResolveAddressStream for NoLookupsView<'_> {
+impl HostResolveAddressStream for NoSocketsView<'_> {
     fn resolve_next_address(
         &mut self,
         stream: Resource<ResolveAddressStream>,
@@ -108,9 +136,6 @@ impl HostResolveAddressStream for NoLookupsView<'_> {
 mod tests {
     use sockhost_policy::Manifest;
     use wasmtime_wasi::p2::bindings::sockets::instance_network::Host as _;
-    use wasmtime_wasi::p2::bindings::sockets::network::IpAddressFamily;
-    use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::Host as _;
-    use wasmtime_wasi::p2::bindings::sync::sockets::udp_create_socket::Host as _;
 
     use super::*;
     use crate::plugins::state::PluginState;
@@ -127,18 +152,24 @@ mod tests {
         PluginState::new(&manifest, None, None)
     }
 
-    fn code(e: SocketError) -> ErrorCode {
-        e.downcast().expect("an error code, not a trap")
+    fn denied<T>(r: Result<T, SocketError>) -> bool {
+        matches!(
+            r.map_err(|e| e.downcast()),
+            Err(Ok(ErrorCode::AccessDenied))
+        )
     }
 
     #[test]
     fn no_socket_can_be_created() {
         let mut s = state();
         for family in [IpAddressFamily::Ipv4, IpAddressFamily::Ipv6] {
-            let tcp = s.sockets().create_tcp_socket(family).map(|_| ());
-            assert!(matches!(tcp.map_err(code), Err(ErrorCode::AccessDenied)));
-            let udp = s.sockets().create_udp_socket(family).map(|_| ());
-            assert!(matches!(udp.map_err(code), Err(ErrorCode::AccessDenied)));
+            let mut view = NoSocketsView(s.sockets());
+            assert!(denied(tcp_create_socket::Host::create_tcp_socket(
+                &mut view, family
+            )));
+            assert!(denied(udp_create_socket::Host::create_udp_socket(
+                &mut view, family
+            )));
         }
     }
 
@@ -147,12 +178,38 @@ mod tests {
         let mut s = state();
         for name in ["localhost", "example.com", "127.0.0.1", "::1", "not a name"] {
             let network = s.sockets().instance_network().unwrap();
-            let mut view = NoLookupsView(s.sockets());
+            let mut view = NoSocketsView(s.sockets());
             let r = ip_name_lookup::Host::resolve_addresses(&mut view, network, name.into());
-            assert!(
-                matches!(r.map(|_| ()).map_err(code), Err(ErrorCode::AccessDenied)),
-                "{name}"
-            );
+            assert!(denied(r), "{name}");
+        }
+    }
+
+    #[test]
+    fn refusing_never_blocks_on_a_runtime_so_works_on_a_runtime_thread() {
+        // wasmtime-wasi's own UDP creation panics here ("Cannot start a
+        // runtime from within a runtime").
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut s = state();
+        rt.block_on(async {
+            let mut view = NoSocketsView(s.sockets());
+            let udp = udp_create_socket::Host::create_udp_socket(&mut view, IpAddressFamily::Ipv4);
+            assert!(denied(udp));
+        });
+    }
+
+    #[test]
+    fn the_wasi_context_itself_allows_no_socket_either() {
+        let mut s = state();
+        for family in [IpAddressFamily::Ipv4, IpAddressFamily::Ipv6] {
+            let mut view = s.sockets();
+            assert!(denied(tcp_create_socket::Host::create_tcp_socket(
+                &mut view, family
+            )));
+            assert!(denied(udp_create_socket::Host::create_udp_socket(
+                &mut view, family
+            )));
         }
     }
 }
