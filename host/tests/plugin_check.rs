@@ -1,5 +1,6 @@
-//! `sockhost plugin check`: accepts every first-party plugin, and refuses
-//! each broken or hostile plugin with a one-line reason that names it.
+//! `sockhost plugin check`: accepts every first-party plugin, shows what is
+//! linked without authority, and refuses each broken or hostile plugin with
+//! a one-line reason that names it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -90,14 +91,6 @@ fn refuses_each_hostile_fixture_for_its_reason() {
         ("spin-forever", "deadline"),
         ("alloc-unbounded", "memory limit of 4 MiB exceeded"),
         ("panics", "panic"),
-        (
-            "storage-ungranted",
-            "import sockhost:plugin/storage@0.1.0 refused",
-        ),
-        (
-            "wants-sockets",
-            "import wasi:sockets/instance-network@0.2.0 refused",
-        ),
         ("absurd-congestion", "window of 0"),
         ("absurd-extension", "is not a URL"),
     ] {
@@ -194,19 +187,90 @@ fn refuses_a_component_that_mixes_wit_versions() {
 }
 
 #[test]
-fn refuses_sockets_even_from_a_hand_written_component() {
-    let c = component(
-        r#"(component
-            (import "wasi:sockets/tcp@0.2.0" (instance))
-            (instance $i)
-            (export "sockhost:plugin/add-on@0.1.0" (instance $i)))"#,
-    );
-    let (_d, m) = plugin_dir(&c, "extension", None);
-    let out = check(&m);
-    assert!(!out.status.success());
-    let err = stderr_line(&out);
-    assert!(
-        err.contains("import wasi:sockets/tcp@0.2.0 refused"),
-        "{err}"
-    );
+fn shows_what_is_linked_without_authority() {
+    let fixtures = repo().join("plugins").join("fixtures");
+    let no_authority = "linked without authority: ";
+    let sockets = "every socket creation and name lookup fails with access-denied";
+    for (name, imports) in [
+        (
+            "storage-ungranted",
+            &[("sockhost:plugin/storage@0.1.0", "storage not granted")][..],
+        ),
+        (
+            "wants-sockets",
+            &[
+                ("wasi:sockets/tcp-create-socket@0.2.0", sockets),
+                ("wasi:sockets/udp-create-socket@0.2.0", sockets),
+                ("wasi:sockets/ip-name-lookup@0.2.0", sockets),
+                ("wasi:sockets/network@0.2.0", sockets),
+            ][..],
+        ),
+        (
+            "wasi-without-authority",
+            &[("wasi:filesystem/preopens@0.2.0", "no preopened directories")][..],
+        ),
+    ] {
+        let out = check(&fixtures.join(name).join("plugin.toml"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (import, why) in imports {
+            let line = stdout
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix(import))
+                .unwrap_or_else(|| panic!("{name}: no line for {import} in\n{stdout}"));
+            assert!(
+                line.trim_start()
+                    .starts_with(&format!("{no_authority}{why}")),
+                "{name}: {import}{line}"
+            );
+        }
+        assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+    }
+}
+
+#[test]
+fn refuses_unknown_interfaces_and_versions_from_a_hand_written_component() {
+    for (import, reason) in [
+        (
+            "wasi:sockets/raw@0.2.0",
+            "sockhost does not provide wasi:sockets/raw",
+        ),
+        ("wasi:sockets/tcp@0.3.0", "only WASI 0.2 is provided"),
+        ("wasi:sockets/tcp", "only WASI 0.2 is provided"),
+        (
+            "wasi:http/outgoing-handler@0.2.0",
+            "wasi:http is never granted",
+        ),
+        (
+            "wasi:keyvalue/store@0.2.0",
+            "sockhost does not provide wasi:keyvalue/store",
+        ),
+        (
+            "sockhost:plugin/fetch@0.1.0",
+            "sockhost:plugin@0.1.0 has no interface \"fetch\"",
+        ),
+        (
+            "acme:evil/thing@1.0.0",
+            "sockhost does not provide acme:evil",
+        ),
+    ] {
+        let c = component(&format!(
+            r#"(component
+                (import "{import}" (instance))
+                (instance $i)
+                (export "sockhost:plugin/add-on@0.1.0" (instance $i)))"#
+        ));
+        let (_d, m) = plugin_dir(&c, "extension", None);
+        let out = check(&m);
+        assert!(!out.status.success(), "{import} was accepted");
+        let err = stderr_line(&out);
+        assert!(
+            err.contains(&format!("import {import} refused: {reason}")),
+            "{err}"
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! The load-time gate: may a component have this import?
 //!
-//! sockhost's own interfaces are granted by the manifest; WASI interfaces
-//! are either granted, linked in a form with no authority, or refused. An
-//! import nobody decided on is refused: deny by default.
+//! sockhost's own interfaces and WASI interfaces are either granted by the
+//! manifest, linked in a form with no authority (what language runtimes
+//! import whether or not a plugin uses it), or refused. An import nobody
+//! decided on is refused: deny by default.
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,7 +23,8 @@ pub enum ImportDecision {
         why: String,
     },
     /// Linked in a form that can reach nothing (no directories, no
-    /// environment, no network, no inherited stdio).
+    /// environment, no network, no inherited stdio, no storage): every call
+    /// that would need authority fails with the interface's own error.
     NoAuthority {
         /// What the plugin gets.
         why: String,
@@ -134,10 +136,13 @@ fn decide_sockhost(manifest: &Manifest, iface: &InterfaceName) -> ImportDecision
     match iface.interface.as_str() {
         "types" | "rule-types" => ImportDecision::granted("type definitions only"),
         "log" => ImportDecision::granted("always available, rate-limited"),
+        // Every world's `base` imports storage, so a language runtime's
+        // bindings import it whether or not the plugin stores anything.
         "storage" => match caps.storage_quota {
             Some(q) => ImportDecision::granted(format!("a private directory, quota {q} bytes")),
-            None => ImportDecision::refused(
-                "storage is not granted: set capabilities.storage-quota in plugin.toml",
+            None => ImportDecision::no_authority(
+                "storage not granted: every call fails saying so \
+                 (set capabilities.storage-quota in plugin.toml to grant it)",
             ),
         },
         "rules" if manifest.plugin.world == World::Extension => {
@@ -188,8 +193,15 @@ fn decide_wasi(manifest: &Manifest, iface: &InterfaceName) -> ImportDecision {
         ("random", "random" | "insecure" | "insecure-seed") => {
             grant(WasiGrant::Random, "wasi:random")
         }
-        ("sockets", _) => ImportDecision::refused(
-            "wasi:sockets is never granted to plugins: the host owns every socket",
+        // Language runtimes (CPython, SpiderMonkey) import sockets whether
+        // or not the plugin uses them.
+        (
+            "sockets",
+            "network" | "instance-network" | "tcp" | "tcp-create-socket" | "udp"
+            | "udp-create-socket" | "ip-name-lookup",
+        ) => ImportDecision::no_authority(
+            "every socket creation and name lookup fails with access-denied: \
+             the host owns every socket",
         ),
         ("http", _) => ImportDecision::refused(
             "wasi:http is never granted to plugins: requests go through the host",
@@ -265,7 +277,9 @@ mod tests {
             ("sockhost:plugin/types@0.1.0", D::G, D::G),
             ("sockhost:plugin/rule-types@0.1.0", D::G, D::G),
             ("sockhost:plugin/log@0.1.0", D::G, D::G),
-            ("sockhost:plugin/storage@0.1.0", D::R, D::G),
+            ("sockhost:plugin/storage@0.1.0", D::N, D::G),
+            ("sockhost:plugin/storage@9.9.9", D::R, D::R),
+            ("sockhost:plugin/storage", D::R, D::R),
             ("sockhost:plugin/rules@0.1.0", D::G, D::G),
             ("sockhost:plugin/log@9.9.9", D::R, D::R),
             ("sockhost:plugin/log", D::R, D::R),
@@ -286,8 +300,17 @@ mod tests {
             ("wasi:clocks/monotonic-clock@0.2.0", D::R, D::G),
             ("wasi:random/random@0.2.0", D::R, D::G),
             ("wasi:random/insecure-seed@0.2.0", D::R, D::G),
-            ("wasi:sockets/tcp@0.2.0", D::R, D::R),
-            ("wasi:sockets/instance-network@0.2.0", D::R, D::R),
+            ("wasi:sockets/network@0.2.9", D::N, D::N),
+            ("wasi:sockets/instance-network@0.2.0", D::N, D::N),
+            ("wasi:sockets/tcp@0.2.0", D::N, D::N),
+            ("wasi:sockets/tcp-create-socket@0.2.0", D::N, D::N),
+            ("wasi:sockets/udp@0.2.0", D::N, D::N),
+            ("wasi:sockets/udp-create-socket@0.2.0", D::N, D::N),
+            ("wasi:sockets/ip-name-lookup@0.2.3", D::N, D::N),
+            ("wasi:sockets/types@0.3.0", D::R, D::R),
+            ("wasi:sockets/tcp@0.3.0", D::R, D::R),
+            ("wasi:sockets/tcp", D::R, D::R),
+            ("wasi:sockets/raw@0.2.0", D::R, D::R),
             ("wasi:http/outgoing-handler@0.2.0", D::R, D::R),
             ("wasi:io/streams@0.3.0", D::R, D::R),
             ("wasi:keyvalue/store@0.2.0", D::R, D::R),
@@ -308,15 +331,34 @@ mod tests {
         );
     }
 
+    /// Why an import of a plugin granted nothing was decided as it was,
+    /// after checking it was decided `want`.
+    fn why(name: &str, want: D) -> String {
+        let decision = manifest("extension", "").decide_import(name);
+        assert_eq!(kind(&decision), want, "{name}: {decision:?}");
+        match decision {
+            ImportDecision::Granted { why }
+            | ImportDecision::NoAuthority { why }
+            | ImportDecision::Refused { why } => why,
+        }
+    }
+
     #[test]
     fn refusals_say_how_to_grant() {
-        let none = manifest("extension", "");
-        let why = |name| match none.decide_import(name) {
-            ImportDecision::Refused { why } => why,
-            other => panic!("{name}: {other:?}"),
-        };
-        assert!(why("sockhost:plugin/storage@0.1.0").contains("capabilities.storage-quota"));
+        let why = |name| why(name, D::R);
         assert!(why("wasi:clocks/wall-clock@0.2.0").contains("\"clocks\""));
-        assert!(why("wasi:sockets/tcp@0.2.0").contains("never granted"));
+        assert!(why("wasi:sockets/raw@0.2.0").contains("does not provide wasi:sockets/raw"));
+        assert!(why("wasi:sockets/tcp@0.3.0").contains("\"0.3.0\""));
+        assert!(why("sockhost:plugin/storage@0.2.0").contains("unknown sockhost:plugin version"));
+    }
+
+    #[test]
+    fn no_authority_says_what_fails_and_how_to_grant() {
+        let why = |name| why(name, D::N);
+        let storage = why("sockhost:plugin/storage@0.1.0");
+        assert!(storage.starts_with("storage not granted"), "{storage}");
+        assert!(storage.contains("capabilities.storage-quota"), "{storage}");
+        assert!(why("wasi:sockets/tcp-create-socket@0.2.0").contains("access-denied"));
+        assert!(why("wasi:sockets/ip-name-lookup@0.2.0").contains("name lookup"));
     }
 }

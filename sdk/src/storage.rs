@@ -1,7 +1,7 @@
 //! Private key-value storage, when the manifest grants
-//! `capabilities.storage-quota`. A plugin that uses any of these functions
-//! imports `sockhost:plugin/storage`, and the host refuses to load it unless
-//! the grant is there.
+//! `capabilities.storage-quota`. Without the grant the plugin still loads,
+//! and every call returns `StorageError::Io("storage not granted: …")`
+//! (`usage` returns `(0, 0)`).
 //!
 //! Keys are 1 to 128 characters of `[A-Za-z0-9._-]`; values at most 1 MiB;
 //! keys and values together count against the quota.

@@ -1,7 +1,8 @@
 //! Hostile plugins, built by plugins/build.sh like any other, against the
 //! real runtime: each fault ends that call and that instance, never the
 //! process; faults are recorded; restart then disable works; other plugins
-//! keep answering throughout; absurd answers are refused.
+//! keep answering throughout; absurd answers are refused; what a plugin
+//! imports but may not reach (sockets, storage) fails at every call.
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +10,10 @@ use sockhost::plugins::congestion::{
     AckFrame, AckSample, CongestionCause, CongestionEvent, CongestionPlugin, ControllerConfig,
     ControllerError, RttEstimate,
 };
-use sockhost::plugins::extension::{ExtensionPlugin, RequestVerdict, ResourceType};
+use sockhost::plugins::extension::{ExtensionPlugin, HeaderChange, RequestVerdict, ResourceType};
 use sockhost::plugins::supervisor::FIRST_BACKOFF;
-use sockhost::plugins::{CallError, FaultAction, FaultKind, LoadError, PluginRuntime};
+use sockhost::plugins::{CallError, FaultAction, FaultKind, LoadedPlugin, PluginRuntime};
+use sockhost_policy::ImportDecision;
 use sockhost_tests::{fixture, manifest_with, plugin, request, runtime, set_key};
 
 fn fault_kind(e: &Option<CallError>) -> Option<FaultKind> {
@@ -211,14 +213,64 @@ fn fail_closed_cancels_the_request_naming_the_fault() {
     }
 }
 
+/// Sends `n` requests through `p`; each must proceed, setting request
+/// header `name`: its values, in order.
+fn header_of_each(p: &mut ExtensionPlugin, name: &str, n: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let r = p.on_request(&request(i, "https://www.example.com/"));
+            assert!(r.error.is_none(), "{:?}", r.error);
+            let RequestVerdict::Proceed(changes) = &r.verdict else {
+                panic!("expected proceed, got {:?}", r.verdict);
+            };
+            changes
+                .iter()
+                .find_map(|c| match c {
+                    HeaderChange::Set(h) if h.name == name => {
+                        Some(String::from_utf8_lossy(&h.value).into_owned())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("request {i}: no {name} header"))
+        })
+        .collect()
+}
+
+/// Three requests through `loaded`: each proceeds, its hook reporting
+/// `expected` in request header `name`, and the plugin stays enabled.
+fn every_request_goes_on_seeing(loaded: LoadedPlugin, name: &str, expected: &str) {
+    let mut p = ExtensionPlugin::start(loaded).unwrap();
+    for seen in header_of_each(&mut p, name, 3) {
+        assert_eq!(seen, expected);
+    }
+    assert!(!p.is_disabled());
+}
+
 #[test]
-fn an_ungranted_storage_import_is_refused_at_load_by_name() {
-    let (rt, _d) = runtime();
-    let err = rt.load(&fixture("storage-ungranted")).unwrap_err();
-    assert!(matches!(err, LoadError::ImportRefused { .. }), "{err}");
-    let msg = err.to_string();
-    assert!(msg.contains("sockhost:plugin/storage@0.1.0"), "{msg}");
-    assert!(msg.contains("storage-quota"), "{msg}");
+fn an_ungranted_storage_import_loads_and_every_write_fails_as_not_granted() {
+    let (rt, data) = runtime();
+    let loaded = rt
+        .load(&fixture("storage-ungranted"))
+        .expect("storage without a grant is linked without authority");
+    let storage = loaded
+        .imports()
+        .iter()
+        .find(|i| i.name == "sockhost:plugin/storage@0.1.0")
+        .expect("the fixture imports storage");
+    assert!(
+        matches!(&storage.decision, ImportDecision::NoAuthority { why } if why.starts_with("storage not granted")),
+        "{:?}",
+        storage.decision
+    );
+    every_request_goes_on_seeing(
+        loaded,
+        "x-stored",
+        "io: storage not granted: plugin.toml sets no capabilities.storage-quota",
+    );
+    assert!(
+        !data.path().join("plugins/storage-ungranted").exists(),
+        "nothing may be stored without a grant"
+    );
 }
 
 #[test]
@@ -229,10 +281,9 @@ fn the_same_storage_import_loads_once_granted_and_its_quota_holds() {
         set_key(t, "capabilities", "storage-quota", "\"64 B\"")
     });
     let mut p = ExtensionPlugin::start(rt.load_manifest(m).unwrap()).unwrap();
-    for i in 0..20 {
-        let r = p.on_request(&request(i, "https://www.example.com/"));
-        assert!(r.error.is_none(), "{:?}", r.error);
-    }
+    let stored = header_of_each(&mut p, "x-stored", 20);
+    assert_eq!(stored[0], "ok");
+    assert_eq!(stored[19], "StorageError::QuotaExceeded");
     // Whatever the fixture wrote stays within its quota, in its own folder.
     let dir = data.path().join("plugins/storage-ungranted/storage");
     let used: u64 = std::fs::read_dir(&dir)
@@ -247,12 +298,32 @@ fn the_same_storage_import_loads_once_granted_and_its_quota_holds() {
 }
 
 #[test]
-fn a_wasi_sockets_import_is_refused_at_load_by_name() {
+fn every_socket_and_name_lookup_is_access_denied_and_the_hook_goes_on() {
     let (rt, _d) = runtime();
-    let err = rt.load(&fixture("wants-sockets")).unwrap_err();
-    let msg = err.to_string();
-    assert!(msg.contains("wasi:sockets/instance-network"), "{msg}");
-    assert!(msg.contains("never granted"), "{msg}");
+    let loaded = rt
+        .load(&fixture("wants-sockets"))
+        .expect("wasi:sockets is linked without authority");
+    let sockets: Vec<_> = loaded
+        .imports()
+        .iter()
+        .filter(|i| i.name.starts_with("wasi:sockets/"))
+        .collect();
+    // network, instance-network, tcp, tcp-create-socket, udp,
+    // udp-create-socket, ip-name-lookup.
+    assert_eq!(sockets.len(), 7, "{sockets:?}");
+    for i in &sockets {
+        assert!(
+            matches!(&i.decision, ImportDecision::NoAuthority { why } if why.contains("access-denied")),
+            "{}: {:?}",
+            i.name,
+            i.decision
+        );
+    }
+    every_request_goes_on_seeing(
+        loaded,
+        "x-sockets",
+        "tcp=access-denied udp=access-denied lookup=access-denied",
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use super::bindings::{log, storage};
 use super::engine::{EngineError, EngineOptions, PluginEngine};
 use super::fault::FaultLog;
+use super::no_sockets;
 use super::state::PluginState;
 use super::wit_version::{self, WitVersionError, WIT_VERSION};
 use super::world_link::WorldLink;
@@ -334,8 +335,7 @@ impl PluginRuntime {
             .iter()
             .find(|l| l.world() == manifest.plugin.world)
             .map(|l| &**l);
-        let linker =
-            build_linker(&self.engine, &manifest, &imports, world_link).map_err(link_err)?;
+        let linker = build_linker(&self.engine, &imports, world_link).map_err(link_err)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(link_err)?;
 
         Ok(LoadedPlugin {
@@ -446,12 +446,12 @@ fn gate_imports(
     Ok(reports)
 }
 
-/// Links exactly what the gate let through: sockhost's own interfaces only
-/// when granted (a world's own ones through its bridge's `world_link`),
-/// WASI (if imported at all) with no authority beyond grants.
+/// Links exactly what the gate let through: sockhost's own interfaces (a
+/// world's own ones through its bridge's `world_link`; storage without
+/// authority when not granted), WASI (if imported at all) with no authority
+/// beyond grants.
 fn build_linker(
     engine: &PluginEngine,
-    manifest: &Manifest,
     imports: &[ImportReport],
     world_link: Option<&dyn WorldLink>,
 ) -> wasmtime::Result<Linker<PluginState>> {
@@ -465,7 +465,9 @@ fn build_linker(
             ("sockhost", "log") => {
                 log::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
             }
-            ("sockhost", "storage") if manifest.capabilities.storage_quota.is_some() => {
+            // Without a grant too: the store has no storage then, and every
+            // call fails as not granted.
+            ("sockhost", "storage") => {
                 storage::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
             }
             // Types-only interfaces: an empty instance satisfies the import.
@@ -483,6 +485,7 @@ fn build_linker(
     }
     if wasi {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        no_sockets::add_to_linker(&mut linker)?;
     }
     Ok(linker)
 }

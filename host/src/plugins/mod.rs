@@ -14,6 +14,7 @@ pub mod instance;
 pub mod limits;
 pub mod load;
 pub mod net_types;
+mod no_sockets;
 mod runtime;
 pub mod state;
 pub mod storage;

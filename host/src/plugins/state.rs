@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{log, storage};
 use super::limits::MemoryLimiter;
+use super::no_sockets;
 use super::storage::{PluginStorage, StorageError};
 
 /// Longest log message kept, in bytes; longer ones are cut.
@@ -27,8 +28,8 @@ pub struct PluginState {
     pub(crate) panic_message: Option<String>,
     log_lines_this_call: u32,
     pub(crate) log_lines_dropped: u64,
-    /// Present only when the manifest grants storage; the linker does not
-    /// link `storage` otherwise, so the guest can never reach `None`.
+    /// Present only when the manifest grants storage; otherwise `storage`
+    /// is linked without authority and every call fails as not granted.
     pub(crate) storage: Option<PluginStorage>,
     wasi: Option<Box<WasiState>>,
     stdio: bool,
@@ -88,12 +89,14 @@ impl WasiView for PluginState {
         let stdio = self.stdio;
         // Built on first use: most plugins import no WASI at all. Whatever is
         // built here has no authority: no preopened directory, no
-        // environment, no arguments, no network (the socket check denies
-        // everything), stdin closed and output discarded unless `stdio` is
-        // granted. Clocks and randomness are only reachable when the import
-        // gate let their interfaces through, which needs a grant.
+        // environment, no arguments, no network (no socket can be created,
+        // no name looked up, no address used), stdin closed and output
+        // discarded unless `stdio` is granted. Clocks and randomness are only
+        // reachable when the import gate let their interfaces through, which
+        // needs a grant.
         let wasi = self.wasi.get_or_insert_with(|| {
             let mut b = WasiCtx::builder();
+            no_sockets::deny_all(&mut b);
             if stdio {
                 b.stdout(wasmtime_wasi::cli::stderr());
                 b.stderr(wasmtime_wasi::cli::stderr());
@@ -150,6 +153,8 @@ fn to_wit(e: StorageError) -> storage::StorageError {
         StorageError::InvalidKey => storage::StorageError::InvalidKey,
         StorageError::ValueTooLarge => storage::StorageError::ValueTooLarge,
         StorageError::Io(m) => storage::StorageError::Io(m),
+        // WIT 0.1.0 has no case of its own for it: the message says it.
+        e @ StorageError::NotGranted => storage::StorageError::Io(e.to_string()),
     }
 }
 
@@ -157,7 +162,7 @@ impl PluginState {
     fn store(&mut self) -> Result<&mut PluginStorage, storage::StorageError> {
         self.storage
             .as_mut()
-            .ok_or_else(|| storage::StorageError::Io("storage is not granted".into()))
+            .ok_or_else(|| to_wit(StorageError::NotGranted))
     }
 }
 
@@ -184,3 +189,31 @@ impl storage::Host for PluginState {
 }
 
 impl super::bindings::types::Host for PluginState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_grant_every_storage_call_says_it_is_not_granted() {
+        let text = format!(
+            "[plugin]\nname = \"x\"\nversion = \"0.1.0\"\nworld = \"extension\"\n\
+             component = \"x.wasm\"\nsha256 = \"{}\"\n",
+            "0".repeat(64),
+        );
+        let manifest = Manifest::parse(&text, std::path::Path::new("plugin.toml")).unwrap();
+        let mut s = PluginState::new(&manifest, None, None);
+        let not_granted = |e: storage::StorageError| match e {
+            storage::StorageError::Io(m) => {
+                m == "storage not granted: plugin.toml sets no capabilities.storage-quota"
+            }
+            _ => false,
+        };
+        use storage::Host as _;
+        assert!(s.get("k".into()).is_err_and(not_granted));
+        assert!(s.set("k".into(), b"v".to_vec()).is_err_and(not_granted));
+        assert!(s.delete("k".into()).is_err_and(not_granted));
+        assert!(s.keys().is_err_and(not_granted));
+        assert_eq!(s.usage(), (0, 0));
+    }
+}

@@ -34,6 +34,10 @@ pub enum StorageError {
     /// The directory could not be read or written.
     #[error("storage i/o: {0}")]
     Io(String),
+    /// The manifest grants no storage: the interface is linked without
+    /// authority, and every call ends here.
+    #[error("storage not granted: plugin.toml sets no capabilities.storage-quota")]
+    NotGranted,
 }
 
 impl From<io::Error> for StorageError {
