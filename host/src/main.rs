@@ -59,6 +59,17 @@ enum PluginCommand {
         #[arg(long)]
         no_cache: bool,
     },
+    /// Compile plugins into the on-disk compile cache ahead of time, so
+    /// that `serve` and `fetch` start without compiling them (a large
+    /// component takes seconds); prints where and how long.
+    Compile {
+        /// The plugins' manifests (plugin.toml).
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+        /// The cache directory (default: $XDG_CACHE_HOME/sockhost/wasm).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,10 +93,17 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         iterations: u32,
     },
-    /// Plugin costs: compile, instantiate (pooling vs on-demand), and one
-    /// call of each world's hot function.
+    /// Plugin costs: compile (cold and from the cache), instantiate with
+    /// the pooling allocator, one on-request call, memory per instance; of
+    /// the plugins given with --manifest, or of the first-party plugins
+    /// followed by more detailed figures (pooling vs on-demand, each
+    /// world's hot function).
     Plugins {
-        /// The folder holding the first-party plugins' manifests.
+        /// A plugin's manifest (plugin.toml); repeat for several.
+        #[arg(long = "manifest", value_name = "FILE")]
+        manifests: Vec<PathBuf>,
+        /// The folder holding the first-party plugins' manifests (used
+        /// without --manifest).
         #[arg(long, default_value = "plugins")]
         plugins: PathBuf,
         /// Calls measured per figure.
@@ -115,6 +133,13 @@ fn main() -> ExitCode {
                     no_cache,
                 },
         } => cli::check::run(&manifest, cache_dir, no_cache),
+        Command::Plugin {
+            command:
+                PluginCommand::Compile {
+                    manifests,
+                    cache_dir,
+                },
+        } => cli::compile::run(&manifests, cache_dir),
         Command::Ca {
             command: CaCommand::Export,
         } => cli::ca::export(),
@@ -130,10 +155,11 @@ fn main() -> ExitCode {
         Command::Bench {
             command:
                 BenchCommand::Plugins {
+                    manifests,
                     plugins,
                     iterations,
                 },
-        } => cli::bench::run(&plugins, iterations),
+        } => cli::bench::run(&plugins, &manifests, iterations),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,12 @@
 //! `sockhost bench plugins`: the costs of hosting plugins, printed.
 //!
-//! Figures are means over many calls in one run; the pooling and on-demand
+//! With `--manifest`, the cost table of those plugins (`bench_costs.rs`).
+//! Without, that table for the first-party plugins, then the figures below:
+//! means over many calls in one run; the pooling and on-demand
 //! instantiation figures are taken interleaved so machine noise hits both.
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -56,7 +58,25 @@ fn config() -> ControllerConfig {
     }
 }
 
-pub fn run(dir: &Path, iterations: u32) -> anyhow::Result<()> {
+/// The first-party plugins measured without `--manifest`.
+const DEFAULT_PLUGINS: [&str; 4] = ["newreno", "happy-eyeballs", "request-stats", "blocklist"];
+
+/// The cost table of `manifests`; without any, of the first-party plugins
+/// in `dir`, followed by the detailed figures.
+pub fn run(dir: &Path, manifests: &[PathBuf], iterations: u32) -> anyhow::Result<()> {
+    if !manifests.is_empty() {
+        return super::bench_costs::run(manifests, iterations);
+    }
+    let defaults: Vec<PathBuf> = DEFAULT_PLUGINS
+        .iter()
+        .map(|name| dir.join(name).join("plugin.toml"))
+        .collect();
+    super::bench_costs::run(&defaults, iterations)?;
+    println!();
+    details(dir, iterations)
+}
+
+fn details(dir: &Path, iterations: u32) -> anyhow::Result<()> {
     let n = iterations.max(1);
     let pooled = runtime(true)?;
     let on_demand = runtime(false)?;
@@ -64,7 +84,7 @@ pub fn run(dir: &Path, iterations: u32) -> anyhow::Result<()> {
     println!("sockhost bench plugins ({n} iterations per figure)");
     println!();
     println!("compile (no cache)");
-    for name in ["newreno", "happy-eyeballs", "request-stats", "blocklist"] {
+    for name in DEFAULT_PLUGINS {
         let p = load(&on_demand, dir, name)?;
         println!(
             "  {name:16} {:8.1} ms  ({} bytes)",

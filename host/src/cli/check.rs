@@ -1,43 +1,49 @@
 //! `sockhost plugin check`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::Context;
-use sockhost::plugins::{EngineOptions, PluginRuntime, RuntimeOptions, WIT_VERSION};
+use sockhost::plugins::{EngineOptions, LoadedPlugin, PluginRuntime, RuntimeOptions, WIT_VERSION};
 use sockhost_policy::{ImportDecision, OnFault};
 
-fn human_size(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / f64::from(1 << 20))
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
+use super::bench_stats::{human_duration, human_size};
+use super::smoke::Smoke;
+
+/// Where the compiled code came from, and what to do about a slow compile.
+fn compile_line(loaded: &LoadedPlugin, cache_dir: Option<&Path>) -> String {
+    let took = human_duration(loaded.compile_time());
+    match cache_dir {
+        _ if loaded.cached() => format!("{took} (from cache)"),
+        None => format!("{took} (cold, no cache)"),
+        Some(dir) => format!(
+            "{took} (cold; now in the cache at {}: `sockhost plugin compile` puts it there \
+             ahead of start-up)",
+            dir.display()
+        ),
     }
+}
+
+fn opt(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".into(), human_duration)
 }
 
 pub fn run(manifest: &Path, cache_dir: Option<PathBuf>, no_cache: bool) -> anyhow::Result<()> {
     let cache_dir = if no_cache {
         None
     } else {
-        cache_dir.or_else(super::paths::cache_dir)
+        super::paths::compile_cache(cache_dir)?
     };
-    if let Some(dir) = &cache_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create cache directory {}", dir.display()))?;
-    }
     // Checking must not leave storage behind: a scratch data directory.
-    let scratch = std::env::temp_dir().join(format!("sockhost-check-{}", std::process::id()));
+    let scratch = super::paths::Scratch::new("check");
     let runtime = PluginRuntime::new(RuntimeOptions {
         engine: EngineOptions {
             pooling: false,
-            cache_dir,
+            cache_dir: cache_dir.clone(),
         },
-        data_dir: Some(scratch.clone()),
-    })?;
-    let loaded = runtime.load(manifest);
-    let _ = std::fs::remove_dir_all(&scratch);
-    let loaded = loaded?;
+        data_dir: Some(scratch.path().to_owned()),
+    })?
+    .without_compile_hints();
+    let loaded = runtime.load(manifest)?;
     let m = std::sync::Arc::new(loaded.manifest().clone());
     println!("plugin     {} {}", m.plugin.name, m.plugin.version);
     println!("manifest   {}", manifest.display());
@@ -53,11 +59,8 @@ pub fn run(manifest: &Path, cache_dir: Option<PathBuf>, no_cache: bool) -> anyho
     } else {
         println!("wit        built against {version}, adapted to {WIT_VERSION}");
     }
-    println!(
-        "compile    {:.1} ms{}",
-        loaded.compile_time().as_secs_f64() * 1000.0,
-        if loaded.cached() { " (from cache)" } else { "" }
-    );
+    println!("compile    {}", compile_line(&loaded, cache_dir.as_deref()));
+    let (compile, cached) = (loaded.compile_time(), loaded.cached());
     println!("imports");
     let width = loaded
         .imports()
@@ -76,8 +79,20 @@ pub fn run(manifest: &Path, cache_dir: Option<PathBuf>, no_cache: bool) -> anyho
         };
         println!("  {:width$}  {what}: {why}", i.name);
     }
-    let smoke = super::smoke::run(loaded)?;
-    println!("smoke      {smoke}");
+    let smoke: Smoke = super::smoke::run(loaded)?;
+    println!(
+        "smoke      {}: ok ({})",
+        smoke.calls,
+        human_duration(smoke.total)
+    );
+    println!(
+        "time       compile {} {}, instantiate {}, init {}, smoke calls {}",
+        human_duration(compile),
+        if cached { "from cache" } else { "cold" },
+        opt(smoke.instantiate),
+        opt(smoke.init),
+        human_duration(smoke.calls_time())
+    );
     let l = &m.limits;
     println!(
         "limits     memory {}, call budget {:?}, on-fault {}, restart limit {} per {:?}, \

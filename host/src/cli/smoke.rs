@@ -31,26 +31,62 @@ fn origin() -> Origin {
     }
 }
 
-/// Runs the smoke test; returns a one-line summary, or the fault as error.
-pub fn run(loaded: LoadedPlugin) -> anyhow::Result<String> {
+/// Where a smoke test's time went.
+#[derive(Debug)]
+pub struct Smoke {
+    /// The functions called.
+    pub calls: &'static str,
+    /// Instantiating (the latest instance).
+    pub instantiate: Option<Duration>,
+    /// An extension's `init`.
+    pub init: Option<Duration>,
+    /// Everything, instantiation and init included.
+    pub total: Duration,
+}
+
+impl Smoke {
+    /// The calls themselves: the total less instantiation and init.
+    pub fn calls_time(&self) -> Duration {
+        self.total
+            .saturating_sub(self.instantiate.unwrap_or_default())
+            .saturating_sub(self.init.unwrap_or_default())
+    }
+}
+
+/// What a world's smoke test reports before the total is known.
+struct Timed {
+    calls: &'static str,
+    instantiate: Option<Duration>,
+    init: Option<Duration>,
+}
+
+/// Runs the smoke test; returns where the time went, or the fault as error.
+pub fn run(loaded: LoadedPlugin) -> anyhow::Result<Smoke> {
     let started = Instant::now();
-    let calls = match loaded.world() {
+    let timed = match loaded.world() {
         World::Extension => extension(loaded)?,
         World::CongestionPolicy => congestion(loaded)?,
         World::ConnectPolicy => connect(loaded)?,
         World::TelemetryProbe => telemetry(loaded)?,
     };
-    Ok(format!(
-        "{calls}: ok ({:.2} ms)",
-        started.elapsed().as_secs_f64() * 1000.0
-    ))
+    Ok(Smoke {
+        calls: timed.calls,
+        instantiate: timed.instantiate,
+        init: timed.init,
+        total: started.elapsed(),
+    })
 }
 
-fn extension(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
+fn extension(loaded: LoadedPlugin) -> anyhow::Result<Timed> {
+    let started = Instant::now();
     let mut p = match ExtensionPlugin::start(loaded) {
         Ok(p) => p,
         Err(e) => bail!("smoke test: {e}"),
     };
+    let instantiate = p.supervised().last_instantiation();
+    let init = started
+        .elapsed()
+        .saturating_sub(instantiate.unwrap_or_default());
     let request = Request {
         id: 1,
         url: "https://www.example.com/index.html".into(),
@@ -77,10 +113,14 @@ fn extension(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
     if let Some(e) = p.on_response("www.example.com", &response).error {
         bail!("smoke test: {e}");
     }
-    Ok("init, on-request, on-response")
+    Ok(Timed {
+        calls: "init, on-request, on-response",
+        instantiate,
+        init: Some(init),
+    })
 }
 
-fn congestion(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
+fn congestion(loaded: LoadedPlugin) -> anyhow::Result<Timed> {
     let mut p = CongestionPlugin::new(loaded)?;
     let config = ControllerConfig {
         max_datagram_size: 1200,
@@ -124,10 +164,14 @@ fn congestion(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
     if let Err(e) = run() {
         bail!("smoke test: {e}");
     }
-    Ok("controller, initial, on-ack, on-congestion-event, on-mtu-update")
+    Ok(Timed {
+        calls: "controller, initial, on-ack, on-congestion-event, on-mtu-update",
+        instantiate: p.supervised().last_instantiation(),
+        init: None,
+    })
 }
 
-fn connect(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
+fn connect(loaded: LoadedPlugin) -> anyhow::Result<Timed> {
     let mut p = ConnectPlugin::new(loaded)?;
     let origin = OriginKey {
         scheme: "https".into(),
@@ -155,10 +199,14 @@ fn connect(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
     if let Err(e) = p.report(&origin, &request.candidates, &reports) {
         bail!("smoke test: {e}");
     }
-    Ok("plan, report")
+    Ok(Timed {
+        calls: "plan, report",
+        instantiate: p.supervised().last_instantiation(),
+        init: None,
+    })
 }
 
-fn telemetry(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
+fn telemetry(loaded: LoadedPlugin) -> anyhow::Result<Timed> {
     let mut p = TelemetryPlugin::new(loaded)?;
     let events: Vec<Event> = (0..4u64)
         .map(|i| Event {
@@ -187,5 +235,9 @@ fn telemetry(loaded: LoadedPlugin) -> anyhow::Result<&'static str> {
     if let Err(e) = p.collect() {
         bail!("smoke test: {e}");
     }
-    Ok("on-events, collect")
+    Ok(Timed {
+        calls: "on-events, collect",
+        instantiate: p.supervised().last_instantiation(),
+        init: None,
+    })
 }

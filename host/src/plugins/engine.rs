@@ -155,6 +155,11 @@ impl PluginEngine {
         self.inner.pooling
     }
 
+    /// Whether compiled code is cached on disk.
+    pub fn has_cache(&self) -> bool {
+        self.inner.cache.is_some()
+    }
+
     /// Compiled-code cache hits so far (0 without a cache).
     pub fn cache_hits(&self) -> usize {
         self.inner

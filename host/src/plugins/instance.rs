@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use sockhost_policy::{Manifest, OnFault, World};
 use wasmtime::component::InstancePre;
@@ -122,6 +122,7 @@ pub struct Supervised<B: WorldBindings> {
     // Incremented on every new instance, so handles to resources of a dropped
     // instance (congestion controllers) are recognised as stale.
     generation: u64,
+    last_instantiation: Option<Duration>,
 }
 
 impl<B: WorldBindings> fmt::Debug for Supervised<B> {
@@ -164,6 +165,7 @@ impl<B: WorldBindings> Supervised<B> {
             pre,
             live: None,
             generation: 0,
+            last_instantiation: None,
         })
     }
 
@@ -181,6 +183,7 @@ impl<B: WorldBindings> Supervised<B> {
             live: None,
             supervisor: self.supervisor.clone(),
             generation: 0,
+            last_instantiation: None,
         }
     }
 
@@ -239,9 +242,23 @@ impl<B: WorldBindings> Supervised<B> {
         self.generation
     }
 
-    /// Bytes of linear memory the live instance has, if one is live.
+    /// Whether an instance is live.
     pub fn has_instance(&self) -> bool {
         self.live.is_some()
+    }
+
+    /// Bytes of linear memory the live instance has (all its memories), if
+    /// one is live.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        self.live
+            .as_ref()
+            .map(|l| l.store.data().limiter.memory_bytes() as u64)
+    }
+
+    /// How long the latest instantiation took (store, instance, and the
+    /// guest's start functions), if there was one.
+    pub fn last_instantiation(&self) -> Option<Duration> {
+        self.last_instantiation
     }
 
     fn new_store(&self) -> wasmtime::Result<Store<PluginState>> {
@@ -291,6 +308,7 @@ impl<B: WorldBindings> Supervised<B> {
         if self.live.is_some() {
             return Ok(());
         }
+        let started = Instant::now();
         let mut store = match self.new_store() {
             Ok(s) => s,
             Err(e) => return Err(self.fault_without_store(function, &e)),
@@ -298,6 +316,7 @@ impl<B: WorldBindings> Supervised<B> {
         self.arm(&mut store);
         match B::instantiate(&self.pre, &mut store) {
             Ok(bindings) => {
+                self.last_instantiation = Some(started.elapsed());
                 self.generation += 1;
                 self.live = Some(Live {
                     store,

@@ -16,6 +16,10 @@ pub struct MemoryLimiter {
     /// Set when a growth was refused during the current call; taken by fault
     /// classification.
     refused: Option<usize>,
+    /// Bytes of linear memory granted so far, over every memory of the
+    /// instance: wasmtime asks for a memory's initial size too, so this is
+    /// the instance's whole linear memory.
+    granted: usize,
 }
 
 impl MemoryLimiter {
@@ -24,12 +28,18 @@ impl MemoryLimiter {
         Self {
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
             refused: None,
+            granted: 0,
         }
     }
 
     /// The limit in bytes.
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// Bytes of linear memory the instance has (every memory's current size).
+    pub fn memory_bytes(&self) -> usize {
+        self.granted
     }
 
     /// The size that was refused since the last call to this, if any.
@@ -41,7 +51,7 @@ impl MemoryLimiter {
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -51,6 +61,7 @@ impl ResourceLimiter for MemoryLimiter {
             // a guest allocator expects on exhaustion: it gets to fail cleanly.
             return Ok(false);
         }
+        self.granted = self.granted.saturating_add(desired.saturating_sub(current));
         Ok(true)
     }
 
@@ -77,5 +88,19 @@ mod tests {
         assert_eq!(l.take_refusal(), Some((1 << 20) + 65536));
         assert_eq!(l.take_refusal(), None);
         assert!(!l.table_growing(0, MAX_TABLE_ELEMENTS + 1, None).unwrap());
+    }
+
+    #[test]
+    fn counts_every_memory_and_only_granted_growth() {
+        let mut l = MemoryLimiter::new(1 << 20);
+        assert_eq!(l.memory_bytes(), 0);
+        // Two memories created (current 0), then one grows.
+        assert!(l.memory_growing(0, 128 << 10, None).unwrap());
+        assert!(l.memory_growing(0, 64 << 10, None).unwrap());
+        assert!(l.memory_growing(128 << 10, 192 << 10, None).unwrap());
+        assert_eq!(l.memory_bytes(), 256 << 10);
+        // A refused growth adds nothing.
+        assert!(!l.memory_growing(192 << 10, 2 << 20, None).unwrap());
+        assert_eq!(l.memory_bytes(), 256 << 10);
     }
 }

@@ -1,8 +1,9 @@
 //! Loading a plugin: manifest, hash, compile, the capability gate over the
 //! component's imports, linking, pre-instantiation.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cap_std::ambient_authority;
@@ -13,6 +14,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 
 use super::bindings::{log, storage};
+use super::compile_hint::slow_compile_hint;
 use super::engine::{EngineError, EngineOptions, PluginEngine};
 use super::fault::FaultLog;
 use super::no_sockets;
@@ -153,6 +155,9 @@ pub struct PluginRuntime {
     faults: FaultLog,
     data_dir: Option<PathBuf>,
     world_links: Arc<[Arc<dyn WorldLink>]>,
+    compile_hints: bool,
+    // Components (by sha256) whose slow compile was logged: once each.
+    hinted: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
 
 /// A plugin that passed every load check and is ready to instantiate.
@@ -228,7 +233,16 @@ impl PluginRuntime {
             faults: FaultLog::default(),
             data_dir: options.data_dir,
             world_links: world_links.into(),
+            compile_hints: true,
+            hinted: Arc::default(),
         })
+    }
+
+    /// Without the log line a slow cold compile gets otherwise (see
+    /// [`super::compile_hint::SLOW_COMPILE`]): for commands that print compile times themselves.
+    pub fn without_compile_hints(mut self) -> Self {
+        self.compile_hints = false;
+        self
     }
 
     /// The engine.
@@ -243,31 +257,32 @@ impl PluginRuntime {
 
     /// Loads the plugin described by the manifest at `path`.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        self.load_manifest(Manifest::load(path)?)
+        let manifest = Manifest::load(path)?;
+        let bytes = read_component(&manifest)?;
+        self.load_checked(manifest, &bytes, Some(path))
     }
 
     /// Loads the plugin a parsed manifest describes.
     pub fn load_manifest(&self, manifest: Manifest) -> Result<LoadedPlugin, LoadError> {
-        let path = manifest.plugin.component.clone();
-        let read_err = |message: String| LoadError::Read {
-            path: path.clone(),
-            message,
-        };
-        let meta = std::fs::metadata(&path).map_err(|e| read_err(e.to_string()))?;
-        if meta.len() > MAX_COMPONENT_SIZE {
-            return Err(read_err(format!(
-                "{} bytes is larger than the {MAX_COMPONENT_SIZE}-byte limit",
-                meta.len()
-            )));
-        }
-        let bytes = std::fs::read(&path).map_err(|e| read_err(e.to_string()))?;
-        self.load_bytes(manifest, &bytes)
+        let bytes = read_component(&manifest)?;
+        self.load_checked(manifest, &bytes, None)
     }
 
     /// Loads a component given as bytes (plugins embedded in the binary);
     /// the manifest's `component` path only names it in errors. The bytes
     /// are checked against the manifest's sha256 like a file's.
     pub fn load_bytes(&self, manifest: Manifest, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        self.load_checked(manifest, bytes, None)
+    }
+
+    /// Loads after reading; `manifest_path` names the manifest in the
+    /// slow-compile hint.
+    fn load_checked(
+        &self,
+        manifest: Manifest,
+        bytes: &[u8],
+        manifest_path: Option<&Path>,
+    ) -> Result<LoadedPlugin, LoadError> {
         let path = manifest.plugin.component.clone();
         if bytes.len() as u64 > MAX_COMPONENT_SIZE {
             return Err(LoadError::Read {
@@ -304,6 +319,25 @@ impl PluginRuntime {
             })?;
         let compile_time = started.elapsed();
         let cached = self.engine.cache_hits() > hits;
+        if self.compile_hints {
+            let hint = slow_compile_hint(
+                &manifest.plugin.name,
+                manifest_path,
+                compile_time,
+                cached,
+                self.engine.has_cache(),
+            );
+            if let Some(hint) = hint {
+                let first = self
+                    .hinted
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(manifest.plugin.sha256);
+                if first {
+                    tracing::warn!("{hint}");
+                }
+            }
+        }
 
         check_world(&component, &manifest, self.engine.engine(), &path)?;
         let adapter =
@@ -378,6 +412,24 @@ impl PluginRuntime {
             .map_err(|e| storage_err(full.clone(), e))?;
         Ok(Some(Arc::new(dir)))
     }
+}
+
+/// Reads the component a manifest names, refusing one over the size limit
+/// before reading it.
+fn read_component(manifest: &Manifest) -> Result<Vec<u8>, LoadError> {
+    let path = &manifest.plugin.component;
+    let read_err = |message: String| LoadError::Read {
+        path: path.clone(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| read_err(e.to_string()))?;
+    if meta.len() > MAX_COMPONENT_SIZE {
+        return Err(read_err(format!(
+            "{} bytes is larger than the {MAX_COMPONENT_SIZE}-byte limit",
+            meta.len()
+        )));
+    }
+    std::fs::read(path).map_err(|e| read_err(e.to_string()))
 }
 
 /// Finds the `sockhost:plugin` interface the component exports and checks it

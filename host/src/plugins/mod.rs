@@ -5,6 +5,7 @@
 //! world.
 
 pub mod bindings;
+pub mod compile_hint;
 pub mod congestion;
 pub mod connect;
 pub mod engine;
