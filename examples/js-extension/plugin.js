@@ -16,6 +16,8 @@ function header(name, value) {
   return { name, value: encoder.encode(value) };
 }
 
+const everything = { hostSuffixes: [], methods: [], resourceTypes: [] };
+
 export const addOn = {
   init() {
     log('info', 'js-extension: loaded');
@@ -34,9 +36,11 @@ export const addOn = {
           action: { tag: 'block' },
         },
       ],
-      // Hooks see every request and response the manifest's `hosts` allows.
-      requestFilter: undefined,
-      responseFilter: undefined,
+      // A filter that is set asks for the hook; empty lists match every
+      // request (within the manifest's `hosts`). Leave a filter undefined
+      // and its hook is never called.
+      requestFilter: everything,
+      responseFilter: everything,
     };
   },
 
