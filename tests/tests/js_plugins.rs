@@ -7,6 +7,7 @@
 //! Needs node and `npm ci` in sdk/js (scripts/setup.sh). Without them the
 //! test fails under `CI=true` and is skipped, saying why, elsewhere.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -41,7 +42,12 @@ fn build_example(out: &Path) -> Option<PathBuf> {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("JavaScript plugins cannot be built in CI: {why}");
         }
-        eprintln!("js_plugins: SKIPPED: {why} (with CI=true this fails)");
+        // Straight to stderr: libtest hides eprintln! output of a passing
+        // test, and a skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "js_plugins: SKIPPED: {why} (with CI=true this fails)"
+        );
         return None;
     }
     let built = Command::new("bash")
