@@ -30,9 +30,12 @@ while (($#)); do
             mkdir -p "$1"
             out=$(cd "$1" && pwd)
             ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         -*) die "unknown argument $1 (see --help)" ;;
-        *) dirs+=("$(cd "$1" && pwd)") ;;
+        *)
+            [[ -d $1 ]] || die "$1 is not a folder"
+            dirs+=("$(cd "$1" && pwd)")
+            ;;
     esac
     shift
 done
