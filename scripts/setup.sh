@@ -4,7 +4,9 @@
 # rustc-web with its library source, for -Zbuild-std) and wasi-libc; nginx
 # and curl (peers for the tests and benchmarks); chromium (the headless
 # browser of tests/tests/serve_browser.rs); iproute2 and nftables (the
-# network-namespace fault tests); aioquic from PyPI.
+# network-namespace fault tests); aioquic from PyPI; Node.js and, from the npm
+# registry, the ComponentizeJS that sdk/js/package-lock.json pins (JavaScript
+# plugins).
 set -euo pipefail
 
 need=()
@@ -32,6 +34,20 @@ if ! python3 -c 'import aioquic' 2>/dev/null; then
         python3 -m pip install --quiet --break-system-packages aioquic
     python3 -c 'import aioquic' || { echo "setup: aioquic did not install" >&2; exit 1; }
 fi
+# Node.js and ComponentizeJS (npm): build the JavaScript plugins
+# (plugins/build-js.sh). `npm ci` runs again only when the lock file changed.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq nodejs npm
+fi
+js="$(cd "$(dirname "$0")/.." && pwd)/sdk/js"
+if ! cmp -s "$js/package-lock.json" "$js/node_modules/.sockhost-installed-lock"; then
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$js/package-lock.json" "$js/node_modules/.sockhost-installed-lock"
+fi
+"$js/node_modules/.bin/componentize-js" --version >/dev/null ||
+    { echo "setup: componentize-js did not install in $js" >&2; exit 1; }
 for c in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done
