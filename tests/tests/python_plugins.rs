@@ -9,7 +9,7 @@
 //! of their own (by `plugin check`, before any request), so the tests'
 //! loads come from the cache.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -109,7 +109,7 @@ fn runtime(b: &Built) -> (PluginRuntime, tempfile::TempDir) {
     (rt, data)
 }
 
-fn load(prt: &PluginRuntime, manifest: &PathBuf) -> LoadedPlugin {
+fn load(prt: &PluginRuntime, manifest: &Path) -> LoadedPlugin {
     let loaded = prt.load(manifest).expect("the Python example loads");
     eprintln!(
         "{}: compiled in {:.1?}{}",
