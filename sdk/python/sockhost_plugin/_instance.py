@@ -17,8 +17,9 @@ def register(cls) -> None:
             f"sockhost_plugin: export() called twice ({_registered.__name__} and {cls.__name__}); "
             "a component exports one plugin"
         )
-    _registered = cls
-    _object = None
+    if _registered is None:
+        _registered = cls
+        _object = None
 
 
 def get():
