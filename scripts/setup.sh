@@ -4,9 +4,10 @@
 # rustc-web with its library source, for -Zbuild-std) and wasi-libc; nginx
 # and curl (peers for the tests and benchmarks); chromium (the headless
 # browser of tests/tests/serve_browser.rs); iproute2 and nftables (the
-# network-namespace fault tests); aioquic from PyPI; Node.js and, from the npm
-# registry, the ComponentizeJS that sdk/js/package-lock.json pins (JavaScript
-# plugins).
+# network-namespace fault tests); aioquic from PyPI; componentize-py from PyPI
+# at the version sdk/python/requirements.txt pins (Python plugins); Node.js
+# and, from the npm registry, the ComponentizeJS that sdk/js/package-lock.json
+# pins (JavaScript plugins).
 set -euo pipefail
 
 need=()
@@ -33,6 +34,19 @@ if ! python3 -c 'import aioquic' 2>/dev/null; then
     python3 -m pip install --quiet aioquic 2>/dev/null ||
         python3 -m pip install --quiet --break-system-packages aioquic
     python3 -c 'import aioquic' || { echo "setup: aioquic did not install" >&2; exit 1; }
+fi
+# componentize-py (PyPI): builds the Python plugins (plugins/build-python.sh).
+pin=$(grep -E '^componentize-py==' "$(dirname "$0")/../sdk/python/requirements.txt")
+if [[ $(componentize-py --version 2>/dev/null) != "componentize-py ${pin#*==}" ]]; then
+    python3 -m pip --version >/dev/null 2>&1 || {
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq python3-pip
+    }
+    python3 -m pip install --quiet "$pin" 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages "$pin"
+    [[ $(componentize-py --version 2>/dev/null) == "componentize-py ${pin#*==}" ]] ||
+        { echo "setup: $pin did not install (is pip's bin folder on PATH?)" >&2; exit 1; }
 fi
 # Node.js and ComponentizeJS (npm): build the JavaScript plugins
 # (plugins/build-js.sh). `npm ci` runs again only when the lock file changed.

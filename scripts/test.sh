@@ -16,5 +16,6 @@ cargo run --quiet -p sockhost -- plugin check examples/fixed-window/plugin.toml
 step "plugin logic, natively"
 cargo test --manifest-path plugins/Cargo.toml --workspace
 cargo test --manifest-path examples/fixed-window/Cargo.toml
+bash sdk/python/test.sh
 step "cargo test --workspace"
 cargo test --workspace
