@@ -47,14 +47,8 @@ componentize="$repo/sdk/js/node_modules/.bin/componentize-js"
     die "$componentize is missing: run bash scripts/setup.sh (npm ci in sdk/js)"
 echo "build-js.sh: node $(node --version), componentize-js $("$componentize" --version)"
 
-# field FILE KEY: the string value of KEY in FILE's [plugin] table.
-field() {
-    awk -v key="$2" '
-        /^\[/ { in_plugin = ($0 == "[plugin]") }
-        in_plugin && $1 == key && $2 == "=" {
-            v = $0; sub(/^[^=]*= *"/, "", v); sub(/".*$/, "", v); print v; exit
-        }' "$1"
-}
+# shellcheck source=plugins/manifest.sh
+source "$here/manifest.sh"
 
 for dir in "${dirs[@]}"; do
     manifest="$dir/plugin.toml"
@@ -81,10 +75,7 @@ for dir in "${dirs[@]}"; do
     [[ -s $wasm ]] || die "componentize-js wrote no component for $dir/plugin.js"
     took=$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
     sum=$(sha256sum "$wasm" | cut -d' ' -f1)
-    # The placeholder line must be there to be replaced: a manifest copied
-    # without its sha256 would fail to load with a less helpful error.
-    grep -q '^sha256 = ' "$manifest" || die "$manifest has no sha256 line to fill in"
-    sed "s/^sha256 = \".*\"/sha256 = \"$sum\"/" "$manifest" >"$dest/plugin.toml"
+    with_sha256 "$manifest" "$sum" "$dest/plugin.toml"
     printf 'build-js.sh: %s: %d bytes in %s s, sha256 %s\n  manifest %s\n' \
         "${dir#"$repo"/}" "$(stat -c %s "$wasm")" "$took" "$sum" "$dest/plugin.toml"
     exec 9>&-

@@ -54,14 +54,8 @@ have=$(componentize-py --version | awk '{print $2}')
 [[ $have == "$pin" ]] ||
     die "componentize-py $have is installed, sdk/python/requirements.txt pins $pin: run bash scripts/setup.sh"
 
-# field FILE KEY: the string value of KEY in FILE's [plugin] table.
-field() {
-    awk -v key="$2" '
-        /^\[/ { in_plugin = ($0 == "[plugin]") }
-        in_plugin && $1 == key && $2 == "=" {
-            v = $0; sub(/^[^=]*= *"/, "", v); sub(/".*$/, "", v); print v; exit
-        }' "$1"
-}
+# shellcheck source=plugins/manifest.sh
+source "$here/manifest.sh"
 
 # inputs DIR: one hash of everything the component is built from.
 inputs() {
@@ -100,7 +94,7 @@ for dir in "${dirs[@]}"; do
         die "componentize-py failed for $dir"
     }
     sum=$(sha256sum "$dest/$component" | cut -d' ' -f1)
-    sed "s/^sha256 = .*/sha256 = \"$sum\"/" "$manifest" >"$dest/plugin.toml"
+    with_sha256 "$manifest" "$sum" "$dest/plugin.toml"
     echo "$stamp" >"$dest/.inputs"
     printf '  %-20s %9d bytes  %s  %.1f s\n' "$name" "$(stat -c %s "$dest/$component")" "$sum" \
         "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')"

@@ -89,14 +89,8 @@ echo "build.sh: toolchain $toolchain"
 (cd "$repo" && cargo build --quiet -p sockhost-componentize)
 componentize="${CARGO_TARGET_DIR:-$repo/target}/debug/sockhost-componentize"
 
-# field FILE KEY: the string value of KEY in FILE's [plugin] table.
-field() {
-    awk -v key="$2" '
-        /^\[/ { in_plugin = ($0 == "[plugin]") }
-        in_plugin && $1 == key && $2 == "=" {
-            v = $0; sub(/^[^=]*= *"/, "", v); sub(/".*$/, "", v); print v; exit
-        }' "$1"
-}
+# shellcheck source=plugins/manifest.sh
+source "$here/manifest.sh"
 
 # build_workspace DIR TARGET_DIR [RUSTFLAGS]: builds the cargo workspace at DIR
 # for wasm32, with RUSTFLAGS added to the common ones.
