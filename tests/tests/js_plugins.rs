@@ -218,4 +218,32 @@ fn the_javascript_example_builds_passes_check_and_acts_on_live_traffic() {
             "the origin did not see the request hook's header:\n{seen}"
         );
     });
+
+    // ComponentizeJS keeps about 2 KiB of linear memory per call, so a
+    // long-lived instance would reach the 32 MiB limit after about 11,500
+    // calls and fault. The host replaces it between calls once it passes
+    // 3/4 of the limit: 15,000 calls, not one fault.
+    let mut ext = ExtensionPlugin::start(prt.load(&manifest).expect("loads again"))
+        .expect("the example starts");
+    let limit = ext.supervised().manifest().limits.memory;
+    let request = sockhost::plugins::extension::Request {
+        id: 1,
+        url: "https://www.test/articles/42?ref=home".into(),
+        method: "GET".into(),
+        headers: vec![],
+        resource_type: sockhost::plugins::extension::ResourceType::Document,
+    };
+    for i in 0..15_000 {
+        let r = ext.on_request(&request);
+        assert!(r.error.is_none(), "call {i}: {:?}", r.error);
+        assert!(r.called, "call {i} did not reach the hook");
+        let memory = ext.supervised().memory_bytes().unwrap_or(0);
+        assert!(memory < limit, "call {i}: {memory} bytes of {limit}");
+    }
+    let recycles = ext.supervised().recycles();
+    assert!(
+        (1..=3).contains(&recycles),
+        "{recycles} instances recycled in 15,000 calls"
+    );
+    assert_eq!(ext.supervised().restarts(), 0, "a recycle is not a restart");
 }

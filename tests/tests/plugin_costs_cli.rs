@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sockhost_tests::{plugin, repo, sockhost_bin};
+use sockhost_tests::{fixture, plugin, repo, sockhost_bin};
 
 fn sockhost(args: &[&str], cache_home: &Path) -> Output {
     let out = Command::new(sockhost_bin())
@@ -143,4 +143,62 @@ fn bench_prints_a_row_per_manifest_with_the_targets() {
     assert_eq!(stats.iter().filter(|c| *c == "-").count(), 2, "{stats:?}");
     // The bench leaves no cache behind in the user's cache directory.
     assert!(!home.path().join("sockhost").exists());
+}
+
+#[test]
+fn bench_reports_a_faulting_plugin_as_a_row_and_measures_the_rest() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(sockhost_bin())
+        .args([
+            "bench",
+            "plugins",
+            "--iterations",
+            "20",
+            "--manifest",
+            fixture("panics").to_str().unwrap(),
+            "--manifest",
+            plugin("blocklist").to_str().unwrap(),
+            "--manifest",
+            "no/such/plugin.toml",
+        ])
+        .current_dir(repo())
+        .env("XDG_CACHE_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("2 of 3 plugins faulted") && stderr.contains("panics"),
+        "{stderr}"
+    );
+    let line = |start: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?}: {stdout}"))
+            .to_owned()
+    };
+    // The panicking hook was loaded and instantiated, then faulted on its
+    // first call.
+    let panics = line("panics ");
+    assert!(
+        panics.contains("extension") && panics.contains("faulted"),
+        "{panics}"
+    );
+    assert!(
+        line("  panics: faulted during an on-request call: call 1 of 20").contains("panic"),
+        "{stdout}"
+    );
+    // The plugin after it was measured in full.
+    let blocklist = line("blocklist ");
+    assert!(!blocklist.contains("faulted"), "{blocklist}");
+    assert!(blocklist.contains("µs"), "{blocklist}");
+    // A manifest that does not exist is a row named by its path.
+    assert!(line("no/such/plugin.toml ").contains("faulted"), "{stdout}");
+    assert!(
+        line("  no/such/plugin.toml: faulted during loading").contains("no/such/plugin.toml"),
+        "{stdout}"
+    );
 }

@@ -14,6 +14,7 @@ use wasmtime::Store;
 
 use super::engine::PluginEngine;
 use super::fault::{classify, Fault, FaultAction, FaultContext, FaultKind, FaultLog};
+use super::limits::{crept_past_high_water, RECYCLE_AT_PERCENT};
 use super::load::LoadedPlugin;
 use super::state::{PluginState, WorldData};
 use super::storage::PluginStorage;
@@ -29,6 +30,10 @@ pub trait WorldBindings: Sized + Send + 'static {
     fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre>;
     /// Instantiates.
     fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self>;
+    /// Whether an instance whose memory crept toward its limit may be
+    /// replaced between calls. Not for a world whose host keeps handles
+    /// into the instance across calls (congestion controllers).
+    const RECYCLES: bool = true;
     /// The data the world's own host interfaces keep in each new store
     /// (see `PluginState::world_data`); none by default.
     fn world_data(manifest: &Manifest) -> Option<WorldData> {
@@ -78,6 +83,8 @@ struct Live<B> {
     // The supervisor's disable count when this instance was made: one made
     // before the plugin was last disabled is not called again.
     disables: u64,
+    // Linear memory when instantiated, for `crept_past_high_water`.
+    memory_at_start: usize,
 }
 
 /// The fault budget every instance of one plugin shares. Cheap to clone;
@@ -318,10 +325,12 @@ impl<B: WorldBindings> Supervised<B> {
             Ok(bindings) => {
                 self.last_instantiation = Some(started.elapsed());
                 self.generation += 1;
+                let memory_at_start = store.data().limiter.memory_bytes();
                 self.live = Some(Live {
                     store,
                     bindings,
                     disables,
+                    memory_at_start,
                 });
                 Ok(())
             }
@@ -347,13 +356,43 @@ impl<B: WorldBindings> Supervised<B> {
         live.store
             .set_epoch_deadline(PluginEngine::budget_ticks(self.manifest.limits.call_budget));
         match f(&live.bindings, &mut live.store) {
-            Ok(v) => Ok(v),
+            Ok(v) => {
+                self.recycle_if_crept();
+                Ok(v)
+            }
             Err(e) => {
                 // A store whose call trapped cannot be re-entered.
                 let mut live = self.live.take();
                 Err(self.fault(function, &e, live.as_mut().map(|l| l.store.data_mut())))
             }
         }
+    }
+
+    /// Replaces the instance before its next call when its memory crept
+    /// past the high-water mark, rather than let a call fault at the limit.
+    fn recycle_if_crept(&mut self) {
+        let Some(live) = self.live.as_ref().filter(|_| B::RECYCLES) else {
+            return;
+        };
+        let limiter = &live.store.data().limiter;
+        let (limit, now) = (limiter.limit(), limiter.memory_bytes());
+        if !crept_past_high_water(limit, live.memory_at_start, now) {
+            return;
+        }
+        self.live = None;
+        self.supervisor().on_recycle();
+        tracing::debug!(
+            plugin = %self.manifest.plugin.name,
+            memory = now,
+            limit,
+            "instance recycled: its memory grew past {RECYCLE_AT_PERCENT}% of the limit"
+        );
+    }
+
+    /// Instances of this plugin replaced because their memory crept toward
+    /// the limit (every instance of the plugin, forks included).
+    pub fn recycles(&self) -> u64 {
+        self.supervisor().recycles()
     }
 
     /// Runs `f` on the live store without a time budget of its own (host-side

@@ -7,6 +7,23 @@ use wasmtime::ResourceLimiter;
 /// getting in an honest one's way.
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 
+/// The share of its memory limit, in percent, past which an instance whose
+/// linear memory grew since it was made is replaced between calls. Linear
+/// memory never shrinks, and some language runtimes (ComponentizeJS 0.23
+/// keeps about 2 KiB per call) grow it with every call: without this such an
+/// instance would fault on the call that crosses the limit.
+pub const RECYCLE_AT_PERCENT: usize = 75;
+
+/// Whether an instance that started with `at_start` bytes of linear memory
+/// and now has `now` should be replaced before its next call: it crossed
+/// [`RECYCLE_AT_PERCENT`] of `limit` since it was made. One that started
+/// past the mark is left alone (recycling it would only make another just
+/// like it); it faults if it outgrows the limit.
+pub fn crept_past_high_water(limit: usize, at_start: usize, now: usize) -> bool {
+    let mark = limit / 100 * RECYCLE_AT_PERCENT + limit % 100 * RECYCLE_AT_PERCENT / 100;
+    now >= mark && at_start < mark
+}
+
 /// Enforces the manifest's memory limit and remembers a refusal, so that the
 /// trap that follows (the guest's allocator aborts) is reported as a memory
 /// fault rather than a bare `unreachable`.
@@ -78,6 +95,20 @@ impl ResourceLimiter for MemoryLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_is_recycled_when_its_memory_crept_past_three_quarters() {
+        const MIB: usize = 1 << 20;
+        // The JS example: 9.1 MiB at start, 32 MiB limit, 24 MiB the mark.
+        assert!(!crept_past_high_water(32 * MIB, 9 * MIB, 23 * MIB));
+        assert!(crept_past_high_water(32 * MIB, 9 * MIB, 24 * MIB));
+        assert!(crept_past_high_water(32 * MIB, 9 * MIB, 31 * MIB));
+        // Started past the mark: recycling would not help.
+        assert!(!crept_past_high_water(32 * MIB, 25 * MIB, 31 * MIB));
+        // No limit to speak of: never.
+        assert!(!crept_past_high_water(usize::MAX, 9 * MIB, 31 * MIB));
+        assert!(crept_past_high_water(usize::MAX, 0, usize::MAX));
+    }
 
     #[test]
     fn refuses_growth_past_the_limit_and_remembers_it() {

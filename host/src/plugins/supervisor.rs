@@ -64,6 +64,9 @@ pub struct Supervisor {
     restarts: u32,
     disables: u64,
     faults: u64,
+    // Instances replaced because their memory crept toward the limit; not
+    // faults, and not counted against the budget.
+    recycles: u64,
 }
 
 impl Supervisor {
@@ -90,6 +93,7 @@ impl Supervisor {
             restarts: 0,
             disables: 0,
             faults: 0,
+            recycles: 0,
         }
     }
 
@@ -199,6 +203,17 @@ impl Supervisor {
     /// Faults recorded so far.
     pub fn faults(&self) -> u64 {
         self.faults
+    }
+
+    /// Counts an instance replaced between calls because its memory crept
+    /// toward the limit ([`super::limits::crept_past_high_water`]).
+    pub fn on_recycle(&mut self) {
+        self.recycles += 1;
+    }
+
+    /// Instances recycled so far.
+    pub fn recycles(&self) -> u64 {
+        self.recycles
     }
 }
 

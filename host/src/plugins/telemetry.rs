@@ -94,6 +94,9 @@ impl std::fmt::Debug for TelemetryBindings {
 impl WorldBindings for TelemetryBindings {
     type Pre = generated::TelemetryProbePre<PluginState>;
     const WORLD: World = World::TelemetryProbe;
+    // A probe's counters live in its instance: recycling would reset them
+    // without a fault to say so.
+    const RECYCLES: bool = false;
     fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
         generated::TelemetryProbePre::new(pre)
     }

@@ -59,6 +59,8 @@ impl std::fmt::Debug for CongestionBindings {
 impl WorldBindings for CongestionBindings {
     type Pre = generated::CongestionPolicyPre<PluginState>;
     const WORLD: World = World::CongestionPolicy;
+    // Controllers are handles into the instance, held across calls.
+    const RECYCLES: bool = false;
     fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
         generated::CongestionPolicyPre::new(pre)
     }
