@@ -10,6 +10,7 @@
 pub mod builtin;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod extensions;
 mod fetch;
 pub mod host;

@@ -1,0 +1,13 @@
+//! The daemon's control plane, the counterpart of Firefox's memory
+//! reporter, crash reporter and preference sync for `sockhost serve`: what
+//! the daemon is doing and what each plugin costs, read as JSON, as
+//! Prometheus text or as a page; and the operator's levers (reload, enable
+//! and disable a plugin, a network change).
+//!
+//! - [`status`]: the status document (`GET /v1/status`), plain data;
+//! - [`route`]: what a control request asks for, or its 4xx (sans-IO);
+//! - [`plane`]: the operations the control listener calls on the daemon.
+
+pub mod plane;
+pub mod route;
+pub mod status;

@@ -1,0 +1,50 @@
+//! The operations the control listener calls on the daemon. The listener
+//! knows HTTP and nothing of the daemon's insides; the daemon implements
+//! this.
+
+use std::future::Future;
+
+use super::status::{DnsAnswer, FaultStatus, PluginStatus, ReloadStatus, Status};
+
+/// The daemon, as its control listener sees it.
+pub trait ControlPlane: Send + Sync + 'static {
+    /// The status document, filled now.
+    fn status(&self) -> impl Future<Output = Status> + Send;
+    /// The Prometheus text exposition: the host's metrics and every probe's.
+    fn metrics(&self) -> impl Future<Output = String> + Send;
+    /// Reloads the config: all or nothing.
+    fn reload(&self) -> impl Future<Output = Result<ReloadStatus, ReloadError>> + Send;
+    /// Enables or disables a plugin by name.
+    fn set_plugin(&self, name: &str, enable: bool) -> Result<PluginStatus, UnknownPlugin>;
+    /// The network changed: connection history and Alt-Svc entries not
+    /// marked `persist` are dropped.
+    fn network_changed(&self);
+    /// Recent faults, newest last.
+    fn faults(&self) -> Vec<FaultStatus>;
+    /// What the daemon's resolver answers for `host` (A, AAAA, HTTPS).
+    fn dns(&self, host: &str) -> impl Future<Output = DnsAnswer> + Send;
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file could not be read or parsed; the error names the
+    /// file and the field.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A plugin the new config names did not load, compile or start; the
+    /// error names the config field and the manifest.
+    #[error(transparent)]
+    Plugins(#[from] crate::wiring::WiringError),
+    /// The new config changes what only a restart can change.
+    #[error("{0} cannot change without a restart (nothing was changed)")]
+    NeedsRestart(String),
+    /// Another reload is running.
+    #[error("a reload is already running")]
+    Busy,
+}
+
+/// No plugin has this name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no plugin named {0:?} (GET /v1/status lists them)")]
+pub struct UnknownPlugin(pub String);
