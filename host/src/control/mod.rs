@@ -6,8 +6,15 @@
 //!
 //! - [`status`]: the status document (`GET /v1/status`), plain data;
 //! - [`route`]: what a control request asks for, or its 4xx (sans-IO);
-//! - [`plane`]: the operations the control listener calls on the daemon.
+//! - [`plane`]: the operations the control listener calls on the daemon;
+//! - [`server`]: the control listener (Unix socket 0600, loopback TCP with a
+//!   bearer token);
+//! - [`token`]: that bearer token;
+//! - [`memory`]: the daemon's resident set.
 
+pub mod memory;
 pub mod plane;
 pub mod route;
+pub mod server;
 pub mod status;
+pub mod token;
