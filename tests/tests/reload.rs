@@ -92,20 +92,43 @@ fn one_request(proxy: &str, url: &str) -> Done {
     }
 }
 
+/// nginx, and a daemon in front of it on a config file that starts with
+/// the plugins.
+struct Setup {
+    daemon: Daemon,
+    cfg: std::path::PathBuf,
+    url: String,
+    _dir: tempfile::TempDir,
+    _nginx: Nginx,
+}
+
+impl Setup {
+    fn start() -> Setup {
+        let nginx = Nginx::start(&[("small.txt", 1000)]);
+        let port = nginx.http_addr.port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("sockhost.toml");
+        write_config(&cfg, WITH_PLUGINS);
+        let daemon = Daemon::start(&[
+            "--config".into(),
+            cfg.display().to_string(),
+            "--resolve".into(),
+            format!("nginx.test:{port}:127.0.0.1"),
+        ]);
+        Setup {
+            daemon,
+            cfg,
+            url: format!("http://nginx.test:{port}/small.txt?utm_source=reload"),
+            _dir: dir,
+            _nginx: nginx,
+        }
+    }
+}
+
 #[test]
 fn reloads_under_load_fail_no_request_and_switch_the_actions_at_the_reload() {
-    let nginx = Nginx::start(&[("small.txt", 1000)]);
-    let port = nginx.http_addr.port();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sockhost.toml");
-    write_config(&cfg, WITH_PLUGINS);
-    let daemon = Daemon::start(&[
-        "--config".into(),
-        cfg.display().to_string(),
-        "--resolve".into(),
-        format!("nginx.test:{port}:127.0.0.1"),
-    ]);
-    let url = format!("http://nginx.test:{port}/small.txt?utm_source=reload");
+    let setup = Setup::start();
+    let (daemon, cfg, url) = (&setup.daemon, &setup.cfg, &setup.url);
     let proxy = daemon.proxy();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -221,18 +244,8 @@ fn reloads_under_load_fail_no_request_and_switch_the_actions_at_the_reload() {
 
 #[test]
 fn memory_after_a_thousand_reloads_stays_near_memory_after_ten() {
-    let nginx = Nginx::start(&[("small.txt", 1000)]);
-    let port = nginx.http_addr.port();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sockhost.toml");
-    write_config(&cfg, WITH_PLUGINS);
-    let daemon = Daemon::start(&[
-        "--config".into(),
-        cfg.display().to_string(),
-        "--resolve".into(),
-        format!("nginx.test:{port}:127.0.0.1"),
-    ]);
-    let url = format!("http://nginx.test:{port}/small.txt?utm_source=reload");
+    let setup = Setup::start();
+    let (daemon, cfg, url) = (&setup.daemon, &setup.cfg, &setup.url);
     let proxy = daemon.proxy();
     // Each reload either drops both plugins or loads and starts them anew,
     // with a request in between that runs through what is plugged in.
