@@ -108,7 +108,7 @@ impl Setup {
         let port = nginx.http_addr.port();
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("sockhost.toml");
-        write_config(&cfg, WITH_PLUGINS);
+        write_config(cfg, WITH_PLUGINS);
         let daemon = Daemon::start(&[
             "--config".into(),
             cfg.display().to_string(),
@@ -150,7 +150,7 @@ fn reloads_under_load_fail_no_request_and_switch_the_actions_at_the_reload() {
     std::thread::sleep(Duration::from_millis(400));
     for i in 0..10u64 {
         let with = i % 2 == 1;
-        write_config(&cfg, if with { WITH_PLUGINS } else { WITHOUT_PLUGINS });
+        write_config(cfg, if with { WITH_PLUGINS } else { WITHOUT_PLUGINS });
         let asked = Instant::now();
         if i == 4 {
             // SIGHUP reloads too; the status shows when it took effect.
@@ -252,7 +252,7 @@ fn memory_after_a_thousand_reloads_stays_near_memory_after_ten() {
     let round = |n: usize| {
         for i in 0..n {
             let with = i % 2 == 1;
-            write_config(&cfg, if with { WITH_PLUGINS } else { WITHOUT_PLUGINS });
+            write_config(cfg, if with { WITH_PLUGINS } else { WITHOUT_PLUGINS });
             let (code, body) = reload(&daemon);
             assert_eq!(code, 200, "{body}");
             assert_eq!(one_request(&proxy, &url).blocklist_acted, with);
