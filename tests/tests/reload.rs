@@ -108,7 +108,7 @@ impl Setup {
         let port = nginx.http_addr.port();
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("sockhost.toml");
-        write_config(cfg, WITH_PLUGINS);
+        write_config(&cfg, WITH_PLUGINS);
         let daemon = Daemon::start(&[
             "--config".into(),
             cfg.display().to_string(),
