@@ -159,7 +159,7 @@ fn reloads_under_load_fail_no_request_and_switch_the_actions_at_the_reload() {
                 .status()
                 .unwrap();
             assert!(hup.success());
-            while generation(&daemon) != i + 2 {
+            while generation(daemon) != i + 2 {
                 assert!(
                     asked.elapsed() < Duration::from_secs(10),
                     "SIGHUP did not reload"
@@ -167,7 +167,7 @@ fn reloads_under_load_fail_no_request_and_switch_the_actions_at_the_reload() {
                 std::thread::sleep(Duration::from_millis(5));
             }
         } else {
-            let (code, body) = reload(&daemon);
+            let (code, body) = reload(daemon);
             assert_eq!(code, 200, "reload {i}: {body}");
             assert!(body.contains("\"ok\": true"), "{body}");
         }
@@ -191,7 +191,7 @@ fn reloads_under_load_fail_no_request_and_switch_the_actions_at_the_reload() {
         failed.len()
     );
     assert!(failed.is_empty(), "statuses other than 200: {failed:?}");
-    assert_eq!(generation(&daemon), 11);
+    assert_eq!(generation(daemon), 11);
 
     // Requests wholly between two reloads saw the config in effect then;
     // those that overlapped a reload may have seen either.
@@ -221,18 +221,18 @@ fn reloads_under_load_fail_no_request_and_switch_the_actions_at_the_reload() {
 
     // A config that cannot be wired changes nothing, and says why.
     write_config(
-        &cfg,
+        cfg,
         "[plugins]\nbuiltin = true\nextensions = [\"missing/plugin.toml\"]\n",
     );
-    let (code, body) = reload(&daemon);
+    let (code, body) = reload(daemon);
     assert_eq!(code, 422, "{body}");
     assert_eq!(body.lines().count(), 1, "{body}");
     assert!(
         body.contains("plugins.extensions[0]") && body.contains("missing/plugin.toml"),
         "{body}"
     );
-    assert_eq!(generation(&daemon), 11);
-    let after = one_request(&proxy, &url);
+    assert_eq!(generation(daemon), 11);
+    let after = one_request(&proxy, url);
     assert_eq!(after.status, 200);
     assert!(
         after.blocklist_acted,
@@ -253,9 +253,9 @@ fn memory_after_a_thousand_reloads_stays_near_memory_after_ten() {
         for i in 0..n {
             let with = i % 2 == 1;
             write_config(cfg, if with { WITH_PLUGINS } else { WITHOUT_PLUGINS });
-            let (code, body) = reload(&daemon);
+            let (code, body) = reload(daemon);
             assert_eq!(code, 200, "{body}");
-            assert_eq!(one_request(&proxy, &url).blocklist_acted, with);
+            assert_eq!(one_request(&proxy, url).blocklist_acted, with);
         }
     };
     round(10);
@@ -269,7 +269,7 @@ fn memory_after_a_thousand_reloads_stays_near_memory_after_ten() {
         after_1000 as i64 - after_10 as i64,
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(generation(&daemon), 1001);
+    assert_eq!(generation(daemon), 1001);
     assert!(
         after_1000 <= after_10 + RSS_BOUND_KIB,
         "RSS grew from {after_10} KiB to {after_1000} KiB over 990 reloads"
