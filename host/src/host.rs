@@ -18,10 +18,15 @@ pub use self::error::{FetchError, HttpError, LeaseError, SetupError};
 pub use self::request::{FetchRequest, FetchResponse, Timings};
 pub use self::request_body::RequestBody;
 pub use self::request_body::UploadProgress;
+use crate::control::plane::UnknownPlugin;
+use crate::control::status::{FaultStatus, PluginStatus};
 use crate::net::dial::Dialer;
+use crate::net::plan::ConnectPolicy as _;
 pub use crate::pipeline::request_filter::MAX_EXTENSION_REDIRECTS;
 use crate::pipeline::Pipeline;
 use crate::plugins::congestion::{CongestionChoice, CongestionSelection};
+use crate::plugins::connect::PluginPolicy;
+use crate::plugins::FaultLog;
 use crate::telemetry::Bus;
 
 /// Longest a request may wait for its response headers by default.
@@ -39,6 +44,10 @@ pub struct Host {
     /// settings select through it).
     congestion: Arc<CongestionSelection>,
     pipeline: Pipeline,
+    /// The connect-policy plugin the dialer plans with, for its status.
+    connect_policy: Option<Arc<PluginPolicy>>,
+    /// The plugin runtime's fault log, when the builder was given it.
+    fault_log: Option<FaultLog>,
 }
 
 impl Host {
@@ -74,6 +83,53 @@ impl Host {
     /// The telemetry bus (to flush it or collect the probes' metrics).
     pub fn telemetry(&self) -> &Bus {
         &self.pipeline.bus
+    }
+
+    /// Every plugin's status, in the order plugged in: extensions, probes,
+    /// the connect policy, then the congestion controllers new connections
+    /// get.
+    pub fn plugin_statuses(&self) -> Vec<PluginStatus> {
+        let mut all = self.pipeline.extensions.statuses();
+        all.extend(self.pipeline.bus.probe_statuses());
+        all.extend(self.connect_policy.iter().map(|p| p.status()));
+        let congestion = self.congestion();
+        all.extend(congestion.plugins().iter().map(|p| p.status()));
+        all
+    }
+
+    /// The operator enables or disables the plugin named `name`: disabled,
+    /// calls no longer enter it (it is skipped or fails closed as after
+    /// repeated faults); enabled, it is back at once, even from a disable
+    /// after faults. Its status after.
+    pub fn set_plugin_enabled(
+        &self,
+        name: &str,
+        enable: bool,
+    ) -> Result<PluginStatus, UnknownPlugin> {
+        if let Some(s) = self.pipeline.extensions.set_enabled(name, enable) {
+            return Ok(s);
+        }
+        if let Some(s) = self.pipeline.bus.set_probe_enabled(name, enable) {
+            return Ok(s);
+        }
+        if let Some(p) = self.connect_policy.iter().find(|p| p.name() == name) {
+            p.set_enabled(enable);
+            return Ok(p.status());
+        }
+        let congestion = self.congestion();
+        if let Some(p) = congestion.plugins().into_iter().find(|p| p.name() == name) {
+            p.set_enabled(enable);
+            return Ok(p.status());
+        }
+        Err(UnknownPlugin(name.to_owned()))
+    }
+
+    /// The faults kept in the fault log given to the builder
+    /// ([`HostBuilder::fault_log`]), oldest first; none without one.
+    pub fn recent_faults(&self) -> Vec<FaultStatus> {
+        self.fault_log.as_ref().map_or_else(Vec::new, |log| {
+            log.recent().iter().map(FaultStatus::from).collect()
+        })
     }
 
     /// Fetches `request`; the body streams from the returned response.

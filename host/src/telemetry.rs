@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
+use crate::control::status::PluginStatus;
 use crate::net::observe::{NetEvent, NetObserver};
 use crate::net::pool::OriginKey;
 use crate::plugins::bindings::types::Origin;
-use crate::plugins::instance::CallError;
+use crate::plugins::instance::{CallError, SharedSupervisor};
 use crate::plugins::net_types::{micros, socket_address};
 use crate::plugins::telemetry::{
     Batch, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind, Metric,
@@ -81,6 +82,9 @@ struct Shared {
     dropped: AtomicU64,
     epoch: Instant,
     probes: Vec<Arc<Mutex<TelemetryPlugin>>>,
+    /// What each probe's instance shares, in the same order: asked for
+    /// status and enabled without waiting for a delivery to end.
+    supervisors: Vec<SharedSupervisor>,
     /// Events published and not yet handed to the probes (for `flush`).
     pending: AtomicU64,
     closed: AtomicBool,
@@ -116,6 +120,10 @@ impl Bus {
             queue: Mutex::new(Vec::with_capacity(BUS_CAPACITY)),
             dropped: AtomicU64::new(0),
             epoch: Instant::now(),
+            supervisors: probes
+                .iter()
+                .map(|p| p.supervised().shared_supervisor().clone())
+                .collect(),
             probes: probes
                 .into_iter()
                 .map(|p| Arc::new(Mutex::new(p)))
@@ -224,6 +232,25 @@ impl Bus {
         self.origin(&key.scheme, &key.host, key.port)
     }
 
+    /// Each probe's status, in the order the probes were given.
+    pub fn probe_statuses(&self) -> Vec<PluginStatus> {
+        self.supervisors().iter().map(probe_status).collect()
+    }
+
+    /// The operator enables or disables the probe named `name`; its status
+    /// after, or `None` when no probe has that name. A disabled probe gets
+    /// no batches (they are not kept for it) and its metrics are not
+    /// collected, as after repeated faults.
+    pub fn set_probe_enabled(&self, name: &str, enable: bool) -> Option<PluginStatus> {
+        let probe = self.supervisors().iter().find(|s| s.name() == name)?;
+        probe.set_enabled(enable);
+        Some(probe_status(probe))
+    }
+
+    fn supervisors(&self) -> &[SharedSupervisor] {
+        self.inner.as_ref().map_or(&[], |h| &h.shared.supervisors)
+    }
+
     /// Events dropped because the bus was full.
     pub fn dropped(&self) -> u64 {
         self.inner
@@ -262,6 +289,11 @@ impl Bus {
         .await
         .unwrap_or_default()
     }
+}
+
+/// A probe has one instance.
+fn probe_status(probe: &SharedSupervisor) -> PluginStatus {
+    probe.status(1)
 }
 
 /// The delivery thread: wakes on its timer or when nudged, swaps the queue
@@ -504,6 +536,46 @@ mod tests {
             idle.origin("https", "a.test", 443),
         );
         assert!(!Arc::ptr_eq(&x, &y));
+    }
+
+    #[tokio::test]
+    async fn probes_report_their_status_and_the_operator_disables_them_by_name() {
+        use crate::control::status::PluginState;
+        let bus = request_stats_bus();
+        let statuses = bus.probe_statuses();
+        assert_eq!(statuses.len(), 1);
+        let s = &statuses[0];
+        assert_eq!(
+            (s.name.as_str(), s.world.as_str(), s.max_instances),
+            ("request-stats", "telemetry-probe", 1)
+        );
+        assert_eq!(s.state, PluginState::Active);
+        assert_eq!(s.sha256.len(), 64);
+        assert!(bus.set_probe_enabled("no-such-probe", false).is_none());
+        let off = bus.set_probe_enabled("request-stats", false).unwrap();
+        assert_eq!(
+            off.state,
+            PluginState::Disabled {
+                by: "operator".into()
+            }
+        );
+        let (_, metrics) = &bus.collect().await[0];
+        assert!(
+            matches!(
+                metrics,
+                Err(CallError::Disabled {
+                    by_operator: true,
+                    ..
+                })
+            ),
+            "{metrics:?}"
+        );
+        let on = bus.set_probe_enabled("request-stats", true).unwrap();
+        assert_eq!(on.state, PluginState::Active);
+        let (_, metrics) = &bus.collect().await[0];
+        assert!(metrics.is_ok(), "{metrics:?}");
+        assert!(bus.probe_statuses()[0].calls >= 1);
+        assert!(Bus::default().probe_statuses().is_empty());
     }
 
     #[tokio::test]

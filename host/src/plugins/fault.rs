@@ -302,6 +302,34 @@ impl FaultLog {
             .sum()
     }
 
+    /// How many faults of each kind `plugin` has had (kinds it never had
+    /// are left out).
+    pub fn counts_of(&self, plugin: &str) -> Vec<(FaultKind, u64)> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counts: Vec<(FaultKind, u64)> = Vec::new();
+        for ((p, kind), n) in &inner.counts {
+            if &**p != plugin {
+                continue;
+            }
+            match counts.iter_mut().find(|(k, _)| k == kind) {
+                Some((_, total)) => *total += n,
+                None => counts.push((*kind, *n)),
+            }
+        }
+        counts
+    }
+
+    /// The latest fault of `plugin` still kept in full.
+    pub fn last_of(&self, plugin: &str) -> Option<Fault> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner
+            .recent
+            .iter()
+            .rev()
+            .find(|f| &*f.plugin == plugin)
+            .cloned()
+    }
+
     /// How many faults `plugin` has had, of any kind.
     pub fn total(&self, plugin: &str) -> u64 {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -346,6 +374,15 @@ mod tests {
         assert_eq!(log.count("b", FaultKind::Deadline), 1);
         assert_eq!(log.total("b"), 1);
         assert_eq!(log.total("c"), 0);
+        log.record(fault("b", FaultKind::Panic));
+        assert_eq!(
+            log.counts_of("b"),
+            [(FaultKind::Panic, 1), (FaultKind::Deadline, 1)]
+        );
+        assert_eq!(log.counts_of("c"), []);
+        assert_eq!(log.last_of("b").map(|f| f.kind), Some(FaultKind::Panic));
+        assert_eq!(log.last_of("a").map(|f| f.kind), Some(FaultKind::Trap));
+        assert!(log.last_of("c").is_none());
     }
 
     #[test]
