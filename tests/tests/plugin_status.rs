@@ -254,7 +254,12 @@ fn faults_are_counted_by_kind_with_the_last_one_and_its_backtrace() {
         let by_faults = PluginState::Disabled {
             by: "faults".into(),
         };
-        assert_eq!(the_one(&h).state, by_faults);
+        let s = the_one(&h);
+        assert_eq!(s.state, by_faults);
+        // Counted from this load, though the runtime's log holds the
+        // first plugin's faults under the same name too.
+        assert_eq!(s.faults.get("panic"), Some(&3));
+        assert_eq!(h.recent_faults().len(), 7);
         assert_eq!(
             h.set_plugin_enabled("panics", false).unwrap().state,
             operator_disabled()

@@ -13,7 +13,7 @@ use wasmtime::component::InstancePre;
 use wasmtime::Store;
 
 use super::engine::PluginEngine;
-use super::fault::{classify, Fault, FaultAction, FaultContext, FaultKind, FaultLog};
+use super::fault::{classify, Fault, FaultAction, FaultContext, FaultKind, FaultLog, FaultTally};
 use super::limits::{crept_past_high_water, RECYCLE_AT_PERCENT};
 use super::load::LoadedPlugin;
 use super::state::{PluginState, WorldData};
@@ -105,19 +105,20 @@ pub struct SharedSupervisor(Arc<SharedParts>);
 struct SharedParts {
     supervisor: Mutex<Supervisor>,
     stats: Arc<PluginStats>,
+    // Written on faults only, never on a call that returns.
+    tally: Mutex<FaultTally>,
     manifest: Arc<Manifest>,
     world: World,
-    faults: FaultLog,
 }
 
 impl SharedSupervisor {
-    fn new(manifest: Arc<Manifest>, world: World, faults: FaultLog) -> Self {
+    fn new(manifest: Arc<Manifest>, world: World) -> Self {
         Self(Arc::new(SharedParts {
             supervisor: Mutex::new(Supervisor::new(&manifest.limits)),
             stats: Arc::default(),
+            tally: Mutex::default(),
             manifest,
             world,
-            faults,
         }))
     }
 
@@ -145,9 +146,14 @@ impl SharedSupervisor {
         self.0.world
     }
 
-    /// The fault log its faults are recorded in.
-    pub fn fault_log(&self) -> &FaultLog {
-        &self.0.faults
+    /// Its faults since it was loaded, by kind, and the latest.
+    pub fn faults(&self) -> FaultTally {
+        self.tally().clone()
+    }
+
+    fn tally(&self) -> std::sync::MutexGuard<'_, FaultTally> {
+        // Written whole on each fault: a panic elsewhere cannot tear it.
+        self.0.tally.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Its calls, call time and memory.
@@ -245,8 +251,7 @@ impl<B: WorldBindings> Supervised<B> {
             path,
             message: format!("{e:#}"),
         })?;
-        let supervisor =
-            SharedSupervisor::new(loaded.manifest.clone(), B::WORLD, loaded.faults.clone());
+        let supervisor = SharedSupervisor::new(loaded.manifest.clone(), B::WORLD);
         Ok(Self {
             memory: MemorySlot::new(supervisor.stats().clone()),
             supervisor,
@@ -574,6 +579,7 @@ impl<B: WorldBindings> Supervised<B> {
             action,
             at,
         };
+        self.supervisor.tally().record(&fault);
         self.faults.record(fault.clone());
         CallError::Fault(Box::new(fault))
     }

@@ -1,6 +1,7 @@
 //! One plugin's status document ([`PluginStatus`]), read from what its
 //! instances share: the supervisor's standing and counts, the plugin's
-//! stats, its manifest and the fault log.
+//! stats and fault tally, its manifest. All of it counts from when the
+//! plugin was loaded: a reloaded plugin starts afresh.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -71,7 +72,7 @@ impl SharedSupervisor {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let calls = self.stats().calls();
         let memory = self.stats().memory();
-        let log = self.fault_log();
+        let faults = self.faults();
         PluginStatus {
             name: name.to_owned(),
             world: self.world().as_str().to_owned(),
@@ -82,14 +83,14 @@ impl SharedSupervisor {
             max_instances,
             calls: calls.calls,
             call_time: call_time(&calls),
-            faults: log
-                .counts_of(name)
-                .into_iter()
-                .map(|(kind, n)| (kind.as_str().to_owned(), n))
+            faults: faults
+                .counts()
+                .iter()
+                .map(|(kind, n)| (kind.as_str().to_owned(), *n))
                 .collect(),
             restarts: u64::from(self.restarts()),
             recycles: self.recycles(),
-            last_fault: log.last_of(name).as_ref().map(FaultStatus::from),
+            last_fault: faults.last().map(FaultStatus::from),
             memory_bytes: memory.per_instance,
             memory_limit_bytes: manifest.limits.memory,
             memory_peak_bytes: memory.peak,
