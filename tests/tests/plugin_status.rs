@@ -7,8 +7,16 @@
 
 use sockhost::control::plane::UnknownPlugin;
 use sockhost::control::status::{PluginState, PluginStatus};
+use std::sync::Arc;
+use std::time::Duration;
+
 use sockhost::host::{read_all, FetchError, FetchRequest, Host};
+use sockhost::plugins::congestion::{
+    CongestionChoice, CongestionPlugin, CongestionPolicy, ControllerKind,
+};
+use sockhost::plugins::connect::ConnectPlugin;
 use sockhost::plugins::extension::ExtensionPlugin;
+use sockhost::plugins::telemetry::TelemetryPlugin;
 use sockhost::plugins::PluginRuntime;
 use sockhost_policy::Manifest;
 use sockhost_tests::origin::{OriginOptions, TestOrigin};
@@ -268,6 +276,62 @@ fn faults_are_counted_by_kind_with_the_last_one_and_its_backtrace() {
             h.set_plugin_enabled("panics", true).unwrap().state,
             PluginState::Active
         );
+    });
+}
+
+#[test]
+fn every_kind_of_plugin_is_listed_in_the_order_plugged_in_and_disabled_by_name() {
+    let origin = TestOrigin::start(OriginOptions::default());
+    let (prt, _d) = runtime();
+    let load = |name: &str| prt.load(&plugin(name)).unwrap();
+    let port = origin.addr.port();
+    rt().block_on(async {
+        let cubic = CongestionPolicy::new(CongestionPlugin::new(load("cubic")).unwrap());
+        let h = origin_host(&origin)
+            .extension(ExtensionPlugin::start(load("blocklist")).unwrap())
+            .probe(TelemetryPlugin::new(load("request-stats")).unwrap())
+            .connect_policy(ConnectPlugin::new(load("happy-eyeballs")).unwrap())
+            .congestion(CongestionChoice::all(ControllerKind::Plugin(Arc::new(
+                cubic,
+            ))))
+            .build()
+            .unwrap();
+        assert!(hook_ran(&h, port).await);
+        h.telemetry().flush(Duration::from_secs(10)).await;
+
+        let all = h.plugin_statuses();
+        let listed: Vec<(&str, &str, u64)> = all
+            .iter()
+            .map(|s| (s.name.as_str(), s.world.as_str(), s.max_instances))
+            .collect();
+        let blocklist_instances = all[0].max_instances;
+        assert_eq!(
+            listed,
+            [
+                ("blocklist", "extension", blocklist_instances),
+                ("request-stats", "telemetry-probe", 1),
+                ("happy-eyeballs", "connect-policy", 1),
+                ("cubic", "congestion-policy", 0),
+            ]
+        );
+        for s in &all[..3] {
+            assert!(s.calls >= 1 && s.instances == 1, "{s:?}");
+            assert!(s.memory_peak_bytes > 0, "{s:?}");
+        }
+        assert_eq!((all[3].calls, all[3].instances), (0, 0), "no QUIC yet");
+
+        for s in &all {
+            let off = h.set_plugin_enabled(&s.name, false).unwrap();
+            assert_eq!(off.state, operator_disabled(), "{}", s.name);
+        }
+        assert!(h
+            .plugin_statuses()
+            .iter()
+            .all(|s| s.state == operator_disabled()));
+        for s in &all {
+            let on = h.set_plugin_enabled(&s.name, true).unwrap();
+            assert_eq!(on.state, PluginState::Active, "{}", s.name);
+        }
     });
 }
 
