@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sockhost::host::{read_all, FetchError, FetchRequest, Host};
+use sockhost::net::connection::VersionPref;
 use sockhost::plugins::congestion::{
     CongestionChoice, CongestionPlugin, CongestionPolicy, ControllerKind,
 };
@@ -332,6 +333,44 @@ fn every_kind_of_plugin_is_listed_in_the_order_plugged_in_and_disabled_by_name()
             let on = h.set_plugin_enabled(&s.name, true).unwrap();
             assert_eq!(on.state, PluginState::Active, "{}", s.name);
         }
+    });
+}
+
+#[test]
+fn a_congestion_policy_has_an_instance_per_quic_connection() {
+    let origin = TestOrigin::start(OriginOptions {
+        h3: true,
+        ..OriginOptions::default()
+    });
+    let (prt, _d) = runtime();
+    let port = origin.addr.port();
+    let cubic =
+        CongestionPolicy::new(CongestionPlugin::new(prt.load(&plugin("cubic")).unwrap()).unwrap());
+    let cubic = Arc::new(cubic);
+    rt().block_on(async {
+        let h = origin_host(&origin)
+            .version(VersionPref::Http3)
+            .congestion(CongestionChoice::all(ControllerKind::Plugin(cubic.clone())))
+            .build()
+            .unwrap();
+        let r = h
+            .fetch(FetchRequest::get(format!("https://www.test:{port}/")))
+            .await
+            .unwrap();
+        assert_eq!(r.version, http::Version::HTTP_3);
+        read_all(r.body).await.unwrap();
+        // The connection is pooled, its controller alive.
+        let s = the_one(&h);
+        println!(
+            "cubic: {} calls, {:?}, memory {:?}",
+            s.calls, s.call_time, s.memory_bytes
+        );
+        assert_eq!(s.name, "cubic");
+        assert_eq!((s.instances, s.max_instances), (1, 0), "{s:?}");
+        assert_eq!(s.memory_bytes.len(), 1);
+        assert!(s.calls >= 2, "constructor and initial window: {s:?}");
+        // The host shows the policy's own status (late ACKs may add calls).
+        assert!(cubic.status().calls >= s.calls);
     });
 }
 
