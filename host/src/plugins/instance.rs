@@ -96,7 +96,7 @@ struct Live<B> {
 }
 
 /// What every instance of one plugin shares: its fault budget and the
-/// operator's enable, its statistics, its manifest and fault log. Cheap to
+/// operator's enable, its statistics and faults, its manifest. Cheap to
 /// clone; asking it never enters WASM.
 #[derive(Debug, Clone)]
 pub struct SharedSupervisor(Arc<SharedParts>);
