@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::control::status::PluginStatus;
 use crate::plugins::extension::{
     ExtensionPlugin, ExtensionShared, Header, HeaderChange, Request, RequestVerdict, ResourceType,
     Response, Rule, RuleAction,
@@ -106,6 +107,8 @@ struct Extension {
     shared: ExtensionShared,
     compiled: Mutex<Arc<Compiled>>,
     instances: InstancePool<ExtensionPlugin>,
+    /// The most instances it gets.
+    max_instances: usize,
     // Never called: further instances are forked from it.
     template: Mutex<ExtensionPlugin>,
     wait: Duration,
@@ -124,6 +127,7 @@ impl Extension {
             compiled: Mutex::new(Arc::new(Compiled::new(&rules, version))),
             template: Mutex::new(plugin.fork()),
             instances: InstancePool::new(plugin, instances),
+            max_instances: instances,
             shared,
             wait,
         }
@@ -131,6 +135,10 @@ impl Extension {
 
     fn name(&self) -> &str {
         self.shared.name()
+    }
+
+    fn status(&self) -> PluginStatus {
+        self.shared.status(self.max_instances as u64)
     }
 
     /// The rules as compiled for their current version: compiled once, by
@@ -229,8 +237,11 @@ impl Extensions {
     }
 
     /// The extensions' manifests, in order.
-    pub fn manifests(&self) -> Vec<Arc<sockhost_policy::Manifest>> {
-        self.list.iter().map(|e| e.shared.manifest_arc()).collect()
+    pub fn manifests(&self) -> Vec<sockhost_policy::Manifest> {
+        self.list
+            .iter()
+            .map(|e| e.shared.manifest().clone())
+            .collect()
     }
 
     /// A list for a reload: for each entry, the extension at that index of
@@ -245,6 +256,22 @@ impl Extensions {
             }
         }
         next
+    }
+
+    /// Each extension's status, in order.
+    pub fn statuses(&self) -> Vec<PluginStatus> {
+        self.list.iter().map(|e| e.status()).collect()
+    }
+
+    /// The operator enables or disables the extension named `name`; its
+    /// status after, or `None` when no extension has that name. A disabled
+    /// extension's hooks are skipped (fail-open) or its requests refused
+    /// (fail-closed), as after repeated faults; its declarative rules still
+    /// apply, as they do then.
+    pub fn set_enabled(&self, name: &str, enable: bool) -> Option<PluginStatus> {
+        let ext = self.list.iter().find(|e| e.name() == name)?;
+        ext.shared.set_enabled(enable);
+        Some(ext.status())
     }
 
     /// Runs rules and hooks for a request; `headers` are changed in place.

@@ -18,10 +18,16 @@ pub use self::error::{FetchError, HttpError, LeaseError, SetupError};
 pub use self::request::{FetchRequest, FetchResponse, Timings};
 pub use self::request_body::RequestBody;
 pub use self::request_body::UploadProgress;
+use crate::control::plane::UnknownPlugin;
+use crate::control::status::{FaultStatus, PluginStatus};
+use crate::current::Current;
 use crate::net::dial::Dialer;
+use crate::net::plan::ConnectPolicy as _;
 pub use crate::pipeline::request_filter::MAX_EXTENSION_REDIRECTS;
 use crate::pipeline::Pipeline;
 use crate::plugins::congestion::{CongestionChoice, CongestionSelection};
+use crate::plugins::connect::PluginPolicy;
+use crate::plugins::FaultLog;
 use crate::telemetry::Bus;
 
 /// Longest a request may wait for its response headers by default.
@@ -39,9 +45,11 @@ pub struct Host {
     /// settings select through it).
     congestion: Arc<CongestionSelection>,
     pipeline: Pipeline,
-    /// The connect-policy plugin's manifest, so that a reload can tell
-    /// whether it changed.
-    connect_manifest: Arc<std::sync::Mutex<Option<sockhost_policy::Manifest>>>,
+    /// The connect-policy plugin the dialer plans with, for its status (a
+    /// reload may replace it, with the dialer's).
+    connect_policy: Current<Option<Arc<PluginPolicy>>>,
+    /// The plugin runtime's fault log, when the builder was given it.
+    fault_log: Option<FaultLog>,
 }
 
 impl Host {
@@ -79,6 +87,53 @@ impl Host {
         &self.pipeline.bus
     }
 
+    /// Every plugin's status, in the order plugged in: extensions, probes,
+    /// the connect policy, then the congestion controllers new connections
+    /// get.
+    pub fn plugin_statuses(&self) -> Vec<PluginStatus> {
+        let mut all = self.pipeline.extensions.get().statuses();
+        all.extend(self.pipeline.bus.probe_statuses());
+        all.extend(self.connect_policy.get().iter().map(|p| p.status()));
+        let congestion = self.congestion();
+        all.extend(congestion.plugins().iter().map(|p| p.status()));
+        all
+    }
+
+    /// The operator enables or disables the plugin named `name`: disabled,
+    /// calls no longer enter it (it is skipped or fails closed as after
+    /// repeated faults); enabled, it is back at once, even from a disable
+    /// after faults. Its status after.
+    pub fn set_plugin_enabled(
+        &self,
+        name: &str,
+        enable: bool,
+    ) -> Result<PluginStatus, UnknownPlugin> {
+        if let Some(s) = self.pipeline.extensions.get().set_enabled(name, enable) {
+            return Ok(s);
+        }
+        if let Some(s) = self.pipeline.bus.set_probe_enabled(name, enable) {
+            return Ok(s);
+        }
+        if let Some(p) = self.connect_policy.get().iter().find(|p| p.name() == name) {
+            p.set_enabled(enable);
+            return Ok(p.status());
+        }
+        let congestion = self.congestion();
+        if let Some(p) = congestion.plugins().into_iter().find(|p| p.name() == name) {
+            p.set_enabled(enable);
+            return Ok(p.status());
+        }
+        Err(UnknownPlugin(name.to_owned()))
+    }
+
+    /// The faults kept in the fault log given to the builder
+    /// ([`HostBuilder::fault_log`]), oldest first; none without one.
+    pub fn recent_faults(&self) -> Vec<FaultStatus> {
+        self.fault_log.as_ref().map_or_else(Vec::new, |log| {
+            log.recent().iter().map(FaultStatus::from).collect()
+        })
+    }
+
     /// Fetches `request`; the body streams from the returned response.
     /// Extensions decide first, before any network work.
     pub async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, FetchError> {
@@ -105,8 +160,8 @@ impl Host {
         &self.network
     }
 
-    pub(crate) fn connect_manifest(&self) -> &std::sync::Mutex<Option<sockhost_policy::Manifest>> {
-        &self.connect_manifest
+    pub(crate) fn connect_policy(&self) -> &Current<Option<Arc<PluginPolicy>>> {
+        &self.connect_policy
     }
 
     /// Waits until what the host learned so far (Alt-Svc alternatives) is

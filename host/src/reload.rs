@@ -9,9 +9,10 @@
 //! manifest (and so its component's sha256) did not change is kept, with
 //! its instances and state.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::config::Config;
+use crate::control::status::PluginState;
 use crate::extensions::Reloaded;
 use crate::host::Host;
 use crate::net::plan::ConnectPolicy;
@@ -49,6 +50,9 @@ pub struct ReloadReport {
     pub added: Vec<String>,
     /// Plugins no longer plugged in (they finish what they started).
     pub removed: Vec<String>,
+    /// Kept plugins that were disabled until a reload after repeated
+    /// faults, and run again.
+    pub revived: Vec<String>,
     /// Whether the congestion controllers were replaced.
     pub congestion_replaced: bool,
 }
@@ -59,11 +63,13 @@ impl std::fmt::Display for ReloadReport {
             true => "none".to_owned(),
             false => v.join(", "),
         };
+        write!(f, "plugins kept: {}; ", list(&self.kept))?;
+        if !self.revived.is_empty() {
+            write!(f, "re-enabled after faults: {}; ", list(&self.revived))?;
+        }
         write!(
             f,
-            "plugins kept: {}; added: {}; removed: {}; congestion controllers {}; \
-             network preferences applied",
-            list(&self.kept),
+            "added: {}; removed: {}; congestion controllers {}; network preferences applied",
             list(&self.added),
             list(&self.removed),
             if self.congestion_replaced {
@@ -104,7 +110,7 @@ struct Prepared {
     extensions: Vec<Reloaded>,
     probes: Vec<Probe>,
     // `None`: unchanged.
-    connect: Option<Option<(sockhost_policy::Manifest, Arc<dyn ConnectPolicy>)>>,
+    connect: Option<Option<Arc<PluginPolicy>>>,
     report: ReloadReport,
 }
 
@@ -139,9 +145,9 @@ impl Host {
         pipeline.extensions.replace(extensions);
         self.telemetry().replace_probes(prepared.probes);
         if let Some(connect) = prepared.connect {
-            let (manifest, policy) = connect.unzip();
+            let policy = connect.clone().map(|p| p as Arc<dyn ConnectPolicy>);
             self.network().planning.replace(policy);
-            *lock(self.connect_manifest()) = manifest;
+            self.connect_policy().replace(connect);
         }
         if let Some(choice) = congestion {
             self.set_congestion(choice);
@@ -151,6 +157,15 @@ impl Host {
         network.connector.replace(connector(new));
         network.resolution_delay.replace(new.resolution_delay);
         pipeline.request_timeout.replace(new.request_timeout);
+        // A plugin disabled "until a reload" after its faults runs again;
+        // one the operator disabled stays so until the operator enables it.
+        for status in self.plugin_statuses() {
+            let by_faults = matches!(&status.state, PluginState::Disabled { by } if by == "faults");
+            if by_faults && prepared.report.kept.contains(&status.name) {
+                let _ = self.set_plugin_enabled(&status.name, true);
+                prepared.report.revived.push(status.name);
+            }
+        }
         Ok(prepared.report)
     }
 
@@ -159,11 +174,13 @@ impl Host {
     fn prepare(&self, new: &Config, runtime: &PluginRuntime) -> Result<Prepared, ReloadError> {
         let extensions = self.pipeline().extensions.get().manifests();
         let probes = self.telemetry().probes();
-        let probe_manifests: Vec<_> = probes
-            .iter()
-            .map(|p| lock(p).supervised().manifest().clone())
-            .collect();
-        let connect_now = lock(self.connect_manifest()).clone();
+        let probe_manifests: Vec<_> = probes.iter().map(|p| p.manifest().clone()).collect();
+        let connect_now = self
+            .connect_policy()
+            .get()
+            .as_ref()
+            .as_ref()
+            .map(|p| p.manifest().clone());
         let mut kept_extension = vec![false; extensions.len()];
         let mut kept_probe = vec![false; probes.len()];
         let mut p = Prepared {
@@ -203,7 +220,7 @@ impl Host {
                         None => {
                             let probe = TelemetryPlugin::new(loaded)
                                 .map_err(in_slot(&slot.source, &slot.field))?;
-                            p.probes.push(Arc::new(Mutex::new(probe)));
+                            p.probes.push(Probe::new(probe));
                             p.report.added.push(name);
                         }
                     }
@@ -213,11 +230,9 @@ impl Host {
                         p.connect = None;
                         p.report.kept.push(name);
                     } else {
-                        let manifest = loaded.manifest().clone();
                         let plugin = ConnectPlugin::new(loaded)
                             .map_err(in_slot(&slot.source, &slot.field))?;
-                        let policy = Arc::new(PluginPolicy::new(plugin)) as Arc<dyn ConnectPolicy>;
-                        p.connect = Some(Some((manifest, policy)));
+                        p.connect = Some(Some(Arc::new(PluginPolicy::new(plugin))));
                         p.report.added.push(name);
                     }
                 }
@@ -247,12 +262,6 @@ impl Host {
         }
         Ok(p)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Plain values replaced whole: a panic elsewhere cannot leave them
-    // half-updated.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -287,6 +296,7 @@ mod tests {
             kept: vec!["blocklist".into()],
             added: vec!["x".into(), "y".into()],
             removed: vec![],
+            revived: vec![],
             congestion_replaced: false,
         };
         assert_eq!(

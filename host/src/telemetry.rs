@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
+use crate::control::status::PluginStatus;
 use crate::current::Current;
 use crate::net::observe::{NetEvent, NetObserver};
 use crate::net::pool::OriginKey;
 use crate::plugins::bindings::types::Origin;
-use crate::plugins::instance::CallError;
+use crate::plugins::instance::{CallError, SharedSupervisor};
 use crate::plugins::net_types::{micros, socket_address};
 use crate::plugins::telemetry::{
     Batch, ConnectAttemptEvent, ConnectResultEvent, DnsEvent, Event, EventKind, Metric,
@@ -106,7 +107,28 @@ struct Queued {
 
 /// A probe as the bus holds it, shared with whoever reloads the bus: a
 /// probe kept across a reload keeps its instance and its counts.
-pub type Probe = Arc<Mutex<TelemetryPlugin>>;
+#[derive(Debug, Clone)]
+pub struct Probe {
+    plugin: Arc<Mutex<TelemetryPlugin>>,
+    // What its instance shares: asked for status and enabled without
+    // waiting for a delivery to end.
+    supervisor: SharedSupervisor,
+}
+
+impl Probe {
+    /// Wraps a probe for a bus.
+    pub fn new(plugin: TelemetryPlugin) -> Probe {
+        Probe {
+            supervisor: plugin.supervised().shared_supervisor().clone(),
+            plugin: Arc::new(Mutex::new(plugin)),
+        }
+    }
+
+    /// Its manifest.
+    pub fn manifest(&self) -> &sockhost_policy::Manifest {
+        self.supervisor.manifest()
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a queue or a probe
@@ -128,10 +150,7 @@ impl Bus {
     /// [`Bus::replace_probes`] can give it some later (a daemon that
     /// reloads its config). With no probes publishing costs an atomic load.
     pub fn start_reloadable(probes: Vec<TelemetryPlugin>) -> Bus {
-        let probes: Vec<Probe> = probes
-            .into_iter()
-            .map(|p| Arc::new(Mutex::new(p)))
-            .collect();
+        let probes: Vec<Probe> = probes.into_iter().map(Probe::new).collect();
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::with_capacity(BUS_CAPACITY)),
             dropped: AtomicU64::new(0),
@@ -273,6 +292,25 @@ impl Bus {
         self.origin(&key.scheme, &key.host, key.port)
     }
 
+    /// Each probe's status, in the order the probes were given.
+    pub fn probe_statuses(&self) -> Vec<PluginStatus> {
+        self.probes()
+            .iter()
+            .map(|p| probe_status(&p.supervisor))
+            .collect()
+    }
+
+    /// The operator enables or disables the probe named `name`; its status
+    /// after, or `None` when no probe has that name. A disabled probe gets
+    /// no batches (they are not kept for it) and its metrics are not
+    /// collected, as after repeated faults.
+    pub fn set_probe_enabled(&self, name: &str, enable: bool) -> Option<PluginStatus> {
+        let probes = self.probes();
+        let probe = probes.iter().find(|p| p.supervisor.name() == name)?;
+        probe.supervisor.set_enabled(enable);
+        Some(probe_status(&probe.supervisor))
+    }
+
     /// Events dropped because the bus was full.
     pub fn dropped(&self) -> u64 {
         self.inner
@@ -302,7 +340,7 @@ impl Bus {
             probes
                 .iter()
                 .map(|p| {
-                    let mut p = lock(p);
+                    let mut p = lock(&p.plugin);
                     let name = p.supervised().name().to_owned();
                     (name, p.collect())
                 })
@@ -311,6 +349,11 @@ impl Bus {
         .await
         .unwrap_or_default()
     }
+}
+
+/// A probe has one instance.
+fn probe_status(probe: &SharedSupervisor) -> PluginStatus {
+    probe.status(1)
 }
 
 /// The delivery thread: wakes on its timer or when nudged, swaps the queue
@@ -334,7 +377,7 @@ fn deliver(shared: &Shared) {
             for p in shared.probes.get().iter() {
                 // A faulting probe is recorded by the runtime and restarted
                 // or disabled; the others still get the batch.
-                let _ = lock(p).on_events(&batch, dropped);
+                let _ = lock(&p.plugin).on_events(&batch, dropped);
             }
             dropped = 0;
         }
@@ -556,6 +599,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn probes_report_their_status_and_the_operator_disables_them_by_name() {
+        use crate::control::status::PluginState;
+        let bus = request_stats_bus();
+        let statuses = bus.probe_statuses();
+        assert_eq!(statuses.len(), 1);
+        let s = &statuses[0];
+        assert_eq!(
+            (s.name.as_str(), s.world.as_str(), s.max_instances),
+            ("request-stats", "telemetry-probe", 1)
+        );
+        assert_eq!(s.state, PluginState::Active);
+        assert_eq!(s.sha256.len(), 64);
+        assert!(bus.set_probe_enabled("no-such-probe", false).is_none());
+        let off = bus.set_probe_enabled("request-stats", false).unwrap();
+        assert_eq!(
+            off.state,
+            PluginState::Disabled {
+                by: "operator".into()
+            }
+        );
+        let (_, metrics) = &bus.collect().await[0];
+        assert!(
+            matches!(
+                metrics,
+                Err(CallError::Disabled {
+                    by_operator: true,
+                    ..
+                })
+            ),
+            "{metrics:?}"
+        );
+        let on = bus.set_probe_enabled("request-stats", true).unwrap();
+        assert_eq!(on.state, PluginState::Active);
+        let (_, metrics) = &bus.collect().await[0];
+        assert!(metrics.is_ok(), "{metrics:?}");
+        assert!(bus.probe_statuses()[0].calls >= 1);
+        assert!(Bus::default().probe_statuses().is_empty());
+    }
+
+    #[tokio::test]
     async fn a_full_bus_drops_counts_and_tells_the_probe() {
         let bus = request_stats_bus();
         let shared = bus.inner.as_ref().unwrap().shared.clone();
@@ -565,7 +648,7 @@ mod tests {
             // A probe that cannot keep up: the delivery thread takes at
             // most one queue's worth and then waits for the probe.
             let probes = shared.probes.get();
-            let _busy = lock(&probes[0]);
+            let _busy = lock(&probes[0].plugin);
             for i in 0..published {
                 bus.publish_for(&a, end(i as u64));
             }

@@ -221,7 +221,8 @@ pub struct PluginStatus {
     pub state: PluginState,
     /// Live instances now.
     pub instances: u64,
-    /// The most instances it may have.
+    /// The most instances it may have (0: no fixed limit, as a congestion
+    /// policy has one per QUIC connection).
     pub max_instances: u64,
     /// Calls into it since it was loaded.
     pub calls: u64,

@@ -176,10 +176,6 @@ impl HostBuilder {
         } else {
             Bus::start(self.probes)
         };
-        let connect_manifest = self
-            .connect_policy
-            .as_ref()
-            .map(|p| p.supervised().manifest().clone());
         if let (Some(log), true) = (&self.fault_log, bus.is_active()) {
             publish_faults(log, &bus);
         }
@@ -187,13 +183,14 @@ impl HostBuilder {
             Some(path) => AltSvcFile::load(path),
             None => AltSvcCache::default(),
         }));
+        let connect_policy = self.connect_policy.map(|p| Arc::new(PluginPolicy::new(p)));
         let network = Network {
             dns: &self.dns,
             tls: &self.tls,
             udp_batching: !self.no_udp_batching,
             connector: self.connector,
             version: self.version,
-            policy: self.connect_policy,
+            policy: connect_policy.clone(),
             resolution_delay: self.resolution_delay,
         };
         let congestion = Arc::new(CongestionSelection::new(self.congestion, bus.clone()));
@@ -216,7 +213,8 @@ impl HostBuilder {
             network: dialer,
             congestion,
             pipeline,
-            connect_manifest: Arc::new(Mutex::new(connect_manifest)),
+            connect_policy: Current::new(connect_policy),
+            fault_log: self.fault_log,
         })
     }
 }
@@ -228,7 +226,7 @@ struct Network<'a> {
     udp_batching: bool,
     connector: Connector,
     version: VersionPref,
-    policy: Option<ConnectPlugin>,
+    policy: Option<Arc<PluginPolicy>>,
     resolution_delay: Option<Option<Duration>>,
 }
 
@@ -247,9 +245,7 @@ impl Network<'_> {
         // One handshake timeout for TCP and QUIC attempts alike.
         quic.handshake_timeout = self.connector.connect_timeout;
         quic.congestion = congestion;
-        let policy = self
-            .policy
-            .map(|p| Arc::new(PluginPolicy::new(p)) as Arc<dyn ConnectPolicy>);
+        let policy = self.policy.map(|p| p as Arc<dyn ConnectPolicy>);
         Ok(Dialer {
             resolver: Arc::new(resolver),
             quic,

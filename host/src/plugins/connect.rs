@@ -24,7 +24,7 @@ use sockhost_policy::{OnFault, World};
 use wasmtime::component::InstancePre;
 use wasmtime::Store;
 
-use super::instance::{CallError, Supervised, WorldBindings};
+use super::instance::{CallError, SharedSupervisor, Supervised, WorldBindings};
 use super::load::{LoadError, LoadedPlugin};
 use super::state::PluginState;
 
@@ -126,6 +126,8 @@ impl ConnectPlugin {
 pub struct PluginPolicy {
     name: String,
     plugin: Mutex<ConnectPlugin>,
+    // Asked for status without waiting for a plan in progress.
+    supervisor: SharedSupervisor,
 }
 
 impl PluginPolicy {
@@ -133,8 +135,26 @@ impl PluginPolicy {
     pub fn new(plugin: ConnectPlugin) -> Self {
         PluginPolicy {
             name: plugin.supervised().name().to_owned(),
+            supervisor: plugin.supervised().shared_supervisor().clone(),
             plugin: Mutex::new(plugin),
         }
+    }
+
+    /// The plugin's manifest.
+    pub fn manifest(&self) -> &sockhost_policy::Manifest {
+        self.supervisor.manifest()
+    }
+
+    /// The plugin's status (one instance: its calls are serialized).
+    pub fn status(&self) -> crate::control::status::PluginStatus {
+        self.supervisor.status(1)
+    }
+
+    /// The operator enables or disables the plugin. Disabled, it plans
+    /// nothing: connections get the built-in plan (fail-open) or fail
+    /// (fail-closed), as after repeated faults.
+    pub fn set_enabled(&self, enable: bool) {
+        self.supervisor.set_enabled(enable);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ConnectPlugin> {

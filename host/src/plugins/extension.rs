@@ -157,11 +157,10 @@ struct PluginRegistration {
 
 #[derive(Debug)]
 struct Shared {
-    manifest: Arc<Manifest>,
     grants: Grants,
     registration: Mutex<PluginRegistration>,
-    // The supervisor every instance shares, so that the host can ask
-    // without an instance at hand.
+    // What every instance shares (the manifest among it), so that the host
+    // can ask without an instance at hand.
     supervisor: SharedSupervisor,
     /// Whether the component imports any WASI interface: wasmtime-wasi's
     /// blocking calls drive tokio themselves (`block_on`), which a tokio
@@ -187,17 +186,12 @@ impl ExtensionShared {
 
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        &self.0.manifest.plugin.name
+        self.0.supervisor.name()
     }
 
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
-        &self.0.manifest
-    }
-
-    /// The manifest, shared.
-    pub fn manifest_arc(&self) -> Arc<Manifest> {
-        self.0.manifest.clone()
+        self.0.supervisor.manifest()
     }
 
     /// Whether the component imports any WASI interface (whose blocking
@@ -208,7 +202,7 @@ impl ExtensionShared {
 
     /// What a faulted call means for the request, per the manifest.
     pub fn on_fault(&self) -> OnFault {
-        self.0.manifest.limits.on_fault
+        self.manifest().limits.on_fault
     }
 
     /// The current declarative rules, validated.
@@ -239,6 +233,17 @@ impl ExtensionShared {
         self.0.supervisor.is_disabled_at(now)
     }
 
+    /// The operator enables or disables the plugin (see
+    /// [`SharedSupervisor::set_enabled`]).
+    pub fn set_enabled(&self, enable: bool) {
+        self.0.supervisor.set_enabled(enable);
+    }
+
+    /// The plugin's status, given the most instances its host gives it.
+    pub fn status(&self, max_instances: u64) -> crate::control::status::PluginStatus {
+        self.0.supervisor.status(max_instances)
+    }
+
     /// Whether a disabled plugin's hooks are skipped: under fail-open only.
     /// Under fail-closed a disabled plugin's requests are still offered to
     /// it, so that they are refused ("failed (disabled)"), not let through.
@@ -250,7 +255,7 @@ impl ExtensionShared {
     /// `host`: the manifest grants the host and the registered request
     /// filter matches.
     pub fn wants_request(&self, host: &str, method: &str, resource_type: ResourceType) -> bool {
-        self.0.manifest.capabilities.may_see_host(host)
+        self.manifest().capabilities.may_see_host(host)
             && !self.skipped_while_disabled()
             && self
                 .registration()
@@ -267,7 +272,7 @@ impl ExtensionShared {
 
     /// Whether `on_response` would call into the plugin for `host`.
     pub fn wants_response(&self, host: &str) -> bool {
-        self.0.manifest.capabilities.may_see_host(host)
+        self.manifest().capabilities.may_see_host(host)
             && !self.skipped_while_disabled()
             && self
                 .registration()
@@ -340,12 +345,10 @@ enum RegistrationError {
 impl ExtensionPlugin {
     /// Instantiates the extension and runs its `init`.
     pub fn start(loaded: LoadedPlugin) -> Result<Self, StartError> {
-        let manifest = loaded.manifest.clone();
         let imports_wasi = loaded.imports().iter().any(|i| i.name.starts_with("wasi:"));
         let inner = Supervised::new(loaded)?;
         let shared = ExtensionShared(Arc::new(Shared {
-            grants: Grants::new(&manifest),
-            manifest,
+            grants: Grants::new(inner.manifest()),
             registration: Mutex::default(),
             supervisor: inner.shared_supervisor().clone(),
             imports_wasi,

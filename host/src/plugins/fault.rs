@@ -210,6 +210,33 @@ pub(crate) fn truncate(mut s: String) -> String {
     s
 }
 
+/// The faults of one loaded plugin (every instance of it), counted by kind,
+/// and the latest in full: what its status shows. Unlike the [`FaultLog`],
+/// which spans the runtime, this starts afresh with each load.
+#[derive(Debug, Clone, Default)]
+pub struct FaultTally {
+    counts: BTreeMap<FaultKind, u64>,
+    last: Option<Fault>,
+}
+
+impl FaultTally {
+    /// Counts `fault` and keeps it as the latest.
+    pub fn record(&mut self, fault: &Fault) {
+        *self.counts.entry(fault.kind).or_default() += 1;
+        self.last = Some(fault.clone());
+    }
+
+    /// Faults by kind (kinds that never happened are left out).
+    pub fn counts(&self) -> &BTreeMap<FaultKind, u64> {
+        &self.counts
+    }
+
+    /// The latest fault.
+    pub fn last(&self) -> Option<&Fault> {
+        self.last.as_ref()
+    }
+}
+
 /// The faults of every plugin of a runtime: the most recent in full, all of
 /// them counted. Shared by every plugin instance; cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -346,6 +373,18 @@ mod tests {
         assert_eq!(log.count("b", FaultKind::Deadline), 1);
         assert_eq!(log.total("b"), 1);
         assert_eq!(log.total("c"), 0);
+    }
+
+    #[test]
+    fn a_tally_counts_by_kind_and_keeps_the_latest() {
+        let mut t = FaultTally::default();
+        assert!(t.counts().is_empty() && t.last().is_none());
+        t.record(&fault("a", FaultKind::Panic));
+        t.record(&fault("a", FaultKind::Deadline));
+        t.record(&fault("a", FaultKind::Panic));
+        let counts: Vec<(FaultKind, u64)> = t.counts().iter().map(|(k, n)| (*k, *n)).collect();
+        assert_eq!(counts, [(FaultKind::Panic, 2), (FaultKind::Deadline, 1)]);
+        assert_eq!(t.last().map(|f| f.kind), Some(FaultKind::Panic));
     }
 
     #[test]

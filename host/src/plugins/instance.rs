@@ -13,12 +13,13 @@ use wasmtime::component::InstancePre;
 use wasmtime::Store;
 
 use super::engine::PluginEngine;
-use super::fault::{classify, Fault, FaultAction, FaultContext, FaultKind, FaultLog};
+use super::fault::{classify, Fault, FaultAction, FaultContext, FaultKind, FaultLog, FaultTally};
 use super::limits::{crept_past_high_water, RECYCLE_AT_PERCENT};
 use super::load::LoadedPlugin;
 use super::state::{PluginState, WorldData};
+use super::stats::{MemorySlot, PluginStats};
 use super::storage::PluginStorage;
-use super::supervisor::{AfterFault, Supervisor};
+use super::supervisor::{AfterFault, Standing, Supervisor};
 
 /// The generated bindings of one world, as the supervisor needs them.
 pub trait WorldBindings: Sized + Send + 'static {
@@ -51,6 +52,8 @@ pub enum CallError {
     Disabled {
         /// The plugin.
         plugin: Arc<str>,
+        /// Whether the operator disabled it (otherwise its faults did).
+        by_operator: bool,
     },
 }
 
@@ -58,9 +61,14 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Fault(fault) => fault.fmt(f),
-            CallError::Disabled { plugin } => {
-                write!(f, "plugin {plugin} is disabled after repeated faults")
-            }
+            CallError::Disabled {
+                plugin,
+                by_operator: false,
+            } => write!(f, "plugin {plugin} is disabled after repeated faults"),
+            CallError::Disabled {
+                plugin,
+                by_operator: true,
+            } => write!(f, "plugin {plugin} is disabled by the operator"),
         }
     }
 }
@@ -87,20 +95,97 @@ struct Live<B> {
     memory_at_start: usize,
 }
 
-/// The fault budget every instance of one plugin shares. Cheap to clone;
-/// asking it never enters WASM.
+/// What every instance of one plugin shares: its fault budget and the
+/// operator's enable, its statistics and faults, its manifest. Cheap to
+/// clone; asking it never enters WASM.
 #[derive(Debug, Clone)]
-pub struct SharedSupervisor(Arc<Mutex<Supervisor>>);
+pub struct SharedSupervisor(Arc<SharedParts>);
+
+#[derive(Debug)]
+struct SharedParts {
+    supervisor: Mutex<Supervisor>,
+    stats: Arc<PluginStats>,
+    // Written on faults only, never on a call that returns.
+    tally: Mutex<FaultTally>,
+    manifest: Arc<Manifest>,
+    world: World,
+}
 
 impl SharedSupervisor {
-    fn new(supervisor: Supervisor) -> Self {
-        Self(Arc::new(Mutex::new(supervisor)))
+    fn new(manifest: Arc<Manifest>, world: World) -> Self {
+        Self(Arc::new(SharedParts {
+            supervisor: Mutex::new(Supervisor::new(&manifest.limits)),
+            stats: Arc::default(),
+            tally: Mutex::default(),
+            manifest,
+            world,
+        }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Supervisor> {
         // The supervisor is plain values: a panic elsewhere cannot leave it
         // half-updated.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0
+            .supervisor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.0.manifest.plugin.name
+    }
+
+    /// The plugin's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.0.manifest
+    }
+
+    /// The plugin's world.
+    pub fn world(&self) -> World {
+        self.0.world
+    }
+
+    /// Its faults since it was loaded, by kind, and the latest.
+    pub fn faults(&self) -> FaultTally {
+        self.tally().clone()
+    }
+
+    fn tally(&self) -> std::sync::MutexGuard<'_, FaultTally> {
+        // Written whole on each fault: a panic elsewhere cannot tear it.
+        self.0.tally.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Its calls, call time and memory.
+    pub fn stats(&self) -> &Arc<PluginStats> {
+        &self.0.stats
+    }
+
+    /// Whether calls enter it now, and why not.
+    pub fn standing(&self) -> Standing {
+        self.standing_at(Instant::now())
+    }
+
+    /// Whether calls enter it at `now`, and why not.
+    pub fn standing_at(&self, now: Instant) -> Standing {
+        self.lock().standing(now)
+    }
+
+    /// The operator enables or disables the plugin: see
+    /// [`Supervisor::set_enabled`]. A disabled plugin is skipped (or its
+    /// requests refused, under fail-closed) as one disabled after faults.
+    pub fn set_enabled(&self, enable: bool) {
+        self.lock().set_enabled(enable, Instant::now());
+    }
+
+    /// Restarts so far, comebacks after a backoff included.
+    pub fn restarts(&self) -> u32 {
+        self.lock().restarts()
+    }
+
+    /// Instances replaced because their memory crept toward the limit.
+    pub fn recycles(&self) -> u64 {
+        self.lock().recycles()
     }
 
     /// Whether calls would be refused at `now` (a plugin whose backoff is
@@ -123,6 +208,9 @@ pub struct Supervised<B: WorldBindings> {
     storage_dir: Option<Arc<cap_std::fs::Dir>>,
     pre: B::Pre,
     live: Option<Live<B>>,
+    // The live instance's memory, as the plugin's stats see it; cleared
+    // whenever `live` is emptied (see `drop_instance`).
+    memory: MemorySlot,
     // Shared with forks (see `fork`): restarts are counted per plugin, not
     // per instance.
     supervisor: SharedSupervisor,
@@ -163,8 +251,10 @@ impl<B: WorldBindings> Supervised<B> {
             path,
             message: format!("{e:#}"),
         })?;
+        let supervisor = SharedSupervisor::new(loaded.manifest.clone(), B::WORLD);
         Ok(Self {
-            supervisor: SharedSupervisor::new(Supervisor::new(&loaded.manifest.limits)),
+            memory: MemorySlot::new(supervisor.stats().clone()),
+            supervisor,
             manifest: loaded.manifest,
             engine: loaded.engine,
             faults: loaded.faults,
@@ -188,6 +278,7 @@ impl<B: WorldBindings> Supervised<B> {
             storage_dir: self.storage_dir.clone(),
             pre: self.pre.clone(),
             live: None,
+            memory: MemorySlot::new(self.supervisor.stats().clone()),
             supervisor: self.supervisor.clone(),
             generation: 0,
             last_instantiation: None,
@@ -289,7 +380,19 @@ impl<B: WorldBindings> Supervised<B> {
 
     /// Drops the live instance; the next call instantiates a fresh one.
     pub fn reset(&mut self) {
-        self.live = None;
+        self.drop_instance();
+    }
+
+    fn drop_instance(&mut self) -> Option<Live<B>> {
+        self.memory.clear();
+        self.live.take()
+    }
+
+    fn note_memory(&self) {
+        if let Some(live) = &self.live {
+            self.memory
+                .set(live.store.data().limiter.memory_bytes() as u64);
+        }
     }
 
     /// Instantiates now rather than on the next call.
@@ -300,17 +403,22 @@ impl<B: WorldBindings> Supervised<B> {
     /// Makes sure an instance is live, instantiating one (under the call
     /// budget: instantiation runs guest code) if needed.
     pub(crate) fn ensure_live(&mut self, function: &'static str) -> CallResult<()> {
-        let (admitted, disables) = {
+        let (admitted, by_operator, disables) = {
             let mut s = self.supervisor();
-            (s.admit(Instant::now()), s.disables())
+            (
+                s.admit(Instant::now()),
+                s.is_disabled_by_operator(),
+                s.disables(),
+            )
         };
         if !admitted {
             return Err(CallError::Disabled {
                 plugin: self.manifest.plugin.name.as_str().into(),
+                by_operator,
             });
         }
         if self.live.as_ref().is_some_and(|l| l.disables != disables) {
-            self.live = None;
+            self.drop_instance();
         }
         if self.live.is_some() {
             return Ok(());
@@ -332,6 +440,7 @@ impl<B: WorldBindings> Supervised<B> {
                     disables,
                     memory_at_start,
                 });
+                self.note_memory();
                 Ok(())
             }
             Err(e) => Err(self.fault(function, &e, Some(store.data_mut()))),
@@ -348,21 +457,27 @@ impl<B: WorldBindings> Supervised<B> {
     ) -> CallResult<T> {
         self.ensure_live(function)?;
         let Some(live) = self.live.as_mut() else {
+            // ensure_live leaves an instance live or says why not.
             return Err(CallError::Disabled {
                 plugin: self.manifest.plugin.name.as_str().into(),
+                by_operator: false,
             });
         };
         live.store.data_mut().begin_call();
         live.store
             .set_epoch_deadline(PluginEngine::budget_ticks(self.manifest.limits.call_budget));
-        match f(&live.bindings, &mut live.store) {
+        let started = Instant::now();
+        let result = f(&live.bindings, &mut live.store);
+        self.supervisor.stats().record_call(started.elapsed());
+        match result {
             Ok(v) => {
+                self.note_memory();
                 self.recycle_if_crept();
                 Ok(v)
             }
             Err(e) => {
                 // A store whose call trapped cannot be re-entered.
-                let mut live = self.live.take();
+                let mut live = self.drop_instance();
                 Err(self.fault(function, &e, live.as_mut().map(|l| l.store.data_mut())))
             }
         }
@@ -379,7 +494,7 @@ impl<B: WorldBindings> Supervised<B> {
         if !crept_past_high_water(limit, live.memory_at_start, now) {
             return;
         }
-        self.live = None;
+        self.drop_instance();
         self.supervisor().on_recycle();
         tracing::debug!(
             plugin = %self.manifest.plugin.name,
@@ -405,7 +520,7 @@ impl<B: WorldBindings> Supervised<B> {
     /// dropped like after a trap: a plugin that answers nonsense is not
     /// trusted with the next call either.
     pub(crate) fn invalid_result(&mut self, function: &'static str, why: String) -> CallError {
-        self.live = None;
+        self.drop_instance();
         self.record(function, FaultKind::InvalidResult, why, None)
     }
 
@@ -442,7 +557,7 @@ impl<B: WorldBindings> Supervised<B> {
         message: String,
         backtrace: Option<String>,
     ) -> CallError {
-        self.live = None;
+        self.drop_instance();
         let now = Instant::now();
         let at = SystemTime::now();
         let after = self.supervisor().on_fault(now);
@@ -464,7 +579,73 @@ impl<B: WorldBindings> Supervised<B> {
             action,
             at,
         };
+        self.supervisor.tally().record(&fault);
         self.faults.record(fault.clone());
         CallError::Fault(Box::new(fault))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::telemetry::TelemetryPlugin;
+
+    fn probe() -> TelemetryPlugin {
+        let rt = crate::builtin::test_runtime();
+        TelemetryPlugin::new(crate::builtin::REQUEST_STATS.load(&rt).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn calls_and_the_memory_of_live_instances_are_recorded_for_the_plugin() {
+        let mut p = probe();
+        let shared = p.supervised().shared_supervisor().clone();
+        let stats = shared.stats().clone();
+        assert_eq!(stats.memory().per_instance.len(), 0, "none yet");
+        p.collect().unwrap();
+        p.collect().unwrap();
+        let calls = stats.calls();
+        assert_eq!(calls.calls, 2);
+        assert!(calls.total > Duration::ZERO && calls.max <= calls.total);
+        let memory = stats.memory();
+        let live = p.supervised().memory_bytes().unwrap();
+        assert_eq!(memory.per_instance, [live]);
+        assert!(memory.peak >= live && live > 0);
+
+        // A fork is a slot of its own, counted once it has an instance.
+        let mut fork = p.supervised().fork();
+        assert_eq!(stats.memory().per_instance.len(), 1);
+        fork.warm_up().unwrap();
+        assert_eq!(stats.memory().per_instance.len(), 2);
+        assert_eq!(stats.calls().calls, 2, "instantiating is not a call");
+        fork.reset();
+        assert_eq!(stats.memory().per_instance.len(), 1);
+        fork.warm_up().unwrap();
+        drop(fork);
+        assert_eq!(stats.memory().per_instance, [live], "a dropped slot leaves");
+        assert_eq!(stats.memory().peak, memory.peak);
+    }
+
+    #[test]
+    fn an_operator_disable_refuses_calls_until_enabled() {
+        let mut p = probe();
+        let shared = p.supervised().shared_supervisor().clone();
+        p.collect().unwrap();
+        shared.set_enabled(false);
+        assert!(p.supervised().is_disabled());
+        assert_eq!(shared.standing(), Standing::DisabledByOperator);
+        match p.collect() {
+            Err(
+                e @ CallError::Disabled {
+                    by_operator: true, ..
+                },
+            ) => assert!(e.to_string().contains("by the operator"), "{e}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(shared.stats().calls().calls, 1, "a refusal is no call");
+        shared.set_enabled(true);
+        assert_eq!(shared.standing(), Standing::Active);
+        p.collect().unwrap();
+        assert_eq!(shared.stats().calls().calls, 2);
+        assert_eq!(shared.restarts(), 0);
     }
 }

@@ -18,6 +18,8 @@ pub mod net_types;
 mod no_sockets;
 mod runtime;
 pub mod state;
+pub mod stats;
+pub mod status;
 pub mod storage;
 pub mod supervisor;
 pub mod telemetry;

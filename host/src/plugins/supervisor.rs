@@ -8,6 +8,10 @@
 //! the plugins are reloaded, as its manifest says. A retried plugin starts
 //! with its whole budget; disabled again, it waits twice as long, unless it
 //! had run a whole window without a fault since it came back.
+//!
+//! The operator may disable a plugin too, whatever its faults: calls are
+//! refused as for a plugin disabled after faults, until the operator
+//! enables it again. Enabling also ends a disable after faults, at once.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -38,6 +42,23 @@ pub enum AfterFault {
     DisableUntilReload,
 }
 
+/// Whether calls enter a plugin, and why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Calls enter it (a plugin whose backoff is over is active: its next
+    /// call brings it back).
+    Active,
+    /// Disabled after faults until `until`.
+    BackingOff {
+        /// When it is tried again.
+        until: Instant,
+    },
+    /// Disabled after faults until the plugins are reloaded.
+    DisabledByFaults,
+    /// Disabled by the operator until the operator enables it.
+    DisabledByOperator,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Enabled,
@@ -64,6 +85,8 @@ pub struct Supervisor {
     restarts: u32,
     disables: u64,
     faults: u64,
+    // Set by the operator; refuses calls whatever `state` says.
+    operator_disabled: bool,
     // Instances replaced because their memory crept toward the limit; not
     // faults, and not counted against the budget.
     recycles: u64,
@@ -93,6 +116,7 @@ impl Supervisor {
             restarts: 0,
             disables: 0,
             faults: 0,
+            operator_disabled: false,
             recycles: 0,
         }
     }
@@ -153,6 +177,9 @@ impl Supervisor {
     /// its backoff is over: the comeback counts as a restart, and the
     /// caller must then use a fresh instance (see [`Supervisor::disables`]).
     pub fn admit(&mut self, now: Instant) -> bool {
+        if self.operator_disabled {
+            return false;
+        }
         match self.state {
             State::Enabled => true,
             State::DisabledUntil(until) if now >= until => {
@@ -172,10 +199,39 @@ impl Supervisor {
     /// Whether calls would be refused at `now`. Does not bring the plugin
     /// back: the next [`Supervisor::admit`] does.
     pub fn is_disabled(&self, now: Instant) -> bool {
+        self.standing(now) != Standing::Active
+    }
+
+    /// Whether calls enter the plugin at `now`, and why not. The
+    /// operator's disable is reported first: it outlasts a backoff.
+    pub fn standing(&self, now: Instant) -> Standing {
+        if self.operator_disabled {
+            return Standing::DisabledByOperator;
+        }
         match self.state {
-            State::Enabled => false,
-            State::DisabledUntil(until) => now < until,
-            State::DisabledUntilReload => true,
+            State::Enabled => Standing::Active,
+            State::DisabledUntil(until) if now < until => Standing::BackingOff { until },
+            State::DisabledUntil(_) => Standing::Active,
+            State::DisabledUntilReload => Standing::DisabledByFaults,
+        }
+    }
+
+    /// Whether the operator disabled the plugin.
+    pub fn is_disabled_by_operator(&self) -> bool {
+        self.operator_disabled
+    }
+
+    /// The operator disables the plugin, or enables it at `now`. Enabling
+    /// also ends a disable after faults (a backoff, or until a reload) at
+    /// once, as a restart with its whole budget and the first backoff
+    /// again; the instances made before that disable are not called
+    /// again (see [`Supervisor::disables`]).
+    pub fn set_enabled(&mut self, enable: bool, now: Instant) {
+        self.operator_disabled = !enable;
+        if enable && self.state != State::Enabled {
+            self.recent.clear();
+            self.streak = 0;
+            self.resume(now);
         }
     }
 
@@ -390,6 +446,65 @@ mod tests {
         assert_eq!(s.on_fault(much_later), AfterFault::DisableUntilReload);
         assert_eq!(s.disabled_until(), None);
         assert_eq!(s.restarts(), 1);
+    }
+
+    #[test]
+    fn the_operator_disables_and_enables_whatever_the_faults() {
+        let t0 = Instant::now();
+        let mut s = retrying(1);
+        assert_eq!(s.standing(t0), Standing::Active);
+        s.set_enabled(false, t0);
+        assert!(s.is_disabled(t0) && !s.admit(t0));
+        assert!(s.is_disabled_by_operator());
+        assert_eq!(s.standing(t0), Standing::DisabledByOperator);
+        // A call already inside faults: counted, and the plugin stays off.
+        assert_eq!(s.on_fault(t0), AfterFault::Restart);
+        let much_later = t0 + secs(86_400);
+        assert!(
+            !s.admit(much_later),
+            "no backoff ends an operator's disable"
+        );
+        s.set_enabled(true, much_later);
+        assert_eq!(s.standing(much_later), Standing::Active);
+        assert!(s.admit(much_later));
+        assert_eq!(s.restarts(), 1, "enabling an active plugin is no restart");
+        assert_eq!(s.disables(), 0);
+    }
+
+    #[test]
+    fn the_operator_disable_outlasts_a_backoff_and_enabling_ends_it_at_once() {
+        let t0 = Instant::now();
+        let mut s = retrying(0);
+        let until = t0 + FIRST_BACKOFF;
+        assert_eq!(disabled_for(&mut s, t0), FIRST_BACKOFF);
+        assert_eq!(s.standing(t0), Standing::BackingOff { until });
+        s.set_enabled(false, t0);
+        assert_eq!(s.standing(t0), Standing::DisabledByOperator);
+        assert!(!s.admit(until), "the backoff ended, the operator's did not");
+        assert_eq!(s.restarts(), 0);
+        // Enabled before the backoff is over: back now, as a restart.
+        let mut s = retrying(0);
+        s.on_fault(t0);
+        s.set_enabled(true, t0);
+        assert_eq!(s.standing(t0), Standing::Active);
+        assert!(s.admit(t0));
+        assert_eq!((s.restarts(), s.disables()), (1, 1));
+        // With its whole budget and the first backoff again.
+        assert_eq!(disabled_for(&mut s, t0), FIRST_BACKOFF);
+    }
+
+    #[test]
+    fn enabling_ends_a_disable_until_reload() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::with(0, WINDOW, OnDisable::StayDisabled);
+        assert_eq!(s.on_fault(t0), AfterFault::DisableUntilReload);
+        assert_eq!(s.standing(t0), Standing::DisabledByFaults);
+        s.set_enabled(false, t0);
+        assert_eq!(s.standing(t0), Standing::DisabledByOperator);
+        s.set_enabled(true, t0);
+        assert_eq!(s.standing(t0), Standing::Active);
+        assert!(s.admit(t0));
+        assert_eq!(s.on_fault(t0), AfterFault::DisableUntilReload);
     }
 
     #[test]

@@ -138,6 +138,8 @@ impl Daemon {
 impl ControlPlane for Daemon {
     async fn status(&self) -> Status {
         let resident = memory::resident();
+        let host = self.proxy.host();
+        let plugins = host.plugin_statuses();
         Status {
             process: self.process(),
             listeners: self.listeners.clone(),
@@ -150,8 +152,9 @@ impl ControlPlane for Daemon {
             memory: MemoryStatus {
                 rss_bytes: resident.rss,
                 peak_rss_bytes: resident.peak,
-                wasm_bytes: 0,
+                wasm_bytes: plugins.iter().flat_map(|p| &p.memory_bytes).sum(),
             },
+            plugins,
             ..Status::default()
         }
     }
@@ -191,8 +194,13 @@ impl ControlPlane for Daemon {
         result
     }
 
-    fn set_plugin(&self, name: &str, _enable: bool) -> Result<PluginStatus, UnknownPlugin> {
-        Err(UnknownPlugin(name.to_owned()))
+    fn set_plugin(&self, name: &str, enable: bool) -> Result<PluginStatus, UnknownPlugin> {
+        let status = self.proxy.host().set_plugin_enabled(name, enable)?;
+        tracing::info!(
+            "plugin {name} {} by the operator",
+            if enable { "enabled" } else { "disabled" }
+        );
+        Ok(status)
     }
 
     fn network_changed(&self) {
@@ -201,7 +209,7 @@ impl ControlPlane for Daemon {
     }
 
     fn faults(&self) -> Vec<FaultStatus> {
-        Vec::new()
+        self.proxy.host().recent_faults()
     }
 
     async fn dns(&self, host: &str) -> DnsAnswer {

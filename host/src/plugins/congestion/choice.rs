@@ -12,7 +12,9 @@ use sockhost_policy::HostPattern;
 
 use super::controller::{HostController, Sampler};
 use super::CongestionPlugin;
+use crate::control::status::PluginStatus;
 use crate::net::congestion::{CongestionStatus, NATIVE_CUBIC};
+use crate::plugins::instance::SharedSupervisor;
 
 /// The largest congestion window a plugin may return unless configured
 /// otherwise: far above what a loopback or datacenter path needs, far below
@@ -28,6 +30,7 @@ pub struct CongestionPolicy {
     name: String,
     // Only forked, never called: the lock is held for a clone of handles.
     template: Mutex<CongestionPlugin>,
+    supervisor: SharedSupervisor,
 }
 
 impl CongestionPolicy {
@@ -35,6 +38,7 @@ impl CongestionPolicy {
     pub fn new(plugin: CongestionPlugin) -> Self {
         CongestionPolicy {
             name: plugin.supervised().name().to_owned(),
+            supervisor: plugin.supervised().shared_supervisor().clone(),
             template: Mutex::new(plugin),
         }
     }
@@ -48,6 +52,20 @@ impl CongestionPolicy {
     /// connections then use native Cubic).
     pub fn is_disabled(&self) -> bool {
         self.lock().supervised().is_disabled()
+    }
+
+    /// The plugin's status: its instances are the controllers of open
+    /// connections, one each, with no fixed limit (shown as 0).
+    pub fn status(&self) -> PluginStatus {
+        self.supervisor.status(0)
+    }
+
+    /// The operator enables or disables the plugin. Disabled, it makes no
+    /// controller: new connections use native Cubic, and open ones fall
+    /// back to it from their last sane window at their next event, as after
+    /// repeated faults.
+    pub fn set_enabled(&self, enable: bool) {
+        self.supervisor.set_enabled(enable);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CongestionPlugin> {
@@ -135,6 +153,21 @@ impl CongestionChoice {
         }
     }
 
+    /// The plugins among the controllers, each once: the default's first,
+    /// then the rules' in order.
+    pub fn plugins(&self) -> Vec<&Arc<CongestionPolicy>> {
+        let mut plugins: Vec<&Arc<CongestionPolicy>> = Vec::new();
+        let kinds = std::iter::once(&self.default).chain(self.rules.iter().map(|(_, k)| k));
+        for kind in kinds {
+            if let ControllerKind::Plugin(p) = kind {
+                if !plugins.iter().any(|q| Arc::ptr_eq(p, q)) {
+                    plugins.push(p);
+                }
+            }
+        }
+        plugins
+    }
+
     /// The controller for connections to `host`.
     pub fn for_host(&self, host: &str) -> &ControllerKind {
         self.rules
@@ -200,6 +233,41 @@ impl ControllerFactory for ConnectionFactory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn policy(b: crate::builtin::Builtin) -> Arc<CongestionPolicy> {
+        let rt = crate::builtin::test_runtime();
+        Arc::new(CongestionPolicy::new(
+            CongestionPlugin::new(b.load(&rt).unwrap()).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn each_plugin_is_listed_once_the_default_first() {
+        let (cubic, newreno) = (
+            policy(crate::builtin::CUBIC),
+            policy(crate::builtin::NEWRENO),
+        );
+        let any = || vec![HostPattern::parse("*").unwrap()];
+        let c = CongestionChoice {
+            default: ControllerKind::Plugin(newreno.clone()),
+            rules: vec![
+                (any(), ControllerKind::Native),
+                (any(), ControllerKind::Plugin(cubic.clone())),
+                (any(), ControllerKind::Plugin(newreno.clone())),
+            ],
+            max_window: 1 << 20,
+        };
+        let names: Vec<&str> = c.plugins().iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["newreno", "cubic"]);
+        assert!(CongestionChoice::default().plugins().is_empty());
+        let status = cubic.status();
+        assert_eq!(
+            (status.world.as_str(), status.max_instances),
+            ("congestion-policy", 0)
+        );
+        cubic.set_enabled(false);
+        assert!(cubic.is_disabled() && !newreno.is_disabled());
+    }
 
     #[test]
     fn the_first_matching_rule_wins_and_the_default_catches_the_rest() {
