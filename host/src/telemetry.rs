@@ -78,6 +78,8 @@ impl Drop for Handle {
 struct Shared {
     /// Invariant: never longer than [`BUS_CAPACITY`].
     queue: Mutex<Vec<Queued>>,
+    /// Events handed to the bus, the dropped ones included.
+    published: AtomicU64,
     dropped: AtomicU64,
     epoch: Instant,
     probes: Vec<Arc<Mutex<TelemetryPlugin>>>,
@@ -114,6 +116,7 @@ impl Bus {
         }
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::with_capacity(BUS_CAPACITY)),
+            published: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             epoch: Instant::now(),
             probes: probes
@@ -204,6 +207,7 @@ impl Bus {
     fn push(&self, origin: Option<Arc<Origin>>, kind: EventKind) {
         let Some(handle) = &self.inner else { return };
         let shared = &handle.shared;
+        shared.published.fetch_add(1, Ordering::Relaxed);
         let at = shared.epoch.elapsed().as_micros() as u64;
         let mut queue = lock(&shared.queue);
         if queue.len() >= BUS_CAPACITY {
@@ -222,6 +226,19 @@ impl Bus {
 
     fn origin_of(&self, key: &OriginKey) -> Arc<Origin> {
         self.origin(&key.scheme, &key.host, key.port)
+    }
+
+    /// Events published since the bus started, the dropped ones included
+    /// (a bus without probes counts nothing: it discards).
+    pub fn published(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |h| h.shared.published.load(Ordering::Relaxed))
+    }
+
+    /// Probes the bus delivers to.
+    pub fn probes(&self) -> usize {
+        self.inner.as_ref().map_or(0, |h| h.shared.probes.len())
     }
 
     /// Events dropped because the bus was full.
@@ -539,6 +556,8 @@ mod tests {
             panic!("{metrics:?}")
         };
         assert_eq!(dropped, bus.dropped());
+        assert_eq!(bus.published(), published as u64);
+        assert_eq!(bus.probes(), 1);
         let Some(MetricValue::Counter(delivered)) = value("sockhost_requests_total") else {
             panic!("{metrics:?}")
         };
