@@ -5,12 +5,16 @@
 
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sockhost::control::status::{ConnectionStatus, OriginStatus};
 use sockhost::host::{read_all, FetchRequest, FetchResponse, Host};
 use sockhost::net::dns::ResolveOverride;
 use sockhost::net::pool::PoolPrefs;
+use sockhost::plugins::congestion::{
+    CongestionChoice, CongestionPlugin, CongestionPolicy, ControllerKind,
+};
 use sockhost::plugins::telemetry::TelemetryPlugin;
 use sockhost_tests::dns::{TestDns, TestRecord};
 use sockhost_tests::nginx::Nginx;
@@ -247,7 +251,7 @@ fn dns_lookup_answers_a_aaaa_and_https_records_fresh_then_cached() {
 }
 
 #[test]
-fn alt_svc_entries_appear_once_an_origin_advertised_h3_and_h3_joins_the_pool() {
+fn alt_svc_then_h3_in_the_pool_with_its_controller() {
     let Some(aio) = sockhost_tests::aioquic::start_or_skip() else {
         return;
     };
@@ -263,6 +267,9 @@ fn alt_svc_entries_appear_once_an_origin_advertised_h3_and_h3_joins_the_pool() {
         300,
         &[TestRecord::A("www.test.", Ipv4Addr::LOCALHOST)],
     );
+    let (prt, _data) = runtime();
+    let newreno = CongestionPlugin::new(prt.load(&plugin("newreno")).unwrap()).unwrap();
+    let newreno = ControllerKind::Plugin(Arc::new(CongestionPolicy::new(newreno)));
     rt().block_on(async {
         let host = Host::builder()
             .name_servers(vec![dns.addr])
@@ -304,25 +311,36 @@ fn alt_svc_entries_appear_once_an_origin_advertised_h3_and_h3_joins_the_pool() {
         assert!(expires_in <= 5_000, "{entry:?}");
 
         // The h2 connection idles out; the next one is QUIC to aioquic.
-        until(
-            "the h2 connection closes",
-            || host.pool_status(),
-            |(pool, _)| pool.iter().all(|p| p.connections.is_empty()),
-        )
-        .await;
-        let r = get(&host, &url).await;
-        assert_eq!(r.version, http::Version::HTTP_3);
-        let (pool, _) = host.pool_status().await;
-        let p = origin(&pool, &o).expect("the origin is listed");
-        assert_eq!(
-            p.connections,
-            [ConnectionStatus {
-                protocol: "h3".into(),
-                peer: aio.addr.to_string(),
-                active: 1,
-                congestion: Some("native-cubic".into()),
-            }]
-        );
-        read_all(r.body).await.unwrap();
+        let h3 = |controller: &str| ConnectionStatus {
+            protocol: "h3".into(),
+            peer: aio.addr.to_string(),
+            active: 1,
+            congestion: Some(controller.into()),
+        };
+        assert_eq!(next_connection(&host, &url, &o).await, [h3("native-cubic")]);
+        // A plugin controller chosen now is named by the next connection.
+        host.set_congestion(CongestionChoice::all(newreno));
+        assert_eq!(next_connection(&host, &url, &o).await, [h3("newreno")]);
     });
+}
+
+/// Once every connection to `origin` has idled out, fetches `url` (over
+/// HTTP/3) and returns the origin's connections while its response is
+/// being read.
+async fn next_connection(host: &Host, url: &str, origin_name: &str) -> Vec<ConnectionStatus> {
+    until(
+        "the connection idles out",
+        || host.pool_status(),
+        |(pool, _)| pool.iter().all(|p| p.connections.is_empty()),
+    )
+    .await;
+    let r = get(host, url).await;
+    assert_eq!(r.version, http::Version::HTTP_3);
+    let (pool, _) = host.pool_status().await;
+    let connections = origin(&pool, origin_name)
+        .expect("the origin is listed")
+        .connections
+        .clone();
+    read_all(r.body).await.unwrap();
+    connections
 }
