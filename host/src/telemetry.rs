@@ -371,13 +371,14 @@ impl NetObserver for Bus {
                 record_type,
                 answers,
                 elapsed,
+                cached,
                 error,
             } => EventKind::Dns(DnsEvent {
                 name,
                 record_type: record_type.to_owned(),
                 answers,
                 elapsed: micros(elapsed),
-                cached: false,
+                cached,
                 error,
             }),
             NetEvent::ConnectAttempt { transport, addr } => {

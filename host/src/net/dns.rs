@@ -94,8 +94,7 @@ fn remember(known: &KnownAddrs, host: &str, addrs: &[ResolvedAddr]) {
     }
 }
 
-type PendingQuery =
-    Pin<Box<dyn Future<Output = (Query, Result<Vec<RData>, NetError>, Duration)> + Send + 'static>>;
+type PendingQuery = Pin<Box<dyn Future<Output = (Query, Asked)> + Send + 'static>>;
 
 /// A resolution that may start a race before every answer is in.
 #[derive(Debug)]
@@ -128,8 +127,9 @@ impl LateAnswers {
     /// The next answer: its new addresses and HTTPS records (either may be
     /// empty), and its query report. `None` when every query has answered.
     pub async fn next(&mut self) -> Option<Resolution> {
-        let (query, result, elapsed) = self.pending.next().await?;
-        let mut answer = parse_answer(&self.host, query, result, elapsed);
+        let (query, asked) = self.pending.next().await?;
+        let elapsed = asked.elapsed;
+        let mut answer = parse_answer(&self.host, query, asked);
         answer.addrs.retain(|a| !self.seen.contains(&a.ip));
         self.seen.extend(answer.addrs.iter().map(|a| a.ip));
         remember(&self.known, &self.host, &answer.addrs);
@@ -155,12 +155,7 @@ struct Answer {
     error: Option<NetError>,
 }
 
-fn parse_answer(
-    host: &str,
-    query: Query,
-    result: Result<Vec<RData>, NetError>,
-    elapsed: Duration,
-) -> Answer {
+fn parse_answer(host: &str, query: Query, asked: Asked) -> Answer {
     let record_type = match query {
         Query::Aaaa => "AAAA",
         Query::A => "A",
@@ -172,12 +167,13 @@ fn parse_answer(
         report: QueryReport {
             record_type,
             answers: 0,
-            elapsed,
+            elapsed: asked.elapsed,
+            cached: asked.cached,
             error: None,
         },
         error: None,
     };
-    let records = match result {
+    let records = match asked.result {
         Ok(records) => records,
         Err(e) => {
             answer.report.error = (!e.is_no_records_found()).then(|| e.to_string());
@@ -376,6 +372,8 @@ pub struct QueryReport {
     pub answers: u32,
     /// How long it took.
     pub elapsed: Duration,
+    /// Whether the resolver answered it without asking a name server.
+    pub cached: bool,
     /// The failure, if it failed for another reason than "no such records".
     pub error: Option<String>,
 }
@@ -705,10 +703,7 @@ impl Resolver {
                 fqdn.clone(),
                 record_type,
             );
-            let lookup: PendingQuery = Box::pin(async move {
-                let asked = asking.await;
-                (query, asked.result, asked.elapsed)
-            });
+            let lookup: PendingQuery = Box::pin(async move { (query, asking.await) });
             pending.push(lookup);
         }
         pending
@@ -739,10 +734,10 @@ impl Resolver {
                 a = pending.next() => a,
                 _ = sleep_until(deadline) => continue,
             };
-            let Some((query, result, elapsed)) = answered else {
+            let Some((query, asked)) = answered else {
                 break;
             };
-            let answer = parse_answer(name, query, result, elapsed);
+            let answer = parse_answer(name, query, asked);
             gate.answered(query, !answer.addrs.is_empty(), Instant::now());
             errors.extend(answer.error);
             if query == Query::Https && resolution_delay.is_some() {
