@@ -6,6 +6,7 @@
 pub(crate) mod body;
 mod builder;
 mod error;
+mod net_status;
 mod request;
 mod request_body;
 

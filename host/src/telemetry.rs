@@ -80,6 +80,8 @@ impl Drop for Handle {
 struct Shared {
     /// Invariant: never longer than [`BUS_CAPACITY`].
     queue: Mutex<Vec<Queued>>,
+    /// Events handed to the bus, the dropped ones included.
+    published: AtomicU64,
     dropped: AtomicU64,
     epoch: Instant,
     /// A reload replaces the list; a batch being delivered finishes with
@@ -153,6 +155,7 @@ impl Bus {
         let probes: Vec<Probe> = probes.into_iter().map(Probe::new).collect();
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::with_capacity(BUS_CAPACITY)),
+            published: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             epoch: Instant::now(),
             listening: AtomicBool::new(!probes.is_empty()),
@@ -272,6 +275,7 @@ impl Bus {
         if !shared.listening.load(Ordering::Relaxed) {
             return;
         }
+        shared.published.fetch_add(1, Ordering::Relaxed);
         let at = shared.epoch.elapsed().as_micros() as u64;
         let mut queue = lock(&shared.queue);
         if queue.len() >= BUS_CAPACITY {
@@ -309,6 +313,21 @@ impl Bus {
         let probe = probes.iter().find(|p| p.supervisor.name() == name)?;
         probe.supervisor.set_enabled(enable);
         Some(probe_status(&probe.supervisor))
+    }
+
+    /// Events published since the bus started, the dropped ones included
+    /// (a bus without probes counts nothing: it discards).
+    pub fn published(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |h| h.shared.published.load(Ordering::Relaxed))
+    }
+
+    /// Probes the bus delivers to.
+    pub fn probe_count(&self) -> usize {
+        self.inner
+            .as_ref()
+            .map_or(0, |h| h.shared.probes.get().len())
     }
 
     /// Events dropped because the bus was full.
@@ -446,13 +465,14 @@ impl NetObserver for Bus {
                 record_type,
                 answers,
                 elapsed,
+                cached,
                 error,
             } => EventKind::Dns(DnsEvent {
                 name,
                 record_type: record_type.to_owned(),
                 answers,
                 elapsed: micros(elapsed),
-                cached: false,
+                cached,
                 error,
             }),
             NetEvent::ConnectAttempt { transport, addr } => {
@@ -672,6 +692,8 @@ mod tests {
             panic!("{metrics:?}")
         };
         assert_eq!(dropped, bus.dropped());
+        assert_eq!(bus.published(), published as u64);
+        assert_eq!(bus.probe_count(), 1);
         let Some(MetricValue::Counter(delivered)) = value("sockhost_requests_total") else {
             panic!("{metrics:?}")
         };

@@ -40,6 +40,17 @@ impl Nginx {
     /// [`Nginx::start`] with a certificate for `names`, and an access log if
     /// `access_log`.
     pub fn start_with(files: &[(&str, u64)], names: &[&str], access_log: bool) -> Nginx {
+        Nginx::start_with_headers(files, names, access_log, &[])
+    }
+
+    /// [`Nginx::start_with`], every response carrying `headers` too
+    /// (`Alt-Svc`, say).
+    pub fn start_with_headers(
+        files: &[(&str, u64)],
+        names: &[&str],
+        access_log: bool,
+        headers: &[(&str, &str)],
+    ) -> Nginx {
         assert!(
             Path::new(NGINX).exists(),
             "{NGINX} is missing: install nginx (bash scripts/setup.sh does)"
@@ -74,6 +85,10 @@ impl Nginx {
         let d = dir.path().display();
         let user = if is_root() { "user root root;" } else { "" };
         let log_path = access_log.then(|| dir.path().join("access.log"));
+        let headers: String = headers
+            .iter()
+            .map(|(name, value)| format!("add_header {name} '{value}' always;\n    "))
+            .collect();
         let log = match &log_path {
             Some(path) => format!(
                 "log_format hosts '$host $request_method $request_uri $status';\n    access_log {} hosts;",
@@ -90,7 +105,7 @@ error_log {d}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     {log}
-    types {{
+    {headers}types {{
         text/html html;
         text/javascript js;
         image/svg+xml svg;

@@ -148,7 +148,8 @@ fn answers_are_cached_for_their_ttl_and_no_longer() {
             timeout: Some(Duration::from_millis(500)),
         })
         .unwrap();
-        r.resolve("www.test", 443).await.unwrap();
+        let fresh = r.resolve("www.test", 443).await.unwrap();
+        assert!(fresh.queries.iter().all(|q| !q.cached), "{fresh:?}");
         let r_short = resolver(short.addr, Duration::from_millis(500));
         r_short.resolve("brief.test", 443).await.unwrap();
         // Both servers go away.
@@ -157,8 +158,16 @@ fn answers_are_cached_for_their_ttl_and_no_longer() {
         // Within its 300 s TTL, the answer comes from the cache.
         let res = r.resolve("www.test", 443).await.unwrap();
         assert_eq!(res.addrs.len(), 3);
+        assert!(res.queries.iter().all(|q| q.cached), "{res:?}");
+        let counts = r.counts();
+        assert_eq!(
+            (counts.lookups, counts.cache_hits, counts.cache_entries),
+            (6, 3, 3)
+        );
         // Past its 1 s TTL, it is asked again, and nobody answers.
         tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(r_short.counts().cache_entries, 0, "every TTL ran out");
         assert!(r_short.resolve("brief.test", 443).await.is_err());
+        assert_eq!(r_short.counts().cache_hits, 0);
     });
 }

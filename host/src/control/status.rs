@@ -141,8 +141,8 @@ pub struct ConnectionStatus {
     pub peer: String,
     /// Requests on it now (0: idle).
     pub active: u64,
-    /// QUIC only: the congestion controller (`cubic (native)`, or a
-    /// plugin's name).
+    /// QUIC only: the congestion controller (`native-cubic`, a plugin's
+    /// name, or `native-cubic (NAME faulted)` after its plugin faulted).
     pub congestion: Option<String>,
 }
 
@@ -150,11 +150,14 @@ pub struct ConnectionStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct DnsStatus {
-    /// Entries in the resolver's cache.
+    /// Entries in the resolver's cache: answers received from name
+    /// servers whose TTL has not run out (see `net::dns_tally`).
     pub cache_entries: u64,
-    /// Lookups asked since start.
+    /// Lookups asked since start: one per record type and name (a
+    /// resolution asks AAAA, A and HTTPS); overrides and IP literals ask
+    /// nothing.
     pub lookups: u64,
-    /// Of those, answered from the cache.
+    /// Of those, answered without asking a name server.
     pub cache_hits: u64,
 }
 
@@ -323,6 +326,10 @@ pub struct DnsAnswer {
     pub elapsed_us: u64,
     /// Errors per record type, when one failed (`AAAA: no records`).
     pub errors: Vec<String>,
+    /// The `--resolve` overrides that answered instead of DNS
+    /// (`host:port:addr,addr`); empty when DNS did.
+    #[serde(default)]
+    pub overrides: Vec<String>,
 }
 
 #[cfg(test)]

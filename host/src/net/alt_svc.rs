@@ -183,6 +183,59 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// One origin's fresh alternatives on one network, for a status view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryView {
+    /// The network.
+    pub network: String,
+    /// The origin, `scheme://host:port`.
+    pub origin: String,
+    /// Its alternatives as an `Alt-Svc` header would say them now (`ma`
+    /// is what is left of their freshness).
+    pub alternatives: Vec<String>,
+    /// When the latest of them expires, in seconds since the Unix epoch.
+    pub expires_unix: u64,
+}
+
+impl Alternative {
+    /// The alternative in `Alt-Svc` header form, fresh for `max_age`:
+    /// `h3=":443"; ma=3600` (`; persist=1` when it survives a network
+    /// change).
+    pub fn header(&self, max_age: Duration) -> String {
+        let host = match &self.host {
+            Some(h) if h.contains(':') => format!("[{h}]"),
+            Some(h) => h.clone(),
+            None => String::new(),
+        };
+        let authority = format!("{host}:{}", self.port);
+        let mut out = format!(
+            "{}=\"{}\"; ma={}",
+            percent_encode(&self.protocol),
+            authority.replace('\\', "\\\\").replace('"', "\\\""),
+            max_age.as_secs()
+        );
+        if self.persist {
+            out.push_str("; persist=1");
+        }
+        out
+    }
+}
+
+/// A protocol id as a token: `%`, and what a token may not hold, become
+/// `%XX` (RFC 7838 §3).
+fn percent_encode(id: &str) -> String {
+    let mut out = String::new();
+    for b in id.bytes() {
+        let tchar = b.is_ascii_alphanumeric() || b"!#$&'*+-.^_`|~".contains(&b);
+        if tchar {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The file format: one record per (network, origin).
 #[derive(Debug, Serialize, Deserialize)]
 struct Saved {
@@ -250,6 +303,28 @@ impl AltSvcCache {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Every origin with a fresh alternative at `now`, by network then
+    /// origin.
+    pub fn entries(&self, now: SystemTime) -> Vec<EntryView> {
+        let now = unix(now);
+        self.entries
+            .iter()
+            .filter_map(|((network, origin), entries)| {
+                let fresh: Vec<&Entry> = entries.iter().filter(|e| e.expires > now).collect();
+                let expires_unix = fresh.iter().map(|e| e.expires).max()?;
+                Some(EntryView {
+                    network: network.clone(),
+                    origin: origin.clone(),
+                    alternatives: fresh
+                        .iter()
+                        .map(|e| e.alternative.header(Duration::from_secs(e.expires - now)))
+                        .collect(),
+                    expires_unix,
+                })
+            })
+            .collect()
     }
 
     /// Forgets an alternative that failed (RFC 7838 §2.4: a client may).
@@ -412,6 +487,55 @@ mod tests {
         );
         c.update("wifi", &origin("a.test"), AltSvc::Clear, t0);
         assert!(c.h3("wifi", &origin("a.test"), t0).is_empty(), "clear");
+    }
+
+    #[test]
+    fn entries_list_fresh_alternatives_in_header_form() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut c = AltSvcCache::default();
+        let said = parse(r#"h3=":443"; ma=100; persist=1, h3="[::1]:8443"; ma=50"#).unwrap();
+        c.update("wifi", &origin("a.test"), said, t0);
+        c.update(
+            "cell",
+            &origin("b.test"),
+            parse(r#"h3="alt.test:443""#).unwrap(),
+            t0,
+        );
+        let later = t0 + Duration::from_secs(10);
+        let e = c.entries(later);
+        assert_eq!(
+            e,
+            [
+                EntryView {
+                    network: "cell".into(),
+                    origin: "https://b.test:443".into(),
+                    alternatives: vec![format!(
+                        "h3=\"alt.test:443\"; ma={}",
+                        DEFAULT_MAX_AGE.as_secs() - 10
+                    )],
+                    expires_unix: 1_000_000 + DEFAULT_MAX_AGE.as_secs(),
+                },
+                EntryView {
+                    network: "wifi".into(),
+                    origin: "https://a.test:443".into(),
+                    alternatives: vec![
+                        "h3=\":443\"; ma=90; persist=1".into(),
+                        "h3=\"[::1]:8443\"; ma=40".into()
+                    ],
+                    expires_unix: 1_000_100,
+                },
+            ]
+        );
+        // What the header form says parses back to the same alternative.
+        assert_eq!(
+            parse(&e[1].alternatives[1]).unwrap(),
+            parse(r#"h3="[::1]:8443"; ma=40"#).unwrap()
+        );
+        // Past the shorter one's expiry only the longer is listed.
+        let e = c.entries(t0 + Duration::from_secs(60));
+        assert_eq!(e[1].alternatives, ["h3=\":443\"; ma=40; persist=1"]);
+        assert!(c.entries(t0 + DEFAULT_MAX_AGE).is_empty());
+        assert_eq!(percent_encode("h3 x%"), "h3%20x%25");
     }
 
     #[test]

@@ -46,6 +46,15 @@ impl CongestionStatus {
             .clone()
     }
 
+    /// What drives the connection now, in one phrase: the controller's
+    /// name, or after a fault `native-cubic (NAME faulted)`.
+    pub fn describe(&self) -> String {
+        match self.fault() {
+            Some(_) => format!("{NATIVE_CUBIC} ({} faulted)", self.controller),
+            None => self.controller.clone(),
+        }
+    }
+
     /// Records why the chosen controller was replaced by native Cubic.
     pub fn record_fault(&self, why: String) {
         *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
@@ -87,5 +96,29 @@ impl CongestionSelector for NativeCubic {
             factory: Arc::new(quinn::congestion::CubicConfig::default()),
             status: Arc::new(CongestionStatus::new(NATIVE_CUBIC)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_names_the_controller_and_a_fallback() {
+        let s = CongestionStatus::new("newreno");
+        assert_eq!(s.describe(), "newreno");
+        s.record_fault("trap in on-ack".into());
+        assert_eq!(s.describe(), "native-cubic (newreno faulted)");
+        assert_eq!(
+            NativeCubic
+                .select(&OriginKey {
+                    scheme: "https".into(),
+                    host: "a.test".into(),
+                    port: 443,
+                })
+                .status
+                .describe(),
+            NATIVE_CUBIC
+        );
     }
 }

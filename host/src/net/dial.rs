@@ -150,6 +150,9 @@ impl Dialer {
                         record_type: "A/AAAA",
                         answers: 0,
                         elapsed: t0.elapsed(),
+                        // The summary of a failed resolution: whether its
+                        // queries were answered from the cache is not kept.
+                        cached: false,
                         error: Some(e.to_string()),
                     },
                 );
@@ -419,6 +422,7 @@ impl Dialer {
                     record_type: q.record_type,
                     answers: q.answers,
                     elapsed: q.elapsed,
+                    cached: q.cached,
                     error: q.error.clone(),
                 },
             );

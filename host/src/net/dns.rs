@@ -13,20 +13,27 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::dns_gate::{Query, StartGate};
+use super::dns_records::{presentation, RecordsAnswer};
+use super::dns_tally::{DnsCounts, DnsTally};
+use super::dns_wire::{count_sent, WireCounting};
 
 use hickory_proto::rr::rdata::svcb::SvcParamValue;
 use hickory_proto::rr::{RData, RecordType};
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::NetError;
-use hickory_resolver::TokioResolver;
+use hickory_resolver::lookup::Lookup;
+use hickory_resolver::net::{DnsError as Answered, NetError, NoRecords};
+
+/// hickory's resolver, its connections to name servers counted.
+type Inner = hickory_resolver::Resolver<WireCounting>;
 
 /// How long one query may take before the resolver gives up on it.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Responses kept in the resolver's cache.
-const CACHE_SIZE: u64 = 4096;
+pub const CACHE_SIZE: u64 = 4096;
+/// hickory's longest negative TTL (its default bound).
+const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(86_400);
 /// Most HTTPS records of one name considered; the rest are ignored.
 const MAX_HTTPS_RECORDS: usize = 16;
 /// Hosts whose last addresses are remembered (to trust HTTPS hints that
@@ -87,8 +94,7 @@ fn remember(known: &KnownAddrs, host: &str, addrs: &[ResolvedAddr]) {
     }
 }
 
-type PendingQuery =
-    Pin<Box<dyn Future<Output = (Query, Result<Vec<RData>, NetError>, Duration)> + Send + 'static>>;
+type PendingQuery = Pin<Box<dyn Future<Output = (Query, Asked)> + Send + 'static>>;
 
 /// A resolution that may start a race before every answer is in.
 #[derive(Debug)]
@@ -121,8 +127,9 @@ impl LateAnswers {
     /// The next answer: its new addresses and HTTPS records (either may be
     /// empty), and its query report. `None` when every query has answered.
     pub async fn next(&mut self) -> Option<Resolution> {
-        let (query, result, elapsed) = self.pending.next().await?;
-        let mut answer = parse_answer(&self.host, query, result, elapsed);
+        let (query, asked) = self.pending.next().await?;
+        let elapsed = asked.elapsed;
+        let mut answer = parse_answer(&self.host, query, asked);
         answer.addrs.retain(|a| !self.seen.contains(&a.ip));
         self.seen.extend(answer.addrs.iter().map(|a| a.ip));
         remember(&self.known, &self.host, &answer.addrs);
@@ -148,12 +155,7 @@ struct Answer {
     error: Option<NetError>,
 }
 
-fn parse_answer(
-    host: &str,
-    query: Query,
-    result: Result<Vec<RData>, NetError>,
-    elapsed: Duration,
-) -> Answer {
+fn parse_answer(host: &str, query: Query, asked: Asked) -> Answer {
     let record_type = match query {
         Query::Aaaa => "AAAA",
         Query::A => "A",
@@ -165,12 +167,13 @@ fn parse_answer(
         report: QueryReport {
             record_type,
             answers: 0,
-            elapsed,
+            elapsed: asked.elapsed,
+            cached: asked.cached,
             error: None,
         },
         error: None,
     };
-    let records = match result {
+    let records = match asked.result {
         Ok(records) => records,
         Err(e) => {
             answer.report.error = (!e.is_no_records_found()).then(|| e.to_string());
@@ -369,6 +372,8 @@ pub struct QueryReport {
     pub answers: u32,
     /// How long it took.
     pub elapsed: Duration,
+    /// Whether the resolver answered it without asking a name server.
+    pub cached: bool,
     /// The failure, if it failed for another reason than "no such records".
     pub error: Option<String>,
 }
@@ -451,19 +456,20 @@ pub enum DnsError {
 /// The resolver.
 #[derive(Debug)]
 pub struct Resolver {
-    inner: TokioResolver,
+    inner: Inner,
     overrides: HashMap<(String, u16), Vec<IpAddr>>,
     timeout: Duration,
     known: KnownAddrs,
+    tally: Arc<DnsTally>,
 }
 
 impl Resolver {
     /// A resolver for `config`. Must be called within a tokio runtime.
     pub fn new(config: &DnsConfig) -> Result<Self, DnsError> {
         let timeout = config.timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT);
-        let provider = TokioRuntimeProvider::default();
+        let provider = WireCounting::default();
         let mut builder = if config.name_servers.is_empty() {
-            TokioResolver::builder(provider).map_err(|e| DnsError::Config(e.to_string()))?
+            Inner::builder(provider).map_err(|e| DnsError::Config(e.to_string()))?
         } else {
             let servers = config
                 .name_servers
@@ -478,10 +484,8 @@ impl Resolver {
                     ns
                 })
                 .collect();
-            let mut b = TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                provider,
-            );
+            let mut b =
+                Inner::builder_with_config(ResolverConfig::from_name_servers(servers), provider);
             // Explicit name servers mean exactly those: no /etc/hosts.
             b.options_mut().use_hosts_file = ResolveHosts::Never;
             b
@@ -504,7 +508,113 @@ impl Resolver {
             overrides,
             timeout,
             known: KnownAddrs::default(),
+            tally: Arc::new(DnsTally::new(CACHE_SIZE as usize)),
         })
+    }
+
+    /// Lookups asked, answered from the cache, and answers held
+    /// ([`super::dns_tally`] says exactly what each counts).
+    pub fn counts(&self) -> DnsCounts {
+        self.tally.counts()
+    }
+
+    /// What `host` resolves to, for people: A, AAAA and HTTPS asked
+    /// together through the same cache as connections, each record type's
+    /// failure a line of `errors`. An IP literal answers itself; a host
+    /// with `--resolve` overrides (for any port) is answered by them.
+    pub async fn lookup_records(&self, host: &str) -> RecordsAnswer {
+        let started = Instant::now();
+        let name = normalize_host(host);
+        let mut answer = RecordsAnswer {
+            host: name.clone(),
+            ..RecordsAnswer::default()
+        };
+        let literal = name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .unwrap_or(&name);
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            push_ip(&mut answer, ip);
+            answer.elapsed = started.elapsed();
+            return answer;
+        }
+        let mut overrides: Vec<(&u16, &Vec<IpAddr>)> = self
+            .overrides
+            .iter()
+            .filter(|((h, _), _)| *h == name)
+            .map(|((_, port), addrs)| (port, addrs))
+            .collect();
+        if !overrides.is_empty() {
+            overrides.sort();
+            for (port, addrs) in overrides {
+                let list: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+                answer
+                    .overrides
+                    .push(format!("{name}:{port}:{}", list.join(",")));
+                for ip in addrs {
+                    push_ip(&mut answer, *ip);
+                }
+            }
+            answer.elapsed = started.elapsed();
+            return answer;
+        }
+        if let Err(e) = check_name(&name) {
+            answer.errors.push(e.to_string());
+            answer.elapsed = started.elapsed();
+            return answer;
+        }
+        let fqdn = format!("{name}.");
+        let asking = |t| ask(self.inner.clone(), self.tally.clone(), fqdn.clone(), t);
+        let (a, aaaa, https) = tokio::join!(
+            asking(RecordType::A),
+            asking(RecordType::AAAA),
+            asking(RecordType::HTTPS)
+        );
+        let asked = [a, aaaa, https];
+        answer.cached = asked.iter().all(|a| a.cached);
+        for (record_type, a) in [RecordType::A, RecordType::AAAA, RecordType::HTTPS]
+            .into_iter()
+            .zip(asked)
+        {
+            let records = match a.result {
+                Ok(records) => records,
+                Err(e) => {
+                    answer
+                        .errors
+                        .push(format!("{record_type}: {}", self.describe(&e)));
+                    continue;
+                }
+            };
+            let before = answer.a.len() + answer.aaaa.len() + answer.https.len();
+            for data in records {
+                match data {
+                    RData::A(a) if record_type == RecordType::A => answer.a.push(a.0),
+                    RData::AAAA(a) if record_type == RecordType::AAAA => answer.aaaa.push(a.0),
+                    RData::HTTPS(h) if record_type == RecordType::HTTPS => {
+                        answer.https.push(presentation(&h.0))
+                    }
+                    _ => {}
+                }
+            }
+            if answer.a.len() + answer.aaaa.len() + answer.https.len() == before {
+                answer.errors.push(format!("{record_type}: no records"));
+            }
+        }
+        answer.elapsed = started.elapsed();
+        answer
+    }
+
+    /// A record type's failure in a few words.
+    fn describe(&self, e: &NetError) -> String {
+        if e.is_nx_domain() {
+            "no such host (NXDOMAIN)".to_owned()
+        } else if e.is_no_records_found() {
+            "no records".to_owned()
+        } else if matches!(e, NetError::Timeout) {
+            format!("timed out after {:?}", self.timeout)
+        } else {
+            e.to_string()
+        }
     }
 
     /// Resolves `host` for a connection to `port`: overrides first, IP
@@ -587,15 +697,13 @@ impl Resolver {
             (Query::A, RecordType::A),
             (Query::Https, RecordType::HTTPS),
         ] {
-            let (inner, fqdn) = (self.inner.clone(), fqdn.clone());
-            let lookup: PendingQuery = Box::pin(async move {
-                let started = Instant::now();
-                let result = inner
-                    .lookup(fqdn, record_type)
-                    .await
-                    .map(|l| l.answers().iter().map(|r| r.data.clone()).collect());
-                (query, result, started.elapsed())
-            });
+            let asking = ask(
+                self.inner.clone(),
+                self.tally.clone(),
+                fqdn.clone(),
+                record_type,
+            );
+            let lookup: PendingQuery = Box::pin(async move { (query, asking.await) });
             pending.push(lookup);
         }
         pending
@@ -626,10 +734,10 @@ impl Resolver {
                 a = pending.next() => a,
                 _ = sleep_until(deadline) => continue,
             };
-            let Some((query, result, elapsed)) = answered else {
+            let Some((query, asked)) = answered else {
                 break;
             };
-            let answer = parse_answer(name, query, result, elapsed);
+            let answer = parse_answer(name, query, asked);
             gate.answered(query, !answer.addrs.is_empty(), Instant::now());
             errors.extend(answer.error);
             if query == Query::Https && resolution_delay.is_some() {
@@ -703,6 +811,51 @@ impl Resolver {
             };
         }
         DnsError::NotFound { host }
+    }
+}
+
+/// One record type asked of hickory.
+struct Asked {
+    result: Result<Vec<RData>, NetError>,
+    elapsed: Duration,
+    /// Answered without asking a name server.
+    cached: bool,
+}
+
+/// Asks hickory for `record_type` of `fqdn`, counting the lookup in
+/// `tally` with how long hickory keeps its answer.
+async fn ask(inner: Inner, tally: Arc<DnsTally>, fqdn: String, record_type: RecordType) -> Asked {
+    let started = Instant::now();
+    let (result, sent) = count_sent(inner.lookup(fqdn.as_str(), record_type)).await;
+    let cached = tally.looked_up((fqdn, u16::from(record_type)), sent, kept_for(&result));
+    Asked {
+        result: result.map(|l| l.answers().iter().map(|r| r.data.clone()).collect()),
+        elapsed: started.elapsed(),
+        cached,
+    }
+}
+
+/// How long hickory's cache keeps an answer: records until their
+/// smallest TTL, "no records" for the negative TTL, failures not at all.
+fn kept_for(result: &Result<Lookup, NetError>) -> Option<Duration> {
+    match result {
+        Ok(lookup) => Some(
+            lookup
+                .valid_until()
+                .saturating_duration_since(Instant::now()),
+        ),
+        Err(NetError::Dns(Answered::NoRecordsFound(NoRecords { negative_ttl, .. }))) => {
+            Some(Duration::from_secs(negative_ttl.unwrap_or(0).into()).min(MAX_NEGATIVE_TTL))
+        }
+        Err(_) => None,
+    }
+}
+
+/// Adds a literal or overridden address to `answer`.
+fn push_ip(answer: &mut RecordsAnswer, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => answer.a.push(v4),
+        IpAddr::V6(v6) => answer.aaaa.push(v6),
     }
 }
 

@@ -4,11 +4,13 @@
 //! connection back when its response body has been read to the end.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::congestion::CongestionStatus;
 use super::connect::LateConnection;
 use super::connection::{ConnectionInfo, Established, ReqBody, Secured, Sender};
 use super::dial::Dialer;
@@ -73,12 +75,40 @@ enum Cmd {
 }
 
 /// What the pool holds right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PoolStats {
     /// Connections, including handshakes and closes in progress.
     pub connections: usize,
     /// Requests waiting for a connection.
     pub waiting: usize,
+    /// Each origin with an established connection or a waiting request,
+    /// by origin.
+    pub origins: Vec<OriginStats>,
+}
+
+/// One origin's part of the pool.
+#[derive(Debug, Clone)]
+pub struct OriginStats {
+    /// The origin.
+    pub origin: OriginKey,
+    /// Its established connections (handshakes and closes in progress
+    /// are not listed).
+    pub connections: Vec<ConnectionStats>,
+    /// Requests waiting for a connection to it.
+    pub queued: usize,
+}
+
+/// One established connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionStats {
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The peer.
+    pub peer: Option<SocketAddr>,
+    /// Requests on it now (0: idle).
+    pub active: usize,
+    /// What controls its congestion (QUIC only).
+    pub congestion: Option<Arc<CongestionStatus>>,
 }
 
 /// A handle to the manager task.
@@ -208,12 +238,40 @@ impl Task {
                 self.pool.closed(conn, now)
             }
             Cmd::Stats { reply } => {
-                let _ = reply.send(PoolStats {
-                    connections: self.pool.total_connections(),
-                    waiting: self.pool.waiting(),
-                });
+                let _ = reply.send(self.stats());
                 Vec::new()
             }
+        }
+    }
+
+    /// The pool's view, with what the manager knows of each connection.
+    fn stats(&self) -> PoolStats {
+        let origins = self
+            .pool
+            .view()
+            .into_iter()
+            .map(|o| OriginStats {
+                origin: o.origin,
+                queued: o.queued,
+                connections: o
+                    .connections
+                    .into_iter()
+                    .map(|c| {
+                        let info = self.conns.get(&c.conn).map(|e| &e.info);
+                        ConnectionStats {
+                            protocol: c.protocol,
+                            peer: info.and_then(|i| i.remote),
+                            active: c.active,
+                            congestion: info.and_then(|i| i.congestion.clone()),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        PoolStats {
+            connections: self.pool.total_connections(),
+            waiting: self.pool.waiting(),
+            origins,
         }
     }
 

@@ -8,6 +8,7 @@
 //! limits), [`candidates::CandidateSet`] (what a dial may try),
 //! [`history::History`] (what a race teaches), [`dns_gate::StartGate`]
 //! (when a race may start), [`alt_svc`] (the Alt-Svc cache),
+//! [`dns_tally::HeldAnswers`] (what the resolver's cache holds),
 //! [`happy_eyeballs`] (the built-in plan). Thin tokio shells perform the
 //! I/O: [`connect::Connector`] runs a race, [`dial::Dialer`] opens one
 //! connection (or, in [`tunnel`], a plain TCP one for a `CONNECT`),
@@ -21,6 +22,9 @@ pub mod connection;
 pub mod dial;
 pub mod dns;
 pub mod dns_gate;
+pub mod dns_records;
+pub mod dns_tally;
+pub mod dns_wire;
 pub mod error;
 pub mod handshake;
 pub mod happy_eyeballs;

@@ -23,6 +23,8 @@ pub enum NetEvent {
         answers: u32,
         /// How long it took.
         elapsed: Duration,
+        /// Whether the resolver answered it without asking a name server.
+        cached: bool,
         /// The failure, if it failed for another reason than "no records".
         error: Option<String>,
     },

@@ -55,6 +55,15 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The protocol's ALPN id: `http/1.1`, `h2` or `h3`.
+    pub fn alpn(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http/1.1",
+            Protocol::Http2 => "h2",
+            Protocol::Http3 => "h3",
+        }
+    }
+
     /// Whether one connection carries many requests at once (then one
     /// connection per origin is enough).
     pub fn is_multiplexed(self) -> bool {
@@ -140,6 +149,30 @@ struct OriginState {
     waiting: VecDeque<RequestId>,
 }
 
+/// One origin as the pool sees it: its established connections and the
+/// requests waiting for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginView {
+    /// The origin.
+    pub origin: OriginKey,
+    /// Its connections that finished their handshake and are not closing,
+    /// by id.
+    pub connections: Vec<ConnView>,
+    /// Requests waiting for a connection to it.
+    pub queued: usize,
+}
+
+/// One established connection as the pool sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnView {
+    /// The connection.
+    pub conn: ConnId,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// Requests on it now (0: idle).
+    pub active: usize,
+}
+
 /// The pool.
 #[derive(Debug)]
 pub struct Pool {
@@ -183,6 +216,46 @@ impl Pool {
     /// Requests waiting for a connection.
     pub fn waiting(&self) -> usize {
         self.origins.values().map(|o| o.waiting.len()).sum()
+    }
+
+    /// Every origin with an established connection or a waiting request,
+    /// by origin; handshakes in progress and connections being closed are
+    /// left out (they carry no request).
+    pub fn view(&self) -> Vec<OriginView> {
+        let mut views: std::collections::BTreeMap<&OriginKey, OriginView> = self
+            .origins
+            .iter()
+            .filter(|(_, o)| !o.waiting.is_empty())
+            .map(|(key, o)| {
+                let view = OriginView {
+                    origin: key.clone(),
+                    connections: Vec::new(),
+                    queued: o.waiting.len(),
+                };
+                (key, view)
+            })
+            .collect();
+        for (&conn, c) in &self.conns {
+            let Some(protocol) = c.protocol else { continue };
+            if matches!(c.state, ConnState::Connecting | ConnState::Closing) {
+                continue;
+            }
+            let view = views.entry(&c.origin).or_insert_with(|| OriginView {
+                origin: c.origin.clone(),
+                connections: Vec::new(),
+                queued: 0,
+            });
+            view.connections.push(ConnView {
+                conn,
+                protocol,
+                active: c.active,
+            });
+        }
+        let mut views: Vec<OriginView> = views.into_values().collect();
+        for v in &mut views {
+            v.connections.sort_by_key(|c| c.conn);
+        }
+        views
     }
 
     /// A new request for `origin`.
@@ -668,6 +741,53 @@ mod tests {
         let c2 = connects(&p.request(3, o2.clone(), t))[0];
         p.connected(c2, Protocol::Http2, t);
         assert!(p.adopt(o2, Protocol::Http2, t).is_none());
+    }
+
+    #[test]
+    fn the_view_shows_established_connections_their_requests_and_the_queue() {
+        let t = Instant::now();
+        let mut p = Pool::new(PoolPrefs {
+            max_per_host: 1,
+            ..PoolPrefs::default()
+        });
+        let (h1, h2) = (origin("h1.test"), origin("h2.test"));
+        let c1 = connects(&p.request(1, h1.clone(), t))[0];
+        p.request(2, h1.clone(), t);
+        let c2 = connects(&p.request(3, h2.clone(), t))[0];
+        // Handshakes in progress are not connections yet.
+        let v = p.view();
+        assert_eq!(v.len(), 2);
+        assert!(v.iter().all(|o| o.connections.is_empty()), "{v:?}");
+        assert_eq!(v[0].queued, 2);
+        p.connected(c1, Protocol::Http1, t);
+        p.connected(c2, Protocol::Http2, t);
+        p.request(4, h2.clone(), t);
+        let v = p.view();
+        assert_eq!(v[0].origin, h1);
+        assert_eq!(
+            v[0].connections,
+            [ConnView {
+                conn: c1,
+                protocol: Protocol::Http1,
+                active: 1
+            }]
+        );
+        assert_eq!(v[0].queued, 1, "one h1 connection at most: request 2 waits");
+        assert_eq!(v[1].connections[0].active, 2, "h2 carries both");
+        assert_eq!(v[1].queued, 0);
+        // Finished requests leave idle connections.
+        p.request_done(c1, t);
+        p.request_done(c1, t);
+        p.request_done(c2, t);
+        p.request_done(c2, t);
+        let v = p.view();
+        assert!(
+            v.iter()
+                .all(|o| o.queued == 0 && o.connections[0].active == 0),
+            "{v:?}"
+        );
+        assert_eq!(v[0].connections[0].protocol.alpn(), "http/1.1");
+        assert_eq!(v[1].connections[0].protocol.alpn(), "h2");
     }
 
     #[test]

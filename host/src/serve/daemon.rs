@@ -140,6 +140,7 @@ impl ControlPlane for Daemon {
         let resident = memory::resident();
         let host = self.proxy.host();
         let plugins = host.plugin_statuses();
+        let (pool, pool_waiting) = host.pool_status().await;
         Status {
             process: self.process(),
             listeners: self.listeners.clone(),
@@ -155,7 +156,11 @@ impl ControlPlane for Daemon {
                 wasm_bytes: plugins.iter().flat_map(|p| &p.memory_bytes).sum(),
             },
             plugins,
-            ..Status::default()
+            pool,
+            pool_waiting,
+            dns: host.dns_status(),
+            alt_svc: host.alt_svc_status(),
+            telemetry: host.telemetry_status(),
         }
     }
 
@@ -213,10 +218,7 @@ impl ControlPlane for Daemon {
     }
 
     async fn dns(&self, host: &str) -> DnsAnswer {
-        DnsAnswer {
-            host: host.to_owned(),
-            ..DnsAnswer::default()
-        }
+        self.proxy.host().dns_lookup(host).await
     }
 }
 
