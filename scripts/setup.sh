@@ -2,7 +2,8 @@
 # Installs what building and testing sockhost needs on a fresh Debian machine
 # with rustup's stable toolchain: the offline wasm32 toolchain (Debian's
 # rustc-web with its library source, for -Zbuild-std) and wasi-libc; nginx
-# and curl (peers for the tests and benchmarks); chromium (the headless
+# and curl (peers for the tests and benchmarks); prometheus (its promtool
+# checks the /metrics exposition); chromium (the headless
 # browser of tests/tests/serve_browser.rs); iproute2 and nftables (the
 # network-namespace fault tests); aioquic from PyPI; componentize-py from PyPI
 # at the version sdk/python/requirements.txt pins (Python plugins); Node.js
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 need=()
-for pkg in rustc-web cargo-web rust-web-src wasi-libc ca-certificates openssl nginx curl chromium iproute2 nftables; do
+for pkg in rustc-web cargo-web rust-web-src wasi-libc ca-certificates openssl nginx curl prometheus chromium iproute2 nftables; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

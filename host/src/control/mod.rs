@@ -6,8 +6,13 @@
 //!
 //! - [`status`]: the status document (`GET /v1/status`), plain data;
 //! - [`route`]: what a control request asks for, or its 4xx (sans-IO);
-//! - [`plane`]: the operations the control listener calls on the daemon.
+//! - [`plane`]: the operations the control listener calls on the daemon;
+//! - [`metrics`]: `GET /metrics` ([`exposition`]: its text formats,
+//!   [`probe_export`]: the probes' metrics in it).
 
+pub mod exposition;
+pub mod metrics;
 pub mod plane;
+pub mod probe_export;
 pub mod route;
 pub mod status;
