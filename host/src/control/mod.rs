@@ -8,8 +8,10 @@
 //! - [`route`]: what a control request asks for, or its 4xx (sans-IO);
 //! - [`plane`]: the operations the control listener calls on the daemon;
 //! - [`metrics`]: `GET /metrics` ([`exposition`]: its text formats,
-//!   [`probe_export`]: the probes' metrics in it).
+//!   [`probe_export`]: the probes' metrics in it);
+//! - [`crash`]: the crash reporter (panic hook, reports, their scan).
 
+pub mod crash;
 pub mod exposition;
 pub mod metrics;
 pub mod plane;
