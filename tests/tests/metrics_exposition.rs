@@ -5,6 +5,9 @@
 //! filled, and of the probe's metrics goes through `promtool check
 //! metrics` (Debian's `prometheus`, installed by scripts/setup.sh). Off CI a
 //! missing promtool skips the test, saying so; with `CI=true` it fails.
+//! And a real Prometheus (the same package) scrapes the exposition in
+//! OpenMetrics, which promtool does not read, and answers queries of what
+//! it stored.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -15,7 +18,8 @@ use sockhost::control::metrics::{render, Format, ProxyMetrics};
 use sockhost::control::status::{
     ConnectionStatus, OriginStatus, PluginState, PluginStatus, Status,
 };
-use sockhost::plugins::telemetry::TelemetryPlugin;
+use sockhost::plugins::telemetry::{Metric, TelemetryPlugin};
+use sockhost::plugins::CallError;
 use sockhost::serve::listen;
 use sockhost::serve::proxy::Proxy;
 use sockhost::serve::server::{self, Server};
@@ -23,18 +27,19 @@ use sockhost_tests::daemon::fetch;
 use sockhost_tests::origin::{OriginOptions, TestOrigin};
 use sockhost_tests::{origin_host, plugin, runtime};
 
-/// promtool, or `None` (having said why) when it is missing off CI.
-fn promtool() -> Option<&'static str> {
-    let found = Command::new("promtool")
+/// `tool` (a program of Debian's `prometheus`), or `None` (having said
+/// why) when it is missing off CI.
+fn installed(tool: &'static str) -> Option<&'static str> {
+    let found = Command::new(tool)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if found {
-        return Some("promtool");
+        return Some(tool);
     }
-    let why = "promtool is not installed (run bash scripts/setup.sh: Debian's prometheus)";
+    let why = format!("{tool} is not installed (run bash scripts/setup.sh: Debian's prometheus)");
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{why}");
     }
@@ -133,11 +138,18 @@ fn status() -> Status {
     s
 }
 
-#[test]
-fn promtool_accepts_the_exposition_of_the_host_and_of_request_stats() {
-    let Some(promtool) = promtool() else {
-        return;
-    };
+/// What the proxy and the probe counted of curl's requests.
+struct Counted {
+    metrics: Arc<ProxyMetrics>,
+    probes: Vec<(String, Result<Vec<Metric>, CallError>)>,
+    /// The origin's port (in the probe's `origin` label).
+    port: u16,
+}
+
+/// The proxy in process with the real request-stats probe, and five
+/// requests through it by curl: HTTP/1.1 and 1.0, 200s, a 404 and an
+/// upload of 700 bytes.
+fn count_requests() -> Counted {
     let origin = TestOrigin::start(OriginOptions::default());
     let port = origin.addr.port();
     let (prt, _d) = runtime();
@@ -188,6 +200,23 @@ fn promtool_accepts_the_exposition_of_the_host_and_of_request_stats() {
     let _ = stop.send(());
     rt.block_on(serving).unwrap();
     assert!(probes[0].1.is_ok(), "{probes:?}");
+    Counted {
+        metrics,
+        probes,
+        port,
+    }
+}
+
+#[test]
+fn promtool_accepts_the_exposition_of_the_host_and_of_request_stats() {
+    let Some(promtool) = installed("promtool") else {
+        return;
+    };
+    let Counted {
+        metrics,
+        probes,
+        port,
+    } = count_requests();
 
     let text = render(&status(), &metrics, &probes, Format::Text);
     for line in [
@@ -251,4 +280,166 @@ fn promtool_accepts_the_exposition_of_the_host_and_of_request_stats() {
     let openmetrics = render(&status(), &metrics, &probes, Format::OpenMetrics);
     assert!(openmetrics.ends_with("# EOF\n"));
     assert!(openmetrics.contains("# TYPE sockhost_requests counter\n"));
+}
+
+/// A process this test started, killed (by its pid) when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port (bound, then released for the program to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Prometheus' answer to the instant query `query`: each series' labels
+/// and value.
+fn query(web: u16, query: &str) -> Vec<(serde_json::Value, String)> {
+    let out = sockhost_tests::daemon::curl(&[
+        "-G",
+        &format!("http://127.0.0.1:{web}/api/v1/query"),
+        "--data-urlencode",
+        &format!("query={query}"),
+    ]);
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return Vec::new();
+    };
+    answer["data"]["result"]
+        .as_array()
+        .map(|series| {
+            series
+                .iter()
+                .map(|s| {
+                    let value = s["value"][1].as_str().unwrap_or_default().to_owned();
+                    (s["metric"].clone(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn prometheus_scrapes_openmetrics_and_stores_what_was_counted() {
+    let Some(prometheus) = installed("prometheus") else {
+        return;
+    };
+    let Counted {
+        metrics, probes, ..
+    } = count_requests();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let target = listener.local_addr().unwrap();
+    let accepts = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = accepts.clone();
+    let exposed = Arc::new((status(), metrics, probes));
+    rt.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (exposed, seen) = (exposed.clone(), seen.clone());
+            let answer = hyper::service::service_fn(move |req: http::Request<_>| {
+                let accept = req
+                    .headers()
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let format = Format::from_accept(accept.as_deref());
+                seen.lock().unwrap().push(accept.unwrap_or_default());
+                let (status, metrics, probes) = &*exposed;
+                let body = render(status, metrics, probes, format);
+                let response = http::Response::builder()
+                    .header(http::header::CONTENT_TYPE, format.content_type())
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)));
+                async move { response }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), answer),
+            );
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: sockhost\n    static_configs:\n      - targets: [\"{target}\"]\n"
+        ),
+    )
+    .unwrap();
+    let web = free_port();
+    let _prometheus = Killed(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus runs"),
+    );
+
+    let want = "sockhost_requests_total{version=\"1.1\",class=\"2xx\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let got = query(web, want);
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus stored no {want} within 60 s; scrapes: {:?}",
+            accepts.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(stored[0].1, "3", "{stored:?}");
+    let value = |q: &str| {
+        let got = query(web, q);
+        assert_eq!(got.len(), 1, "{q}: {got:?}");
+        got[0].1.clone()
+    };
+    assert_eq!(value("up{job=\"sockhost\"}"), "1");
+    assert_eq!(
+        value("sockhost_proxied_body_bytes_total{direction=\"to-origin\"}"),
+        "700"
+    );
+    assert_eq!(
+        value("sockhost_plugin_faults_total{plugin=\"blocklist\",kind=\"trap\"}"),
+        "2"
+    );
+    assert_eq!(value("sockhost_pool_connections{protocol=\"h2\"}"), "1");
+    assert_eq!(
+        value("sum(sockhost_probe_requests_total{plugin=\"request-stats\"})"),
+        "5"
+    );
+    assert_eq!(
+        value("sum(sockhost_probe_request_duration_ms_count{plugin=\"request-stats\"})"),
+        "5"
+    );
+    let accepts = accepts.lock().unwrap();
+    assert!(
+        accepts
+            .iter()
+            .all(|a| Format::from_accept(Some(a)) == Format::OpenMetrics),
+        "Prometheus asked for {accepts:?}"
+    );
 }
