@@ -26,7 +26,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::panic::PanicHookInfo;
 use std::path::{Path, PathBuf};
@@ -282,13 +282,21 @@ fn rotate(dir: &Path, keep: usize) {
     }
 }
 
-/// Reads one report; `None` when it is not one (too large, not TOML, a
-/// field missing).
+/// Reads one report; `None` when it is not one: not a regular file (a
+/// FIFO would block the reader, a link could lead to `/dev/zero`), too
+/// large, not TOML, a field missing.
 pub fn read_report(path: &Path) -> Option<Report> {
-    if fs::metadata(path).ok()?.len() > MAX_REPORT_FILE {
+    let meta = fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_REPORT_FILE {
         return None;
     }
-    toml::from_str(&fs::read_to_string(path).ok()?).ok()
+    let mut text = String::new();
+    fs::File::open(path)
+        .ok()?
+        .take(MAX_REPORT_FILE)
+        .read_to_string(&mut text)
+        .ok()?;
+    toml::from_str(&text).ok()
 }
 
 /// The reports in `dir`: how many, how many were written after
@@ -418,6 +426,15 @@ mod tests {
         fs::write(dir.path().join("crash-0000000000400-1.toml"), "version = [").unwrap();
         fs::write(dir.path().join("crash-0000000000500-1.toml"), b"\xff\xfe").unwrap();
         fs::write(dir.path().join("notes.txt"), "not a report").unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("crash-0000000000600-1.toml"))
+            .unwrap();
+        let fifo = dir.path().join("crash-0000000000700-1.toml");
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        fs::create_dir(dir.path().join("crash-0000000000800-1.toml")).unwrap();
         let status = scan(dir.path(), Some(200));
         assert_eq!(status.total, 3);
         assert_eq!(status.since_last_start, 2);
