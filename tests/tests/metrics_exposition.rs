@@ -3,7 +3,8 @@
 //! and HTTP/1.1 with the real request-stats probe on its bus; the
 //! exposition of those counts, of a status snapshot with every section
 //! filled, and of the probe's metrics goes through `promtool check
-//! metrics` (Debian's `prometheus`, installed by scripts/setup.sh). Off CI a
+//! metrics` (Debian's `prometheus`, installed by scripts/setup.sh), and is
+//! left in `target/tmp/metrics_exposition.txt`. Off CI a
 //! missing promtool skips the test, saying so; with `CI=true` it fails.
 //! And a real Prometheus (the same package) scrapes the exposition in
 //! OpenMetrics, which promtool does not read, and answers queries of what
@@ -248,6 +249,9 @@ fn promtool_accepts_the_exposition_of_the_host_and_of_request_stats() {
         "{text}"
     );
 
+    // For people to read.
+    let saved = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("metrics_exposition.txt");
+    std::fs::write(&saved, &text).unwrap();
     let (code, said) = check(promtool, &text);
     println!("promtool check metrics: exit {code:?}\n{said}");
     // request-stats names two histograms in milliseconds (`_ms`), which
