@@ -2,7 +2,8 @@
 # Installs what building and testing sockhost needs on a fresh Debian machine
 # with rustup's stable toolchain: the offline wasm32 toolchain (Debian's
 # rustc-web with its library source, for -Zbuild-std) and wasi-libc; nginx
-# and curl (peers for the tests and benchmarks); chromium (the headless
+# and curl (peers for the tests and benchmarks); prometheus (promtool lints
+# the /metrics exposition, and the server scrapes it); chromium (the headless
 # browser of tests/tests/serve_browser.rs); iproute2 and nftables (the
 # network-namespace fault tests); aioquic from PyPI; componentize-py from PyPI
 # at the version sdk/python/requirements.txt pins (Python plugins); Node.js
@@ -22,6 +23,20 @@ if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need[@]}"
+fi
+# prometheus: only its programs (tests/tests/metrics_exposition.rs runs them
+# on loopback), not its recommended exporters nor the service it enables.
+if ! dpkg -s prometheus >/dev/null 2>&1; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup: missing package prometheus; run as root or install it" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus
+    if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now prometheus.service || true
+    fi
 fi
 # aioquic (PyPI): the HTTP/3 server the interop tests talk to.
 if ! python3 -c 'import aioquic' 2>/dev/null; then

@@ -4,7 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use sockhost::control::crash;
+use sockhost::control::metrics::ProxyMetrics;
+use sockhost::control::status::CrashesStatus;
 
 use sockhost::config::{ServeConfig, UnixSocket};
 use sockhost::control::plane::ControlPlane;
@@ -143,6 +149,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // First: a panic from here on leaves a report.
+    let generation = Arc::new(AtomicU64::new(1));
+    let crashes = crash_reporter(generation.clone());
     let source = ConfigSource {
         // Absolute, so that the status and reload errors name it fully.
         path: args
@@ -192,7 +201,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         UnixSocket::Path(path) => Some((listen::unix(path).await?, path.clone())),
     };
     let bound = addresses(&tcp);
+    let counts = Arc::new(ProxyMetrics::default());
     let mut proxy = Proxy::new(host, bound.clone())
+        .count_to(counts.clone())
         .connect_ports(settings.connect_ports.clone())
         .limits(&settings.limits);
     if let Some(credentials) = credentials {
@@ -222,8 +233,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     say_where(&bound, unix.as_ref().map(|(_, p)| p.as_path()), &control);
     let server = Server::new(proxy, tcp, unix).limits(settings.limits);
     let daemon = Arc::new(
-        Daemon::new(server.proxy(), server.activity(), runtime, source, config)
-            .listeners(listeners),
+        Daemon::new(
+            server.proxy(),
+            server.activity(),
+            runtime,
+            source,
+            config,
+            generation,
+        )
+        .listeners(listeners)
+        .crashes(crashes)
+        .counts(counts),
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut control_server =
@@ -243,6 +263,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = control_task.await;
     say_what_probes_counted(&telemetry).await;
     Ok(())
+}
+
+/// Installs the crash reporter (reports go to
+/// `$XDG_STATE_HOME/sockhost/crashes/`) and returns what earlier runs left
+/// there. Without a state directory the daemon runs without one, and says so.
+fn crash_reporter(generation: Arc<AtomicU64>) -> CrashesStatus {
+    let state = match crash::state_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            tracing::warn!("no crash reports: {e}");
+            return CrashesStatus::default();
+        }
+    };
+    let dir = crash::crash_dir(&state);
+    crash::install(dir.clone(), generation);
+    let previous = match crash::record_start(&state, crash::unix_ms(SystemTime::now())) {
+        Ok(previous) => previous,
+        Err(e) => {
+            tracing::warn!("cannot record the start time (crashes since the last start are not told apart): {e}");
+            None
+        }
+    };
+    let crashes = crash::scan(&dir, previous);
+    if crashes.since_last_start > 0 {
+        if let Some(latest) = &crashes.latest {
+            tracing::warn!(
+                "the daemon crashed {} time(s) since its last start; the latest: {} ({})",
+                crashes.since_last_start,
+                latest.message,
+                latest.path
+            );
+        }
+    }
+    crashes
 }
 
 /// The control API's listeners, bound before the daemon says where it

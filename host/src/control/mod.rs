@@ -10,10 +10,17 @@
 //! - [`server`]: the control listener (Unix socket 0600, loopback TCP with a
 //!   bearer token);
 //! - [`token`]: that bearer token;
-//! - [`memory`]: the daemon's resident set.
+//! - [`memory`]: the daemon's resident set;
+//! - [`metrics`]: `GET /metrics` ([`exposition`]: its text formats,
+//!   [`probe_export`]: the probes' metrics in it);
+//! - [`crash`]: the crash reporter (panic hook, reports, their scan).
 
+pub mod crash;
+pub mod exposition;
 pub mod memory;
+pub mod metrics;
 pub mod plane;
+pub mod probe_export;
 pub mod route;
 pub mod server;
 pub mod status;

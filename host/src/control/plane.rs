@@ -6,14 +6,16 @@ use std::future::Future;
 
 pub use crate::reload::ReloadError;
 
+use super::exposition::Format;
 use super::status::{DnsAnswer, FaultStatus, PluginStatus, ReloadStatus, Status};
 
 /// The daemon, as its control listener sees it.
 pub trait ControlPlane: Send + Sync + 'static {
     /// The status document, filled now.
     fn status(&self) -> impl Future<Output = Status> + Send;
-    /// The Prometheus text exposition: the host's metrics and every probe's.
-    fn metrics(&self) -> impl Future<Output = String> + Send;
+    /// The Prometheus exposition in `format`: the host's metrics and every
+    /// probe's.
+    fn metrics(&self, format: Format) -> impl Future<Output = String> + Send;
     /// Reloads the config: all or nothing.
     fn reload(&self) -> impl Future<Output = Result<ReloadStatus, ReloadError>> + Send;
     /// Enables or disables a plugin by name.

@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 
+use super::exposition::Format;
 use super::plane::{ControlPlane, ReloadError};
 use super::route::{route, Route};
 use super::token::Token;
@@ -31,9 +32,6 @@ pub const CONTROL_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most bytes a control request's head may take: the API's paths and
 /// queries are short.
 pub const CONTROL_MAX_HEAD: usize = 16 << 10;
-
-/// Prometheus text exposition format.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders the status page; the daemon passes the page module's renderer.
 pub type PageRenderer =
@@ -210,10 +208,14 @@ impl<P: ControlPlane> Handler<P> {
         match r {
             Route::Status => json(StatusCode::OK, &self.plane.status().await),
             Route::Metrics => {
-                let mut r = Response::new(Full::new(Bytes::from(self.plane.metrics().await)));
+                // OpenMetrics for a Prometheus that asks for it; the
+                // classic text format for everyone else (curl, promtool).
+                let accept = request.headers().get(header::ACCEPT);
+                let format = Format::from_accept(accept.and_then(|v| v.to_str().ok()));
+                let mut r = Response::new(Full::new(Bytes::from(self.plane.metrics(format).await)));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
-                    HeaderValue::from_static(METRICS_CONTENT_TYPE),
+                    HeaderValue::from_static(format.content_type()),
                 );
                 r
             }

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
+use crate::control::exposition::Format;
 use crate::control::memory;
+use crate::control::metrics::{self, ProxyMetrics};
 use crate::control::plane::{ControlPlane, ReloadError, UnknownPlugin};
 use crate::control::status::{
     ClientsStatus, CrashesStatus, DnsAnswer, FaultStatus, MemoryStatus, PluginStatus,
@@ -60,17 +62,22 @@ pub struct Daemon {
     started_at: Instant,
     listeners: Vec<String>,
     crashes: CrashesStatus,
+    // What the proxy counts per request; one for the daemon's life, so
+    // that counters never go back.
+    counts: Arc<ProxyMetrics>,
 }
 
 impl Daemon {
     /// The daemon serving `proxy`, wired from `config` (read from `source`)
-    /// with plugins loaded into `runtime`.
+    /// with plugins loaded into `runtime`. `generation` starts at 1; the
+    /// crash reporter reads it too.
     pub fn new(
         proxy: Arc<Proxy>,
         activity: Arc<Activity>,
         runtime: PluginRuntime,
         source: ConfigSource,
         config: Config,
+        generation: Arc<AtomicU64>,
     ) -> Self {
         Daemon {
             proxy,
@@ -78,14 +85,22 @@ impl Daemon {
             runtime,
             source,
             config: Mutex::new(config),
-            generation: Arc::new(AtomicU64::new(1)),
+            generation,
             last_reload: Mutex::new(None),
             reloading: AtomicBool::new(false),
             started: SystemTime::now(),
             started_at: Instant::now(),
             listeners: Vec::new(),
             crashes: CrashesStatus::default(),
+            counts: Arc::default(),
         }
+    }
+
+    /// What the proxy counts per request (it must have been given the same
+    /// with [`Proxy::count_to`]).
+    pub fn counts(mut self, counts: Arc<ProxyMetrics>) -> Self {
+        self.counts = counts;
+        self
     }
 
     /// Where it listens, as the status shows it.
@@ -98,12 +113,6 @@ impl Daemon {
     pub fn crashes(mut self, crashes: CrashesStatus) -> Self {
         self.crashes = crashes;
         self
-    }
-
-    /// The config generation (1 at start, one more per reload), shared with
-    /// the crash reporter.
-    pub fn generation(&self) -> Arc<AtomicU64> {
-        self.generation.clone()
     }
 
     fn process(&self) -> ProcessStatus {
@@ -164,8 +173,10 @@ impl ControlPlane for Daemon {
         }
     }
 
-    async fn metrics(&self) -> String {
-        String::new()
+    async fn metrics(&self, format: Format) -> String {
+        let status = self.status().await;
+        let probes = self.proxy.host().telemetry().collect().await;
+        metrics::render(&status, &self.counts, &probes, format)
     }
 
     async fn reload(&self) -> Result<ReloadStatus, ReloadError> {

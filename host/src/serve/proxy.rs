@@ -25,6 +25,7 @@ use super::refusal::{wants_json, Refusal, REFUSAL_HEADER};
 use super::target::{authority, classify, ProxyTarget};
 use super::tunnels::Tunnels;
 use super::{actions_header, fetch_dest, hop};
+use crate::control::metrics::ProxyMetrics;
 use crate::extensions::PluginAction;
 use crate::host::{FetchRequest, FetchResponse, Host, RequestBody, ResponseBody, Timings};
 
@@ -53,6 +54,8 @@ pub struct Proxy {
     /// Set when clients must authenticate.
     credentials: Option<Arc<Credentials>>,
     access_log: Option<AccessLog>,
+    /// Requests and body bytes counted for `/metrics`.
+    metrics: Option<Arc<ProxyMetrics>>,
     /// The client of an intercepted tunnel, for the requests inside it
     /// (which come through [`Proxy::handle_inside`], not the server).
     client: Option<ClientConn>,
@@ -73,6 +76,7 @@ impl Proxy {
             interceptor: None,
             credentials: None,
             access_log: None,
+            metrics: None,
             client: None,
             tunnels: Tunnels::default(),
         }
@@ -109,6 +113,13 @@ impl Proxy {
     /// Logs every request to `log`.
     pub fn log_to(mut self, log: AccessLog) -> Self {
         self.access_log = Some(log);
+        self
+    }
+
+    /// Counts every request in `metrics` (what the access log would say of
+    /// it: the same requests, statuses and bytes).
+    pub fn count_to(mut self, metrics: Arc<ProxyMetrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -230,6 +241,7 @@ impl Proxy {
         }
         let upgrade = hyper::upgrade::on(request);
         let (log, idle) = (self.access_log.clone(), self.tunnel_idle);
+        let metrics = self.metrics.clone();
         let open = self.tunnels.open();
         tokio::spawn(async move {
             let _open = open;
@@ -243,6 +255,10 @@ impl Proxy {
             }
             let (up, down) = client.bytes();
             tracing::debug!("tunnel to {authority} closed: {up} bytes up, {down} down");
+            if let Some(metrics) = metrics {
+                metrics.add_body_to_origin(up);
+                metrics.record_response(exchange.version, 200, down);
+            }
             if let Some(log) = log {
                 log.record(exchange.entry(StatusCode::OK, Some(up), Some(down), None, &actions));
             }
@@ -292,8 +308,11 @@ impl Proxy {
         if exchange.show_actions {
             headers.insert(actions_header::HEADER, actions_header::encode(&actions));
         }
-        let log = self.access_log.clone();
+        let (log, metrics) = (self.access_log.clone(), self.metrics.clone());
         let done: OnDone = Box::new(move |down| {
+            if let Some(metrics) = metrics {
+                metrics.record_response(exchange.version, status.as_u16(), down);
+            }
             if let Some(log) = log {
                 log.record(exchange.entry(
                     status,
@@ -334,6 +353,9 @@ impl Proxy {
         upstream: Option<Version>,
         actions: &[PluginAction],
     ) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record_response(exchange.version, status.as_u16(), down.unwrap_or(0));
+        }
         if let Some(log) = &self.access_log {
             log.record(exchange.entry(status, exchange.bytes_up, down, upstream, actions));
         }
@@ -379,6 +401,11 @@ impl Proxy {
     /// backpressure (hyper reads the client only as fast as the upstream
     /// connection takes it), refused or cut at the limit.
     fn upload(&self, body: Incoming) -> Result<RequestBody, Refusal> {
+        let counted = self
+            .metrics
+            .clone()
+            .map(|m| -> OnDone { Box::new(move |up| m.add_body_to_origin(up)) });
+        let body = Counted::new(body, counted);
         let Some(limit) = self.max_request_body else {
             return Ok(RequestBody::stream(body));
         };
@@ -403,6 +430,8 @@ struct Exchange {
     started: Instant,
     client: Option<ClientConn>,
     method: Method,
+    /// The client request's HTTP version.
+    version: Version,
     url: String,
     bytes_up: Option<u64>,
     json: bool,
@@ -442,6 +471,7 @@ impl Exchange {
             _in_flight: client.as_ref().map(|c| Arc::new(c.busy())),
             client,
             method: request.method().clone(),
+            version: request.version(),
             url,
             bytes_up,
             json: wants_json(request.headers()),
