@@ -20,6 +20,7 @@ pub mod plugins;
 pub mod rules;
 pub mod serve;
 pub mod telemetry;
+pub mod units;
 pub mod wiring;
 
 pub use fetch::Fetch;

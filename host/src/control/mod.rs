@@ -6,8 +6,12 @@
 //!
 //! - [`status`]: the status document (`GET /v1/status`), plain data;
 //! - [`route`]: what a control request asks for, or its 4xx (sans-IO);
-//! - [`plane`]: the operations the control listener calls on the daemon.
+//! - [`plane`]: the operations the control listener calls on the daemon;
+//! - [`page`]: the status page (`GET /`), drawn from the document;
+//! - [`client`]: the other end, for `sockhost status` and its siblings.
 
+pub mod client;
+pub mod page;
 pub mod plane;
 pub mod route;
 pub mod status;
