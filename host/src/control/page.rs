@@ -155,7 +155,7 @@ fn page(
         out,
         "<nav><a href=\"#process\">Process</a><a href=\"#lookup\">DNS lookup</a><a href=\"#clients\">Listeners &amp; clients</a><a href=\"#pool\">Pool</a><a href=\"#caches\">DNS &amp; Alt-Svc</a><a href=\"#plugins\">Plugins</a><a href=\"#faults\">Faults</a><a href=\"#memory\">Memory &amp; telemetry</a></nav>\n<main>"
     )?;
-    let now = now_ms(s);
+    let now = s.filled_unix_ms();
     // An answer asked for is what the reader looks at: first.
     if live {
         process(out, s, now)?;
@@ -175,12 +175,6 @@ fn page(
         "<footer>The same figures as data: <a href=\"/v1/status\">/v1/status</a> (JSON) · <a href=\"/metrics\">/metrics</a> (Prometheus) · <a href=\"/v1/faults\">/v1/faults</a> · drawn {}</footer>\n</main>\n</body>\n</html>",
         utc(now)
     )
-}
-
-/// The daemon's clock when it filled the document: its start plus its
-/// uptime (the document carries no "now" of its own).
-fn now_ms(s: &Status) -> u64 {
-    s.process.started_unix_ms + s.process.uptime_secs * 1000
 }
 
 /// A time as `2026-12-01 07:16:59 UTC (3m 05s ago)`.
@@ -387,7 +381,7 @@ fn listener_kind(l: &str) -> (&'static str, &str) {
 
 /// One origin's connections of one protocol, summed.
 #[derive(Debug, Default)]
-pub(crate) struct PoolRow<'a> {
+pub struct PoolRow<'a> {
     /// The origin.
     pub origin: &'a str,
     /// `http/1.1`, `h2` or `h3`.
@@ -408,7 +402,7 @@ pub(crate) struct PoolRow<'a> {
 
 /// The pool as rows: per origin, per protocol, in the order seen. An
 /// origin without connections (its requests all queued) is one row.
-pub(crate) fn pool_rows(pool: &[OriginStatus]) -> Vec<PoolRow<'_>> {
+pub fn pool_rows(pool: &[OriginStatus]) -> Vec<PoolRow<'_>> {
     let mut rows = Vec::new();
     for o in pool {
         let first = rows.len();
