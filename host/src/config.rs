@@ -48,8 +48,10 @@ use sockhost_policy::{parse_duration, parse_size, HostPattern};
 
 use crate::net::pool::PoolPrefs;
 
+pub mod control;
 pub mod serve;
 
+pub use control::ControlConfig;
 pub use serve::{ServeConfig, UnixSocket};
 
 /// The least `congestion.max-window`: two datagrams of the largest QUIC

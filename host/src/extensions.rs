@@ -199,6 +199,15 @@ fn runtime_workers() -> usize {
     )
 }
 
+/// One entry of a reloaded list of extensions (see [`Extensions::rebuild`]).
+#[derive(Debug)]
+pub enum Reloaded {
+    /// The extension at this index of the current list, unchanged.
+    Keep(usize),
+    /// A newly started extension.
+    New(Box<ExtensionPlugin>),
+}
+
 /// The extensions of a host, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Extensions {
@@ -217,6 +226,25 @@ impl Extensions {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// The extensions' manifests, in order.
+    pub fn manifests(&self) -> Vec<Arc<sockhost_policy::Manifest>> {
+        self.list.iter().map(|e| e.shared.manifest_arc()).collect()
+    }
+
+    /// A list for a reload: for each entry, the extension at that index of
+    /// `self` (kept, with its instances, rules and state) or a newly
+    /// started one.
+    pub fn rebuild(&self, entries: Vec<Reloaded>) -> Extensions {
+        let mut next = Extensions::default();
+        for entry in entries {
+            match entry {
+                Reloaded::Keep(i) => next.list.push(self.list[i].clone()),
+                Reloaded::New(plugin) => next.push(*plugin),
+            }
+        }
+        next
     }
 
     /// Runs rules and hooks for a request; `headers` are changed in place.

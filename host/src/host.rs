@@ -39,6 +39,9 @@ pub struct Host {
     /// settings select through it).
     congestion: Arc<CongestionSelection>,
     pipeline: Pipeline,
+    /// The connect-policy plugin's manifest, so that a reload can tell
+    /// whether it changed.
+    connect_manifest: Arc<std::sync::Mutex<Option<sockhost_policy::Manifest>>>,
 }
 
 impl Host {
@@ -92,6 +95,18 @@ impl Host {
         headers: Vec<(String, String)>,
     ) -> Result<crate::pipeline::tunnel::Tunnel, FetchError> {
         self.pipeline.tunnel(authority, headers).await
+    }
+
+    pub(crate) fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    pub(crate) fn network(&self) -> &Dialer {
+        &self.network
+    }
+
+    pub(crate) fn connect_manifest(&self) -> &std::sync::Mutex<Option<sockhost_policy::Manifest>> {
+        &self.connect_manifest
     }
 
     /// Waits until what the host learned so far (Alt-Svc alternatives) is

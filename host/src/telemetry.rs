@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
+use crate::current::Current;
 use crate::net::observe::{NetEvent, NetObserver};
 use crate::net::pool::OriginKey;
 use crate::plugins::bindings::types::Origin;
@@ -80,7 +81,11 @@ struct Shared {
     queue: Mutex<Vec<Queued>>,
     dropped: AtomicU64,
     epoch: Instant,
-    probes: Vec<Arc<Mutex<TelemetryPlugin>>>,
+    /// A reload replaces the list; a batch being delivered finishes with
+    /// the list it took.
+    probes: Current<Vec<Probe>>,
+    /// Whether there are probes: publishing costs nothing otherwise.
+    listening: AtomicBool,
     /// Events published and not yet handed to the probes (for `flush`).
     pending: AtomicU64,
     closed: AtomicBool,
@@ -99,6 +104,10 @@ struct Queued {
     kind: EventKind,
 }
 
+/// A probe as the bus holds it, shared with whoever reloads the bus: a
+/// probe kept across a reload keeps its instance and its counts.
+pub type Probe = Arc<Mutex<TelemetryPlugin>>;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a queue or a probe
     // half-updated in a way that matters more than losing telemetry.
@@ -112,14 +121,23 @@ impl Bus {
         if probes.is_empty() {
             return Bus::default();
         }
+        Bus::start_reloadable(probes)
+    }
+
+    /// A bus with a delivery thread even with no probes, so that
+    /// [`Bus::replace_probes`] can give it some later (a daemon that
+    /// reloads its config). With no probes publishing costs an atomic load.
+    pub fn start_reloadable(probes: Vec<TelemetryPlugin>) -> Bus {
+        let probes: Vec<Probe> = probes
+            .into_iter()
+            .map(|p| Arc::new(Mutex::new(p)))
+            .collect();
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::with_capacity(BUS_CAPACITY)),
             dropped: AtomicU64::new(0),
             epoch: Instant::now(),
-            probes: probes
-                .into_iter()
-                .map(|p| Arc::new(Mutex::new(p)))
-                .collect(),
+            listening: AtomicBool::new(!probes.is_empty()),
+            probes: Current::new(probes),
             pending: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             origins: Mutex::new(HashMap::new()),
@@ -146,7 +164,35 @@ impl Bus {
 
     /// Whether anyone listens.
     pub fn is_active(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|h| h.shared.listening.load(Ordering::Relaxed))
+    }
+
+    /// Whether probes can be given to this bus later
+    /// ([`Bus::start_reloadable`]).
+    pub fn is_reloadable(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// The probes now, in order.
+    pub fn probes(&self) -> Vec<Probe> {
+        self.inner
+            .as_ref()
+            .map_or_else(Vec::new, |h| h.shared.probes.get().to_vec())
+    }
+
+    /// Delivers to `probes` from the next batch on (a reload). Probes kept
+    /// from [`Bus::probes`] keep their instances and counts. A bus started
+    /// with [`Bus::start`] and no probes cannot take any: `false`.
+    pub fn replace_probes(&self, probes: Vec<Probe>) -> bool {
+        let Some(handle) = &self.inner else {
+            return probes.is_empty();
+        };
+        let listening = !probes.is_empty();
+        handle.shared.probes.replace(probes);
+        handle.shared.listening.store(listening, Ordering::Relaxed);
+        true
     }
 
     /// A handle that does not keep the delivery thread running, for
@@ -204,6 +250,9 @@ impl Bus {
     fn push(&self, origin: Option<Arc<Origin>>, kind: EventKind) {
         let Some(handle) = &self.inner else { return };
         let shared = &handle.shared;
+        if !shared.listening.load(Ordering::Relaxed) {
+            return;
+        }
         let at = shared.epoch.elapsed().as_micros() as u64;
         let mut queue = lock(&shared.queue);
         if queue.len() >= BUS_CAPACITY {
@@ -248,7 +297,7 @@ impl Bus {
         let Some(handle) = &self.inner else {
             return Vec::new();
         };
-        let probes = handle.shared.probes.clone();
+        let probes = handle.shared.probes.get();
         tokio::task::spawn_blocking(move || {
             probes
                 .iter()
@@ -282,7 +331,7 @@ fn deliver(shared: &Shared) {
             let (chunk, tail) = rest.split_at_mut(rest.len().min(MAX_BATCH));
             rest = tail;
             let batch = build_batch(chunk);
-            for p in &shared.probes {
+            for p in shared.probes.get().iter() {
                 // A faulting probe is recorded by the runtime and restarted
                 // or disabled; the others still get the batch.
                 let _ = lock(p).on_events(&batch, dropped);
@@ -515,7 +564,8 @@ mod tests {
         {
             // A probe that cannot keep up: the delivery thread takes at
             // most one queue's worth and then waits for the probe.
-            let _busy = lock(&shared.probes[0]);
+            let probes = shared.probes.get();
+            let _busy = lock(&probes[0]);
             for i in 0..published {
                 bus.publish_for(&a, end(i as u64));
             }

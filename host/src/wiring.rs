@@ -77,7 +77,7 @@ pub enum WiringError {
 
 /// What a plugin plugs in as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub(crate) enum Role {
     Extension,
     Probe,
     ConnectPolicy,
@@ -85,10 +85,10 @@ enum Role {
 
 /// One plugin a config asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Slot {
-    role: Role,
-    source: PluginSource,
-    field: String,
+pub(crate) struct Slot {
+    pub(crate) role: Role,
+    pub(crate) source: PluginSource,
+    pub(crate) field: String,
 }
 
 /// A built-in plugin in `role`, named by `[plugins] builtin`.
@@ -102,7 +102,7 @@ fn builtin_slot(role: Role, b: Builtin) -> Slot {
 
 /// The plugins `config` asks for, in the order they are plugged in: the
 /// built-in ones first, then those the config lists.
-fn plan(config: &Config) -> Vec<Slot> {
+pub(crate) fn plan(config: &Config) -> Vec<Slot> {
     let mut slots = Vec::new();
     for (role, builtins, paths, key) in [
         (
@@ -133,7 +133,7 @@ fn plan(config: &Config) -> Vec<Slot> {
 }
 
 /// The connector `config`'s network preferences describe.
-fn connector(config: &Config) -> Connector {
+pub(crate) fn connector(config: &Config) -> Connector {
     let mut c = Connector {
         connect_timeout: config.connect_timeout,
         ..Connector::default()
@@ -147,7 +147,7 @@ fn connector(config: &Config) -> Connector {
 }
 
 /// Wraps a plugin's load error with the slot it came from.
-fn in_slot(source: &PluginSource, field: &str) -> impl FnOnce(LoadError) -> WiringError {
+pub(crate) fn in_slot(source: &PluginSource, field: &str) -> impl FnOnce(LoadError) -> WiringError {
     let (field, plugin) = (field.to_owned(), source.clone());
     move |error| WiringError::Load {
         field,
@@ -157,6 +157,25 @@ fn in_slot(source: &PluginSource, field: &str) -> impl FnOnce(LoadError) -> Wiri
 }
 
 impl Slot {
+    /// Loads (compiles) the plugin.
+    pub(crate) fn load(&self, runtime: &PluginRuntime) -> Result<LoadedPlugin, WiringError> {
+        self.source
+            .load(runtime)
+            .map_err(in_slot(&self.source, &self.field))
+    }
+
+    /// Starts a loaded extension (its `init` runs).
+    pub(crate) fn start_extension(
+        &self,
+        loaded: LoadedPlugin,
+    ) -> Result<ExtensionPlugin, WiringError> {
+        ExtensionPlugin::start(loaded).map_err(|error| WiringError::Start {
+            field: self.field.clone(),
+            plugin: self.source.clone(),
+            error: Box::new(error),
+        })
+    }
+
     /// Loads the plugin and plugs it into `b` in its role.
     fn plug(self, b: HostBuilder, runtime: &PluginRuntime) -> Result<HostBuilder, WiringError> {
         let loaded = self

@@ -5,7 +5,8 @@
 use std::future::Future;
 use std::path::PathBuf;
 
-use sockhost::control::client::{default_control_socket_path, ControlClient, Endpoint};
+use sockhost::control::client::{ControlClient, Endpoint};
+use sockhost::serve::listen::default_control_socket_path;
 
 /// The exit code when no daemon is running: scripts tell it from a
 /// daemon that refused (1) and from a usage error (2).
@@ -26,7 +27,7 @@ pub struct ControlArgs {
     #[arg(long, value_name = "URL", requires = "control_token_file")]
     pub control_url: Option<String>,
     /// The file holding the bearer token the TCP control listener asks
-    /// for (its first line).
+    /// for (the daemon's --control-token-file; mode 0600).
     #[arg(long, value_name = "FILE", requires = "control_url")]
     pub control_token_file: Option<PathBuf>,
 }

@@ -4,15 +4,22 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use sockhost::config::{Config, ServeConfig, UnixSocket};
+use std::sync::Arc;
+
+use sockhost::config::{ControlConfig, ServeConfig, UnixSocket};
+use sockhost::control::plane::ControlPlane;
+use sockhost::control::server::{bind_tcp, ControlServer};
+use sockhost::control::token::Token;
 use sockhost::host::Host;
 use sockhost::serve::access_log::AccessLog;
 use sockhost::serve::auth::Credentials;
 use sockhost::serve::ca::{self, LeafCache, LocalCa};
+use sockhost::serve::daemon::{ConfigSource, Daemon};
 use sockhost::serve::intercept::Interceptor;
 use sockhost::serve::listen;
 use sockhost::serve::proxy::Proxy;
 use sockhost::serve::server::{addresses, Server};
+use tokio::net::{TcpListener, UnixListener};
 
 /// The options of `sockhost serve`; each overrides its field of the
 /// config's `[serve]` section.
@@ -65,6 +72,25 @@ pub struct ServeArgs {
     /// Log every request here, one JSON object per line.
     #[arg(long, value_name = "FILE")]
     pub access_log: Option<PathBuf>,
+    /// The control API's socket (default:
+    /// $XDG_RUNTIME_DIR/sockhost/control.sock; mode 0600).
+    #[arg(long = "control", value_name = "PATH", conflicts_with = "no_control")]
+    pub control: Option<PathBuf>,
+    /// No control socket.
+    #[arg(long)]
+    pub no_control: bool,
+    /// Serve the control API on this loopback address too; needs
+    /// --control-token-file.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub control_listen: Option<SocketAddr>,
+    /// The bearer token control requests on TCP must carry (a file of mode
+    /// 0600 holding one line).
+    #[arg(long, value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
+    /// Serve POST /v1/debug/crash, which panics on purpose to try the
+    /// crash reporter.
+    #[arg(long, hide = true)]
+    pub debug_crash_endpoint: bool,
 }
 
 /// The config's `[serve]` with the command line's options over it.
@@ -92,6 +118,18 @@ fn settings(args: &ServeArgs, mut serve: ServeConfig) -> ServeConfig {
     if let Some(path) = &args.access_log {
         serve.access_log = Some(path.clone());
     }
+    if let Some(path) = &args.control {
+        serve.control.unix = UnixSocket::Path(path.clone());
+    }
+    if args.no_control {
+        serve.control.unix = UnixSocket::Off;
+    }
+    if let Some(addr) = args.control_listen {
+        serve.control.listen = Some(addr);
+    }
+    if let Some(path) = &args.control_token_file {
+        serve.control.token_file = Some(path.clone());
+    }
     serve
 }
 
@@ -105,16 +143,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::embedded(),
+    let source = ConfigSource {
+        // Absolute, so that the status and reload errors name it fully.
+        path: args
+            .config
+            .clone()
+            .map(|p| std::fs::canonicalize(&p).unwrap_or(p)),
+        dns_servers: args.dns_server.clone(),
     };
-    if !args.dns_server.is_empty() {
-        config.dns_servers = args.dns_server.clone();
-    }
+    let config = source.read()?;
     // A long-running process: pooled instances pay off.
     let runtime = super::host_setup::plugin_runtime(true)?;
-    let builder = Host::builder().config(&config, &runtime)?;
+    let builder = Host::builder().reloadable(true).config(&config, &runtime)?;
     let builder = super::host_setup::network_options(builder, &args.resolve, &args.ca)?;
     let host = builder.build()?;
     let settings = settings(&args, config.serve.clone());
@@ -122,6 +162,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if settings.listen.is_empty() && settings.unix == UnixSocket::Off {
         anyhow::bail!("nothing to listen on: serve.listen is empty and the Unix socket is off");
     }
+    if settings.control.listen.is_some() && settings.control.token_file.is_none() {
+        anyhow::bail!("--control-listen needs --control-token-file (or serve.control.token-file)");
+    }
+    let token = match &settings.control.token_file {
+        Some(path) if settings.control.listen.is_some() => Some(Token::load(path)?),
+        _ => None,
+    };
     // Read before listening: a bad file stops the daemon before any
     // client could reach it unauthenticated.
     let credentials = match &settings.credentials {
@@ -160,16 +207,97 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "--intercept needs a data directory for the local CA: set XDG_DATA_HOME or HOME",
         )?;
         let (ca, _) = LocalCa::load_or_create(&ca::ca_dir(&data))?;
-        proxy = proxy.intercept(Interceptor::new(LeafCache::new(std::sync::Arc::new(ca))));
+        proxy = proxy.intercept(Interceptor::new(LeafCache::new(Arc::new(ca))));
     }
+    let control = ControlListeners::bind(&settings.control, token).await?;
+    let telemetry = proxy.host().telemetry().clone();
+    let mut listeners: Vec<String> = bound.iter().map(|a| format!("http://{a}")).collect();
+    if let Some((_, path)) = &unix {
+        listeners.push(format!("unix:{}", path.display()));
+    }
+    listeners.extend(control.addresses());
     // Only once the local CA exists: whoever reads this line may run
     // `sockhost ca export` next, which would otherwise create a CA of its own.
-    say_where(&bound, unix.as_ref().map(|(_, p)| p.as_path()));
-    let telemetry = proxy.host().telemetry().clone();
+    say_where(&bound, unix.as_ref().map(|(_, p)| p.as_path()), &control);
     let server = Server::new(proxy, tcp, unix).limits(settings.limits);
-    server.run(shutdown_signal()).await;
+    let daemon = Arc::new(
+        Daemon::new(server.proxy(), server.activity(), runtime, source, config)
+            .listeners(listeners),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut control_server = ControlServer::new(daemon.clone(), control.unix)
+        .crash_endpoint(args.debug_crash_endpoint)
+        .page(sockhost::control::page::render);
+    if let Some((listener, token)) = control.tcp {
+        control_server = control_server.tcp(listener, token);
+    }
+    let control_task = tokio::spawn(control_server.run(stopped_signal(stopped)));
+    let reloads = tokio::spawn(reload_on_sighup(daemon.clone()));
+    server
+        .run(async {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        })
+        .await;
+    reloads.abort();
+    let _ = control_task.await;
     say_what_probes_counted(&telemetry).await;
     Ok(())
+}
+
+/// The control API's listeners, bound before the daemon says where it
+/// listens.
+struct ControlListeners {
+    unix: Option<(UnixListener, PathBuf)>,
+    tcp: Option<(TcpListener, Token)>,
+}
+
+impl ControlListeners {
+    async fn bind(config: &ControlConfig, token: Option<Token>) -> anyhow::Result<Self> {
+        let unix = match &config.unix {
+            UnixSocket::Off => None,
+            UnixSocket::Default => {
+                let path = listen::default_control_socket_path();
+                Some((listen::unix(&path).await?, path))
+            }
+            UnixSocket::Path(path) => Some((listen::unix(path).await?, path.clone())),
+        };
+        let tcp = match (config.listen, token) {
+            (Some(addr), Some(token)) => Some((bind_tcp(addr).await?, token)),
+            _ => None,
+        };
+        Ok(ControlListeners { unix, tcp })
+    }
+
+    fn addresses(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((_, path)) = &self.unix {
+            out.push(format!("control+unix:{}", path.display()));
+        }
+        if let Some(addr) = self.tcp.as_ref().and_then(|(l, _)| l.local_addr().ok()) {
+            out.push(format!("control+http://{addr}"));
+        }
+        out
+    }
+}
+
+/// Resolves once the daemon is told to stop.
+async fn stopped_signal(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// SIGHUP reloads the config, as `sockhost reload` and the control API do.
+async fn reload_on_sighup(daemon: Arc<Daemon>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: reload through the control API");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config");
+        // The outcome is logged and kept for the status.
+        let _ = daemon.reload().await;
+    }
 }
 
 /// The probes' metrics, on stderr, as the daemon stops: until the control
@@ -189,7 +317,7 @@ async fn say_what_probes_counted(telemetry: &sockhost::telemetry::Bus) {
 /// Says where the daemon listens, the TCP address first (whoever started
 /// it may read that line to find the port). A closed stdout is no reason
 /// to stop: the lines are only a courtesy.
-fn say_where(tcp: &[SocketAddr], unix: Option<&std::path::Path>) {
+fn say_where(tcp: &[SocketAddr], unix: Option<&std::path::Path>, control: &ControlListeners) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     for addr in tcp {
@@ -206,6 +334,10 @@ fn say_where(tcp: &[SocketAddr], unix: Option<&std::path::Path>) {
             out,
             "listening on unix:{p} (try: curl --unix-socket {p} --request-target https://example.com/ http://localhost/)"
         );
+    }
+    for address in control.addresses() {
+        tracing::info!("control API on {address}");
+        let _ = writeln!(out, "control API on {address} (try: sockhost status)");
     }
     let _ = out.flush();
 }

@@ -67,6 +67,8 @@ pub struct ServeConfig {
     pub access_log: Option<PathBuf>,
     /// `[serve.limits]`.
     pub limits: Limits,
+    /// `[serve.control]`: the control API's listeners.
+    pub control: super::control::ControlConfig,
 }
 
 impl Default for ServeConfig {
@@ -80,6 +82,7 @@ impl Default for ServeConfig {
             credentials: None,
             access_log: None,
             limits: Limits::default(),
+            control: Default::default(),
         }
     }
 }
@@ -104,6 +107,8 @@ pub(super) struct RawServe {
     access_log: Option<PathBuf>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    control: super::control::RawControl,
 }
 
 #[derive(Deserialize, Default)]
@@ -133,17 +138,8 @@ impl RawServe {
                 })
                 .collect::<Result<_, _>>()?;
         }
-        c.unix = match self.unix {
-            None | Some(toml::Value::Boolean(true)) => UnixSocket::Default,
-            Some(toml::Value::Boolean(false)) => UnixSocket::Off,
-            Some(toml::Value::String(p)) if !p.is_empty() => UnixSocket::Path(dir.join(p)),
-            Some(other) => {
-                return Err(fail(
-                    "unix",
-                    format!("{other} is not a path, true (the default socket) or false (none)"),
-                ))
-            }
-        };
+        c.unix = unix_socket(self.unix, dir).map_err(|message| fail("unix", message))?;
+        c.control = self.control.validate(dir)?;
         if let Some(ports) = self.connect_ports {
             c.connect_ports = ports
                 .iter()
@@ -202,6 +198,19 @@ impl RawServe {
             _ => fail("listen", e.to_string()),
         })?;
         Ok(c)
+    }
+}
+
+/// A `unix = …` field: a path (relative to `dir`), true (the default
+/// socket) or false (none).
+pub(super) fn unix_socket(value: Option<toml::Value>, dir: &Path) -> Result<UnixSocket, String> {
+    match value {
+        None | Some(toml::Value::Boolean(true)) => Ok(UnixSocket::Default),
+        Some(toml::Value::Boolean(false)) => Ok(UnixSocket::Off),
+        Some(toml::Value::String(p)) if !p.is_empty() => Ok(UnixSocket::Path(dir.join(p))),
+        Some(other) => Err(format!(
+            "{other} is not a path, true (the default socket) or false (none)"
+        )),
     }
 }
 

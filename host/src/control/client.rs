@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::client::absent;
 
 use super::status::{DnsAnswer, FaultStatus, PluginStatus, ReloadStatus, Status};
+use super::token::{Token, TokenError};
 
 /// How long a request may take by default: a reload compiles every
 /// changed plugin, which takes seconds for a large component.
@@ -26,14 +27,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// origins is tens of KiB).
 pub const MAX_BODY: usize = 16 << 20;
 
-/// `control.sock` next to the proxy's socket:
-/// `$XDG_RUNTIME_DIR/sockhost/control.sock`.
-pub fn default_control_socket_path() -> PathBuf {
-    crate::serve::listen::default_socket_path().with_file_name("control.sock")
-}
-
 /// Where the control listener is.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum Endpoint {
     /// Its Unix socket (mode 0600: the user's own).
     Unix(PathBuf),
@@ -41,23 +36,9 @@ pub enum Endpoint {
     Tcp {
         /// The address.
         addr: SocketAddr,
-        /// The token.
-        token: String,
+        /// The token (its `Debug` does not show it).
+        token: Token,
     },
-}
-
-impl std::fmt::Debug for Endpoint {
-    // The token is a credential: never in a log or a panic message.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Endpoint::Unix(path) => f.debug_tuple("Unix").field(path).finish(),
-            Endpoint::Tcp { addr, .. } => f
-                .debug_struct("Tcp")
-                .field("addr", addr)
-                .field("token", &"…")
-                .finish_non_exhaustive(),
-        }
-    }
 }
 
 impl std::fmt::Display for Endpoint {
@@ -71,24 +52,12 @@ impl std::fmt::Display for Endpoint {
 
 impl Endpoint {
     /// `http://127.0.0.1:PORT` (or `[::1]`, or `localhost`) with the token
-    /// in `token_file` (its first line). Only loopback: the control plane
-    /// is never reached over a network.
+    /// in `token_file`, checked as the daemon checks it (mode 0600, one
+    /// line). Only loopback: the control plane is never reached over a
+    /// network.
     pub fn tcp(url: &str, token_file: &Path) -> Result<Endpoint, ControlError> {
         let addr = loopback_addr(url)?;
-        let token_err = |why: String| ControlError::Token {
-            path: token_file.to_owned(),
-            why,
-        };
-        let text = std::fs::read_to_string(token_file).map_err(|e| token_err(e.to_string()))?;
-        let token = text.lines().next().unwrap_or("").trim().to_owned();
-        if token.is_empty() {
-            return Err(token_err("the file is empty".into()));
-        }
-        if header::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
-            return Err(token_err(
-                "the token has characters a header cannot carry".into(),
-            ));
-        }
+        let token = Token::load(token_file)?;
         Ok(Endpoint::Tcp { addr, token })
     }
 }
@@ -193,13 +162,8 @@ pub enum ControlError {
         why: String,
     },
     /// The token file could not be used.
-    #[error("control token file {}: {why}", .path.display())]
-    Token {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong.
-        why: String,
-    },
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 impl ControlError {
@@ -349,7 +313,7 @@ impl ControlClient {
                 };
                 req = req
                     .header(header::HOST, addr.to_string())
-                    .header(header::AUTHORIZATION, format!("Bearer {token}"));
+                    .header(header::AUTHORIZATION, token.header_value());
                 send(stream, req, &at, path).await?
             }
         };
@@ -479,7 +443,7 @@ mod tests {
             .unwrap();
         let client = ControlClient::new(Endpoint::Tcp {
             addr,
-            token: "t".into(),
+            token: Token::parse("0123456789abcdefghijkl").unwrap(),
         });
         let e = client.status().await.unwrap_err();
         assert!(e.is_not_running(), "{e:?}");
@@ -558,19 +522,17 @@ mod tests {
     }
 
     #[test]
-    fn the_token_is_the_files_first_line_and_never_printed() {
+    fn the_token_is_checked_as_the_daemon_checks_it_and_never_printed() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
-        std::fs::write(&file, "s3cret-token\n").unwrap();
+        std::fs::write(&file, "s3cret-0123456789abcdef\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let ep = Endpoint::tcp("http://127.0.0.1:8129", &file).unwrap();
-        assert!(matches!(&ep, Endpoint::Tcp { token, .. } if token == "s3cret-token"));
         assert!(!format!("{ep:?} {ep}").contains("s3cret"));
-        std::fs::write(&file, "\n").unwrap();
+        std::fs::write(&file, "short\n").unwrap();
         let e = Endpoint::tcp("http://127.0.0.1:8129", &file).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("control token file {}: the file is empty", file.display())
-        );
+        assert!(matches!(e, ControlError::Token(_)), "{e:?}");
         let missing = dir.path().join("nope");
         assert!(Endpoint::tcp("http://127.0.0.1:8129", &missing).is_err());
     }
@@ -597,13 +559,5 @@ mod tests {
     fn plugin_names_travel_as_one_path_segment() {
         assert_eq!(path_segment("request-stats_2"), "request-stats_2");
         assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
-    }
-
-    #[test]
-    fn the_control_socket_is_next_to_the_proxys() {
-        let control = default_control_socket_path();
-        let proxy = crate::serve::listen::default_socket_path();
-        assert_eq!(control.parent(), proxy.parent());
-        assert_eq!(control.file_name().unwrap(), "control.sock");
     }
 }

@@ -8,10 +8,17 @@
 //! - [`route`]: what a control request asks for, or its 4xx (sans-IO);
 //! - [`plane`]: the operations the control listener calls on the daemon;
 //! - [`page`]: the status page (`GET /`), drawn from the document;
-//! - [`client`]: the other end, for `sockhost status` and its siblings.
+//! - [`client`]: the other end, for `sockhost status` and its siblings;
+//! - [`server`]: the control listener (Unix socket 0600, loopback TCP with a
+//!   bearer token);
+//! - [`token`]: that bearer token;
+//! - [`memory`]: the daemon's resident set.
 
 pub mod client;
+pub mod memory;
 pub mod page;
 pub mod plane;
 pub mod route;
+pub mod server;
 pub mod status;
+pub mod token;

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 
+pub use crate::reload::ReloadError;
+
 use super::status::{DnsAnswer, FaultStatus, PluginStatus, ReloadStatus, Status};
 
 /// The daemon, as its control listener sees it.
@@ -23,25 +25,6 @@ pub trait ControlPlane: Send + Sync + 'static {
     fn faults(&self) -> Vec<FaultStatus>;
     /// What the daemon's resolver answers for `host` (A, AAAA, HTTPS).
     fn dns(&self, host: &str) -> impl Future<Output = DnsAnswer> + Send;
-}
-
-/// Why a reload changed nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// The config file could not be read or parsed; the error names the
-    /// file and the field.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// A plugin the new config names did not load, compile or start; the
-    /// error names the config field and the manifest.
-    #[error(transparent)]
-    Plugins(#[from] crate::wiring::WiringError),
-    /// The new config changes what only a restart can change.
-    #[error("{0} cannot change without a restart (nothing was changed)")]
-    NeedsRestart(String),
-    /// Another reload is running.
-    #[error("a reload is already running")]
-    Busy,
 }
 
 /// No plugin has this name.

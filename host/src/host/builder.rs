@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::error::{FetchError, SetupError};
 use super::{Host, DEFAULT_NETWORK, DEFAULT_REQUEST_TIMEOUT};
+use crate::current::Current;
 use crate::extensions::Extensions;
 use crate::net::alt_svc::AltSvcCache;
 use crate::net::connect::Connector;
@@ -48,6 +49,7 @@ pub struct HostBuilder {
     connect_policy: Option<ConnectPlugin>,
     congestion: CongestionChoice,
     fault_log: Option<crate::plugins::FaultLog>,
+    reloadable: bool,
 }
 
 impl HostBuilder {
@@ -63,6 +65,14 @@ impl HostBuilder {
     /// probes as plugin-fault events.
     pub fn fault_log(mut self, log: crate::plugins::FaultLog) -> Self {
         self.fault_log = Some(log);
+        self
+    }
+
+    /// Makes the host reloadable ([`Host::reload`]): the telemetry bus gets
+    /// its delivery thread even with no probes, so that a reload can add
+    /// some. A daemon wants this; a short-lived fetch does not.
+    pub fn reloadable(mut self, on: bool) -> Self {
+        self.reloadable = on;
         self
     }
 
@@ -161,7 +171,15 @@ impl HostBuilder {
 
     /// Builds the host; must be called within a tokio runtime.
     pub fn build(self) -> Result<Host, FetchError> {
-        let bus = Bus::start(self.probes);
+        let bus = if self.reloadable {
+            Bus::start_reloadable(self.probes)
+        } else {
+            Bus::start(self.probes)
+        };
+        let connect_manifest = self
+            .connect_policy
+            .as_ref()
+            .map(|p| p.supervised().manifest().clone());
         if let (Some(log), true) = (&self.fault_log, bus.is_active()) {
             publish_faults(log, &bus);
         }
@@ -198,6 +216,7 @@ impl HostBuilder {
             network: dialer,
             congestion,
             pipeline,
+            connect_manifest: Arc::new(Mutex::new(connect_manifest)),
         })
     }
 }
@@ -237,14 +256,15 @@ impl Network<'_> {
             alt_svc,
             network: DEFAULT_NETWORK.to_owned(),
             tls,
-            connector: self.connector,
+            connector: Current::new(self.connector),
             version: self.version,
             observer: Arc::new(bus.clone()),
             planning: Planning::new(policy),
             history: Arc::default(),
-            resolution_delay: self
-                .resolution_delay
-                .unwrap_or(Some(crate::net::dns_gate::DEFAULT_RESOLUTION_DELAY)),
+            resolution_delay: Current::new(
+                self.resolution_delay
+                    .unwrap_or(Some(crate::net::dns_gate::DEFAULT_RESOLUTION_DELAY)),
+            ),
         })
     }
 }

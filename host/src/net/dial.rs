@@ -31,6 +31,7 @@ use super::pool::OriginKey;
 use super::quic::{Quic, QuicConnection};
 use super::race::{AttemptSummary, Outcome};
 use super::tls::{Tls, TlsError};
+use crate::current::Current;
 
 /// Shared parts every connection needs.
 #[derive(Debug, Clone)]
@@ -39,8 +40,9 @@ pub struct Dialer {
     pub resolver: Arc<Resolver>,
     /// TLS configurations.
     pub tls: Tls,
-    /// The connection race.
-    pub connector: Connector,
+    /// The connection race (a reload may change its preferences; a race
+    /// keeps the ones it started with).
+    pub connector: Current<Connector>,
     /// HTTP version preference.
     pub version: VersionPref,
     /// Where DNS, connection and TLS events go.
@@ -58,7 +60,7 @@ pub struct Dialer {
     pub history: Arc<Mutex<History>>,
     /// How long to wait for AAAA and HTTPS after the first address answer
     /// before racing without them; `None` waits for every answer.
-    pub resolution_delay: Option<Duration>,
+    pub resolution_delay: Current<Option<Duration>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -133,7 +135,7 @@ impl Dialer {
         let t0 = Instant::now();
         let staged = self
             .resolver
-            .resolve_staged(&origin.host, origin.port, self.resolution_delay)
+            .resolve_staged(&origin.host, origin.port, *self.resolution_delay.get())
             .await;
         match staged {
             Ok(staged) => {
@@ -266,6 +268,7 @@ impl Dialer {
         let what = format!("{}:{}", origin.host, origin.port);
         let result = self
             .connector
+            .get()
             .race_with(&what, endpoints, &planned.attempts, more, open, move |c| {
                 // A late TCP connection goes to the idle pool; a late QUIC
                 // one is closed (one h3 connection per origin is enough).
@@ -300,7 +303,7 @@ impl Dialer {
                 .map(Attempted::Quic)
                 .map_err(std::io::Error::other);
         }
-        let tcp = connect_tcp(a.addr, self.connector.connect_timeout).await?;
+        let tcp = connect_tcp(a.addr, self.connector.get().connect_timeout).await?;
         a.transport_up.signal();
         match secure(&self.tls, self.version, &*self.observer, &origin, tcp).await {
             Ok(s) => Ok(Attempted::Tcp(s)),

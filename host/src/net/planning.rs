@@ -3,6 +3,7 @@
 //! connection says so), under fail-closed the dial fails. Policy calls that
 //! may block run on the blocking pool.
 
+use crate::current::Current;
 use std::sync::Arc;
 
 use super::error::DialError;
@@ -26,7 +27,8 @@ pub struct Planned {
 /// The connect policy of a dialer: a configured one, or the built-in.
 #[derive(Debug, Clone)]
 pub struct Planning {
-    policy: Arc<dyn ConnectPolicy>,
+    // A reload replaces it; a plan in progress keeps the one it took.
+    policy: Current<dyn ConnectPolicy>,
 }
 
 impl Default for Planning {
@@ -39,15 +41,28 @@ impl Planning {
     /// Plans with `policy`, or with the built-in policy when `None`.
     pub fn new(policy: Option<Arc<dyn ConnectPolicy>>) -> Self {
         Planning {
-            policy: policy.unwrap_or_else(|| Arc::new(BuiltinPolicy)),
+            policy: Current::from_arc(policy.unwrap_or_else(|| Arc::new(BuiltinPolicy))),
         }
+    }
+
+    /// Plans from now on with `policy`, or with the built-in policy when
+    /// `None`; plans in progress finish with the one they started with.
+    pub fn replace(&self, policy: Option<Arc<dyn ConnectPolicy>>) {
+        self.policy
+            .replace_arc(policy.unwrap_or_else(|| Arc::new(BuiltinPolicy)));
+    }
+
+    /// The policy plans are made with now.
+    pub fn policy(&self) -> Arc<dyn ConnectPolicy> {
+        self.policy.get()
     }
 
     /// Plans `request`. A policy's fault under fail-open yields the
     /// built-in plan; under fail-closed, the error.
     pub async fn plan(&self, request: ConnectRequest) -> Result<Planned, DialError> {
-        let policy = self.policy.clone();
+        let policy = self.policy.get();
         let origin = request.origin.clone();
+        let name = policy.name().to_owned();
         let (request, result) = if policy.blocks() {
             let task = tokio::task::spawn_blocking(move || {
                 let result = policy.plan(&request);
@@ -55,17 +70,16 @@ impl Planning {
             });
             match task.await {
                 Ok(done) => done,
-                Err(e) => return Err(self.failed(origin, PolicyFault::closed(e))),
+                Err(e) => return Err(failed(origin, &name, PolicyFault::closed(e))),
             }
         } else {
             let result = policy.plan(&request);
             (request, result)
         };
-        let name = self.policy.name();
         match result {
             Ok(plan) => Ok(Planned {
                 attempts: race_attempts(&plan, &request.candidates),
-                planned_by: name.to_owned(),
+                planned_by: name,
             }),
             Err(fault) if fault.mode == FaultMode::FailOpen => {
                 let plan = BuiltinPolicy.plan(&request).unwrap_or_default();
@@ -74,15 +88,7 @@ impl Planning {
                     planned_by: format!("{BUILTIN} ({name} failed: {fault})"),
                 })
             }
-            Err(fault) => Err(self.failed(origin, fault)),
-        }
-    }
-
-    fn failed(&self, origin: OriginKey, fault: PolicyFault) -> DialError {
-        DialError::PolicyFailedClosed {
-            origin,
-            policy: self.policy.name().to_owned(),
-            source: fault,
+            Err(fault) => Err(failed(origin, &name, fault)),
         }
     }
 
@@ -94,12 +100,21 @@ impl Planning {
         candidates: Vec<Candidate>,
         reports: Vec<AttemptReport>,
     ) {
-        let policy = self.policy.clone();
+        let policy = self.policy.get();
         if policy.blocks() {
             tokio::task::spawn_blocking(move || policy.report(&origin, &candidates, &reports));
         } else {
             policy.report(&origin, &candidates, &reports);
         }
+    }
+}
+
+/// The error of a plan that failed closed.
+fn failed(origin: OriginKey, policy: &str, fault: PolicyFault) -> DialError {
+    DialError::PolicyFailedClosed {
+        origin,
+        policy: policy.to_owned(),
+        source: fault,
     }
 }
 

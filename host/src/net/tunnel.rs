@@ -29,11 +29,11 @@ impl Dialer {
         set.absorb(&staged.first);
         let request = self.connect_request(origin, set.all().to_vec(), true);
         let planned = self.planning.plan(request).await?;
-        let timeout = self.connector.connect_timeout;
+        let connector = self.connector.get();
+        let timeout = connector.connect_timeout;
         let what = format!("{}:{}", origin.host, origin.port);
         let t1 = Instant::now();
-        let result = self
-            .connector
+        let result = connector
             .race_with(
                 &what,
                 &set.endpoints(),

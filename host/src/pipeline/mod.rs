@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use self::alt_svc::AltSvcLearner;
 use self::finish::RequestEnd;
 use self::target::Target;
+use crate::current::Current;
 use crate::extensions::Extensions;
 use crate::host::{FetchError, FetchRequest, FetchResponse, Timings};
 use crate::net::dial::Dialer;
@@ -42,14 +43,15 @@ pub struct Pipeline {
     pub manager: Manager,
     /// Opens the connections of tunnels (the pool's are its own).
     pub dialer: Dialer,
-    /// The extensions, in order.
-    pub extensions: Extensions,
+    /// The extensions, in order; a reload replaces them, and a request
+    /// keeps the list it started with.
+    pub extensions: Current<Extensions>,
     /// The telemetry bus.
     pub bus: Bus,
     /// Where Alt-Svc alternatives are learned.
     pub alt_svc: AltSvcLearner,
-    /// Longest wait for response headers.
-    pub request_timeout: Duration,
+    /// Longest wait for response headers (a reload may change it).
+    pub request_timeout: Current<Duration>,
     next_id: Arc<AtomicU64>,
 }
 
@@ -66,10 +68,10 @@ impl Pipeline {
         Pipeline {
             manager,
             dialer,
-            extensions,
+            extensions: Current::new(extensions),
             bus,
             alt_svc,
-            request_timeout,
+            request_timeout: Current::new(request_timeout),
             next_id: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -81,7 +83,8 @@ impl Pipeline {
         let started = Instant::now();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut actions = Vec::new();
-        let target = request_filter::run(&self.extensions, id, &mut request, &mut actions).await?;
+        let extensions = self.extensions.get();
+        let target = request_filter::run(&extensions, id, &mut request, &mut actions).await?;
         let (body, upload) = std::mem::take(&mut request.body).into_upstream();
         let end = RequestEnd::start(
             &self.bus,
@@ -106,7 +109,7 @@ impl Pipeline {
         // when an extension blocks the response; Alt-Svc is learned from
         // what the origin said.
         finish::responded(&mut response, &target.origin, end, &self.alt_svc);
-        response_filter::run(&self.extensions, id, &request, &mut response, &mut actions).await?;
+        response_filter::run(&extensions, id, &request, &mut response, &mut actions).await?;
         response.actions = actions;
         Ok(response)
     }
@@ -122,8 +125,8 @@ impl Pipeline {
         let headers = send::message::header_map(&request.headers)?;
         let lease = upstream::lease(&self.manager, &target.origin).await?;
         let (reused, connection) = (lease.reused, lease.info.clone());
-        let (parts, body) =
-            send::run(lease, request, body, target, &headers, self.request_timeout).await?;
+        let timeout = *self.request_timeout.get();
+        let (parts, body) = send::run(lease, request, body, target, &headers, timeout).await?;
         let timings = Timings::new(&connection, reused, started.elapsed());
         Ok(FetchResponse {
             status: parts.status,

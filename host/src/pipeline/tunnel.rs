@@ -52,7 +52,8 @@ impl Pipeline {
             resource_type: ResourceType::Other,
         };
         let mut actions = Vec::new();
-        let target = request_filter::run(&self.extensions, id, &mut request, &mut actions).await?;
+        let extensions = self.extensions.get();
+        let target = request_filter::run(&extensions, id, &mut request, &mut actions).await?;
         if request.url != url {
             return Err(FetchError::TunnelRedirected { to: request.url });
         }

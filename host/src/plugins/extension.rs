@@ -195,6 +195,11 @@ impl ExtensionShared {
         &self.0.manifest
     }
 
+    /// The manifest, shared.
+    pub fn manifest_arc(&self) -> Arc<Manifest> {
+        self.0.manifest.clone()
+    }
+
     /// Whether the component imports any WASI interface (whose blocking
     /// calls must not run on a tokio worker thread).
     pub fn imports_wasi(&self) -> bool {

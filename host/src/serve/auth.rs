@@ -148,7 +148,7 @@ impl Credentials {
 }
 
 /// `expected == given`, in time that depends only on `expected`'s length.
-fn same(expected: &[u8], given: &[u8]) -> bool {
+pub(crate) fn same(expected: &[u8], given: &[u8]) -> bool {
     let mut diff = u8::from(expected.len() != given.len());
     for (i, e) in expected.iter().enumerate() {
         diff |= e ^ given.get(i).copied().unwrap_or(!e);

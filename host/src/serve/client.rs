@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::activity::{Activity, Answering, Open};
+
 /// Where a client connected from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
@@ -36,6 +38,9 @@ pub struct ClientConn {
     pub peer: Peer,
     busy: Arc<AtomicUsize>,
     _slot: Option<Arc<OwnedSemaphorePermit>>,
+    // Counted among the daemon's open connections until the last clone
+    // goes; requests are counted through `busy`.
+    activity: Option<(Arc<Activity>, Arc<Open>)>,
 }
 
 impl ClientConn {
@@ -45,7 +50,14 @@ impl ClientConn {
             peer,
             busy: Arc::new(AtomicUsize::new(0)),
             _slot: slot.map(Arc::new),
+            activity: None,
         }
+    }
+
+    /// Counts this connection and its requests in `activity`.
+    pub fn counted_in(mut self, activity: &Arc<Activity>) -> Self {
+        self.activity = Some((activity.clone(), Arc::new(activity.connection())));
+        self
     }
 
     /// The count of requests in flight, for [`super::idle::IdleIo`].
@@ -56,17 +68,23 @@ impl ClientConn {
     /// A request in flight until the guard is dropped.
     pub fn busy(&self) -> InFlight {
         self.busy.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.busy.clone())
+        InFlight {
+            busy: self.busy.clone(),
+            _counted: self.activity.as_ref().map(|(a, _)| a.request()),
+        }
     }
 }
 
-/// A request in flight on a connection.
+/// A request in flight on a connection (and in the daemon's activity).
 #[derive(Debug)]
-pub struct InFlight(Arc<AtomicUsize>);
+pub struct InFlight {
+    busy: Arc<AtomicUsize>,
+    _counted: Option<Answering>,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

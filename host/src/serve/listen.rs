@@ -90,11 +90,21 @@ async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, ListenError> {
 /// `$XDG_RUNTIME_DIR/sockhost/sockhost.sock` (or the temp dir's, with the
 /// user id in the folder name, where there is no runtime dir).
 pub fn default_socket_path() -> PathBuf {
+    runtime_dir().join("sockhost.sock")
+}
+
+/// The control API's socket, next to the proxy's:
+/// `$XDG_RUNTIME_DIR/sockhost/control.sock`.
+pub fn default_control_socket_path() -> PathBuf {
+    runtime_dir().join("control.sock")
+}
+
+fn runtime_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir).join("sockhost").join("sockhost.sock"),
-        None => std::env::temp_dir()
-            .join(format!("sockhost-{}", rustix::process::getuid().as_raw()))
-            .join("sockhost.sock"),
+        Some(dir) => PathBuf::from(dir).join("sockhost"),
+        None => {
+            std::env::temp_dir().join(format!("sockhost-{}", rustix::process::getuid().as_raw()))
+        }
     }
 }
 

@@ -6,8 +6,10 @@
 //! - [`listen`]: the listeners (loopback unless remote clients are
 //!   allowed; the socket 0600);
 //! - [`server`]: accept loops, hyper per connection, graceful shutdown;
+//! - [`daemon`]: the daemon as the control plane sees it (status, reload);
 //! - [`limits`]: the limits on clients, with their defaults;
 //! - [`client`]: a client connection as the handler sees it;
+//! - [`activity`]: connections and requests counted for the status;
 //! - [`idle`]: idle timeouts on client connections and tunnels;
 //! - [`auth`]: proxy authentication for remote clients (sans-IO);
 //! - [`access_log`]: one JSON line per request, written off the request path;
@@ -22,10 +24,12 @@
 
 pub mod access_log;
 pub mod actions_header;
+pub mod activity;
 pub mod auth;
 pub mod ca;
 pub mod client;
 pub mod counted;
+pub mod daemon;
 pub mod fetch_dest;
 pub mod hop;
 pub mod idle;

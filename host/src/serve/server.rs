@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
+use super::activity::Activity;
 use super::client::{ClientConn, Peer};
 use super::idle::IdleIo;
 use super::limits::Limits;
@@ -51,6 +52,7 @@ pub struct Server {
     tcp: Vec<TcpListener>,
     unix: Option<(UnixListener, PathBuf)>,
     limits: Limits,
+    activity: Arc<Activity>,
 }
 
 impl Server {
@@ -61,7 +63,18 @@ impl Server {
             tcp,
             unix,
             limits: Limits::default(),
+            activity: Arc::default(),
         }
+    }
+
+    /// The request handler.
+    pub fn proxy(&self) -> Arc<Proxy> {
+        self.proxy.clone()
+    }
+
+    /// Client connections and requests, counted as they come and go.
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
     }
 
     /// The limits on client connections: `max_clients`,
@@ -99,8 +112,8 @@ impl Server {
         loop {
             tokio::select! {
                 next = accepted.recv() => match next {
-                    Some(Accepted { stream: Stream::Tcp(s), client }) => serve(&self.proxy, &graceful, self.limits, s, client),
-                    Some(Accepted { stream: Stream::Unix(s), client }) => serve(&self.proxy, &graceful, self.limits, s, client),
+                    Some(Accepted { stream: Stream::Tcp(s), client }) => serve(&self.proxy, &graceful, self.limits, s, client.counted_in(&self.activity)),
+                    Some(Accepted { stream: Stream::Unix(s), client }) => serve(&self.proxy, &graceful, self.limits, s, client.counted_in(&self.activity)),
                     None => break,
                 },
                 () = &mut shutdown => break,

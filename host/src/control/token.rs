@@ -1,0 +1,139 @@
+//! The bearer token of the control API's TCP listener. A local TCP port is
+//! reachable by every user of the machine and by any web page's requests
+//! (mitmweb's CVE-2025-23217), so nothing is served there without it. The
+//! Unix socket needs none: its mode (0600) is the check.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use http::HeaderMap;
+
+/// The fewest characters a token may have: 128 bits of base64 or hex take
+/// about this many, and a short one could be guessed.
+pub const MIN_TOKEN_LEN: usize = 20;
+
+/// Why a token file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// It could not be read.
+    #[error("{path}: cannot read the control token: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Group or others may read it.
+    #[error("{path}: the control token file is readable by group or others (mode {mode:03o}): chmod 600 it")]
+    TooOpen {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Too short, or not one line of printable ASCII.
+    #[error("{path}: the control token must be one line of at least {MIN_TOKEN_LEN} printable ASCII characters without spaces")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// A token requests must present as `Authorization: Bearer TOKEN`.
+#[derive(Clone)]
+pub struct Token(Vec<u8>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(…)")
+    }
+}
+
+impl Token {
+    /// Reads the token from `path`, which only its owner may read.
+    pub fn load(path: &Path) -> Result<Token, TokenError> {
+        let read = |source| TokenError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let mode = std::fs::metadata(path).map_err(read)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(TokenError::TooOpen {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        Token::parse(&text).ok_or_else(|| TokenError::Malformed {
+            path: path.to_owned(),
+        })
+    }
+
+    /// The token in `text` (one line; a final newline is allowed).
+    pub fn parse(text: &str) -> Option<Token> {
+        let token = text.strip_suffix('\n').unwrap_or(text);
+        let ok = token.len() >= MIN_TOKEN_LEN && token.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| Token(token.as_bytes().to_vec()))
+    }
+
+    /// The header value a client sends.
+    pub fn header_value(&self) -> String {
+        format!("Bearer {}", String::from_utf8_lossy(&self.0))
+    }
+
+    /// Whether `headers` carry this token, compared in constant time.
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        let given = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .unwrap_or_default();
+        crate::serve::auth::same(&self.0, given)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn only_the_exact_token_is_admitted() {
+        let t = Token::parse("0123456789abcdefghijkl\n").unwrap();
+        assert!(t.admits(&with("Bearer 0123456789abcdefghijkl")));
+        assert!(!t.admits(&with("Bearer 0123456789abcdefghijk")));
+        assert!(!t.admits(&with("bearer 0123456789abcdefghijkl")));
+        assert!(!t.admits(&with("Basic 0123456789abcdefghijkl")));
+        assert!(!t.admits(&HeaderMap::new()));
+        assert_eq!(format!("{t:?}"), "Token(…)");
+    }
+
+    #[test]
+    fn short_or_spaced_tokens_are_refused() {
+        assert!(Token::parse("short").is_none());
+        assert!(Token::parse("0123456789 abcdefghijkl").is_none());
+        assert!(Token::parse("0123456789abcdefghijkl\nmore").is_none());
+    }
+
+    #[test]
+    fn a_file_others_may_read_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "0123456789abcdefghijkl\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Token::load(&path).unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Token::load(&path).is_ok());
+        std::fs::write(&path, "x\n").unwrap();
+        let e = Token::load(&path).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&path.display().to_string()),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! Live reload (Firefox's preference sync, for a daemon): a host's plugins
+//! and network preferences replaced by a new config's, all or nothing.
+//!
+//! Every plugin the new config names is loaded and compiled, and every new
+//! one started, before anything changes; any error leaves the host as it
+//! was. Then new requests and connections take the new plugins and
+//! preferences at once, while requests and connections in flight finish on
+//! what they started with ([`crate::current::Current`]). A plugin whose
+//! manifest (and so its component's sha256) did not change is kept, with
+//! its instances and state.
+
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::extensions::Reloaded;
+use crate::host::Host;
+use crate::net::plan::ConnectPolicy;
+use crate::plugins::connect::{ConnectPlugin, PluginPolicy};
+use crate::plugins::telemetry::TelemetryPlugin;
+use crate::plugins::PluginRuntime;
+use crate::telemetry::Probe;
+use crate::wiring::{connector, in_slot, plan, Role, WiringError};
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file could not be read or parsed; the error names the
+    /// file and the field.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A plugin the new config names did not load, compile or start; the
+    /// error names the config field and the manifest.
+    #[error(transparent)]
+    Plugins(#[from] WiringError),
+    /// The new config changes what only a restart can change.
+    #[error("{0} cannot change without a restart (nothing was changed)")]
+    NeedsRestart(String),
+    /// Another reload is running.
+    #[error("a reload is already running")]
+    Busy,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Plugins kept as they were, with their instances and state.
+    pub kept: Vec<String>,
+    /// Plugins loaded and started anew.
+    pub added: Vec<String>,
+    /// Plugins no longer plugged in (they finish what they started).
+    pub removed: Vec<String>,
+    /// Whether the congestion controllers were replaced.
+    pub congestion_replaced: bool,
+}
+
+impl std::fmt::Display for ReloadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[String]| match v.is_empty() {
+            true => "none".to_owned(),
+            false => v.join(", "),
+        };
+        write!(
+            f,
+            "plugins kept: {}; added: {}; removed: {}; congestion controllers {}; \
+             network preferences applied",
+            list(&self.kept),
+            list(&self.added),
+            list(&self.removed),
+            if self.congestion_replaced {
+                "replaced"
+            } else {
+                "unchanged"
+            }
+        )
+    }
+}
+
+/// The config fields a running host cannot take without a restart: the
+/// resolver's servers, the pool's limits and the daemon's listeners and
+/// limits (`[serve]`). Sans-IO.
+pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if old.dns_servers != new.dns_servers {
+        fields.push("network.dns-servers");
+    }
+    if old.pool != new.pool {
+        fields.push("network.pool");
+    }
+    if old.serve != new.serve {
+        fields.push("serve");
+    }
+    fields
+}
+
+/// The extensions, probes and connect policy a new config plugs in, each
+/// either kept from the host or loaded and started: ready to apply.
+struct Prepared {
+    extensions: Vec<Reloaded>,
+    probes: Vec<Probe>,
+    // `None`: unchanged.
+    connect: Option<Option<(sockhost_policy::Manifest, Arc<dyn ConnectPolicy>)>>,
+    report: ReloadReport,
+}
+
+impl Host {
+    /// Replaces this host's plugins and network preferences, wired from
+    /// `old`, with `new`'s; see the [module](crate::reload) for what that
+    /// means for work in flight. Blocking: plugins are compiled and
+    /// started here, so call it where blocking is allowed.
+    pub fn reload(
+        &self,
+        old: &Config,
+        new: &Config,
+        runtime: &PluginRuntime,
+    ) -> Result<ReloadReport, ReloadError> {
+        let restart = restart_only(old, new);
+        if !restart.is_empty() {
+            return Err(ReloadError::NeedsRestart(restart.join(", ")));
+        }
+        let mut prepared = self.prepare(new, runtime)?;
+        if !prepared.probes.is_empty() && !self.telemetry().is_reloadable() {
+            return Err(ReloadError::NeedsRestart(
+                "plugins.probes (this host started without a reloadable telemetry bus)".into(),
+            ));
+        }
+        let congestion = match old.congestion == new.congestion {
+            true => None,
+            false => Some(new.congestion.load(runtime)?),
+        };
+        // Nothing below fails: the new config takes effect whole.
+        let pipeline = self.pipeline();
+        let extensions = pipeline.extensions.get().rebuild(prepared.extensions);
+        pipeline.extensions.replace(extensions);
+        self.telemetry().replace_probes(prepared.probes);
+        if let Some(connect) = prepared.connect {
+            let (manifest, policy) = connect.unzip();
+            self.network().planning.replace(policy);
+            *lock(self.connect_manifest()) = manifest;
+        }
+        if let Some(choice) = congestion {
+            self.set_congestion(choice);
+            prepared.report.congestion_replaced = true;
+        }
+        let network = self.network();
+        network.connector.replace(connector(new));
+        network.resolution_delay.replace(new.resolution_delay);
+        pipeline.request_timeout.replace(new.request_timeout);
+        Ok(prepared.report)
+    }
+
+    /// Loads every plugin `new` names; keeps the host's own where the
+    /// manifest is the same; starts the others.
+    fn prepare(&self, new: &Config, runtime: &PluginRuntime) -> Result<Prepared, ReloadError> {
+        let extensions = self.pipeline().extensions.get().manifests();
+        let probes = self.telemetry().probes();
+        let probe_manifests: Vec<_> = probes
+            .iter()
+            .map(|p| lock(p).supervised().manifest().clone())
+            .collect();
+        let connect_now = lock(self.connect_manifest()).clone();
+        let mut kept_extension = vec![false; extensions.len()];
+        let mut kept_probe = vec![false; probes.len()];
+        let mut p = Prepared {
+            extensions: Vec::new(),
+            probes: Vec::new(),
+            connect: connect_now.is_some().then_some(None),
+            report: ReloadReport::default(),
+        };
+        for slot in plan(new) {
+            let loaded = slot.load(runtime)?;
+            let name = loaded.name().to_owned();
+            let same = |m: &sockhost_policy::Manifest| m == loaded.manifest();
+            match slot.role {
+                Role::Extension => {
+                    match (0..extensions.len())
+                        .find(|&i| !kept_extension[i] && same(&extensions[i]))
+                    {
+                        Some(i) => {
+                            kept_extension[i] = true;
+                            p.extensions.push(Reloaded::Keep(i));
+                            p.report.kept.push(name);
+                        }
+                        None => {
+                            p.extensions
+                                .push(Reloaded::New(Box::new(slot.start_extension(loaded)?)));
+                            p.report.added.push(name);
+                        }
+                    }
+                }
+                Role::Probe => {
+                    match (0..probes.len()).find(|&i| !kept_probe[i] && same(&probe_manifests[i])) {
+                        Some(i) => {
+                            kept_probe[i] = true;
+                            p.probes.push(probes[i].clone());
+                            p.report.kept.push(name);
+                        }
+                        None => {
+                            let probe = TelemetryPlugin::new(loaded)
+                                .map_err(in_slot(&slot.source, &slot.field))?;
+                            p.probes.push(Arc::new(Mutex::new(probe)));
+                            p.report.added.push(name);
+                        }
+                    }
+                }
+                Role::ConnectPolicy => {
+                    if connect_now.as_ref().is_some_and(same) {
+                        p.connect = None;
+                        p.report.kept.push(name);
+                    } else {
+                        let manifest = loaded.manifest().clone();
+                        let plugin = ConnectPlugin::new(loaded)
+                            .map_err(in_slot(&slot.source, &slot.field))?;
+                        let policy = Arc::new(PluginPolicy::new(plugin)) as Arc<dyn ConnectPolicy>;
+                        p.connect = Some(Some((manifest, policy)));
+                        p.report.added.push(name);
+                    }
+                }
+            }
+        }
+        let gone = |manifests: Vec<String>, kept: &[bool]| {
+            manifests
+                .into_iter()
+                .zip(kept)
+                .filter(|(_, k)| !**k)
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
+        };
+        p.report.removed.extend(gone(
+            extensions.iter().map(|m| m.plugin.name.clone()).collect(),
+            &kept_extension,
+        ));
+        p.report.removed.extend(gone(
+            probe_manifests
+                .iter()
+                .map(|m| m.plugin.name.clone())
+                .collect(),
+            &kept_probe,
+        ));
+        if let (Some(None), Some(m)) = (&p.connect, &connect_now) {
+            p.report.removed.push(m.plugin.name.clone());
+        }
+        Ok(p)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain values replaced whole: a panic elsewhere cannot leave them
+    // half-updated.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text, Path::new("/etc/sockhost/config.toml")).unwrap()
+    }
+
+    #[test]
+    fn plugins_and_preferences_reload_but_servers_pool_and_listeners_need_a_restart() {
+        let base = parse("[plugins]\nbuiltin = true\n");
+        let plugins = parse("[plugins]\nbuiltin = false\n[network]\nconnect-timeout = \"3s\"\n");
+        assert!(restart_only(&base, &plugins).is_empty());
+        let servers = parse("[network]\ndns-servers = [\"127.0.0.1:5353\"]\n");
+        assert_eq!(restart_only(&base, &servers), vec!["network.dns-servers"]);
+        let pool = parse("[network.pool]\nmax-per-host = 2\n");
+        assert_eq!(restart_only(&base, &pool), vec!["network.pool"]);
+        let listen = parse("[serve]\nlisten = [\"127.0.0.1:3128\"]\n");
+        assert_eq!(restart_only(&base, &listen), vec!["serve"]);
+    }
+
+    #[test]
+    fn the_report_says_what_changed() {
+        let r = ReloadReport {
+            kept: vec!["blocklist".into()],
+            added: vec!["x".into(), "y".into()],
+            removed: vec![],
+            congestion_replaced: false,
+        };
+        assert_eq!(
+            r.to_string(),
+            "plugins kept: blocklist; added: x, y; removed: none; congestion controllers \
+             unchanged; network preferences applied"
+        );
+    }
+}
