@@ -83,8 +83,14 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.dns_servers != new.dns_servers {
         fields.push("network.dns-servers");
     }
-    if old.pool != new.pool {
-        fields.push("network.pool");
+    if old.pool.max_per_host != new.pool.max_per_host {
+        fields.push("network.max-connections-per-host");
+    }
+    if old.pool.max_total != new.pool.max_total {
+        fields.push("network.max-connections");
+    }
+    if old.pool.idle_timeout != new.pool.idle_timeout {
+        fields.push("network.idle-timeout");
     }
     if old.serve != new.serve {
         fields.push("serve");
@@ -266,8 +272,11 @@ mod tests {
         assert!(restart_only(&base, &plugins).is_empty());
         let servers = parse("[network]\ndns-servers = [\"127.0.0.1:5353\"]\n");
         assert_eq!(restart_only(&base, &servers), vec!["network.dns-servers"]);
-        let pool = parse("[network.pool]\nmax-per-host = 2\n");
-        assert_eq!(restart_only(&base, &pool), vec!["network.pool"]);
+        let pool = parse("[network]\nmax-connections-per-host = 2\nidle-timeout = \"5s\"\n");
+        assert_eq!(
+            restart_only(&base, &pool),
+            vec!["network.max-connections-per-host", "network.idle-timeout"]
+        );
         let listen = parse("[serve]\nlisten = [\"127.0.0.1:3128\"]\n");
         assert_eq!(restart_only(&base, &listen), vec!["serve"]);
     }

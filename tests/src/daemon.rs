@@ -21,6 +21,8 @@ pub struct Daemon {
     pub addr: SocketAddr,
     /// Its Unix socket.
     pub socket: PathBuf,
+    /// Its control socket (beside the proxy's).
+    pub control: PathBuf,
     /// Its temp dir: the socket's folder, `data/` (`XDG_DATA_HOME`) and
     /// `stderr.log`.
     pub dir: tempfile::TempDir,
@@ -37,6 +39,7 @@ impl Daemon {
             .arg(&socket)
             .args(extra)
             .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_STATE_HOME", dir.path().join("state"))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -56,9 +59,27 @@ impl Daemon {
             child,
             _stdout: stdout,
             addr,
+            control: socket.with_file_name("control.sock"),
             socket,
             dir,
         }
+    }
+
+    /// A control API request (`GET`, `POST`) on its control socket: the
+    /// status code and the body.
+    pub fn control_api(&self, method: &str, path: &str) -> (u16, String) {
+        let out = curl(&[
+            "--unix-socket",
+            self.control.to_str().expect("a UTF-8 path"),
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            &format!("http://localhost{path}"),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
     }
 
     /// Its process id.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use std::sync::Arc;
 
-use sockhost::config::{ControlConfig, ServeConfig, UnixSocket};
+use sockhost::config::{ServeConfig, UnixSocket};
 use sockhost::control::plane::ControlPlane;
 use sockhost::control::server::{bind_tcp, ControlServer};
 use sockhost::control::token::Token;
@@ -209,7 +209,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (ca, _) = LocalCa::load_or_create(&ca::ca_dir(&data))?;
         proxy = proxy.intercept(Interceptor::new(LeafCache::new(Arc::new(ca))));
     }
-    let control = ControlListeners::bind(&settings.control, token).await?;
+    let control_socket = control_socket_path(&settings.control.unix, &settings.unix);
+    let control = ControlListeners::bind(control_socket, settings.control.listen, token).await?;
     let telemetry = proxy.host().telemetry().clone();
     let mut listeners: Vec<String> = bound.iter().map(|a| format!("http://{a}")).collect();
     if let Some((_, path)) = &unix {
@@ -253,16 +254,16 @@ struct ControlListeners {
 }
 
 impl ControlListeners {
-    async fn bind(config: &ControlConfig, token: Option<Token>) -> anyhow::Result<Self> {
-        let unix = match &config.unix {
-            UnixSocket::Off => None,
-            UnixSocket::Default => {
-                let path = listen::default_control_socket_path();
-                Some((listen::unix(&path).await?, path))
-            }
-            UnixSocket::Path(path) => Some((listen::unix(path).await?, path.clone())),
+    async fn bind(
+        socket: Option<PathBuf>,
+        listen: Option<SocketAddr>,
+        token: Option<Token>,
+    ) -> anyhow::Result<Self> {
+        let unix = match socket {
+            None => None,
+            Some(path) => Some((listen::unix(&path).await?, path)),
         };
-        let tcp = match (config.listen, token) {
+        let tcp = match (listen, token) {
             (Some(addr), Some(token)) => Some((bind_tcp(addr).await?, token)),
             _ => None,
         };
@@ -278,6 +279,24 @@ impl ControlListeners {
             out.push(format!("control+http://{addr}"));
         }
         out
+    }
+}
+
+/// Where the control socket goes: as configured, or else next to the
+/// proxy's socket (so that daemons on sockets of their own do not share
+/// one), or else the default, `$XDG_RUNTIME_DIR/sockhost/control.sock`.
+fn control_socket_path(control: &UnixSocket, proxy: &UnixSocket) -> Option<PathBuf> {
+    match (control, proxy) {
+        (UnixSocket::Off, _) => None,
+        (UnixSocket::Path(path), _) => Some(path.clone()),
+        (UnixSocket::Default, UnixSocket::Path(proxy)) => {
+            let beside = proxy.with_file_name("control.sock");
+            Some(match beside == *proxy {
+                true => proxy.with_file_name("control.sock.control"),
+                false => beside,
+            })
+        }
+        (UnixSocket::Default, _) => Some(listen::default_control_socket_path()),
     }
 }
 
@@ -362,6 +381,31 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_control_socket_goes_beside_the_proxy_socket_unless_told() {
+        let p = |s: &str| UnixSocket::Path(s.into());
+        assert_eq!(
+            control_socket_path(&UnixSocket::Default, &p("/run/x/proxy.sock")),
+            Some("/run/x/control.sock".into())
+        );
+        assert_eq!(
+            control_socket_path(&p("/c.sock"), &p("/run/x/proxy.sock")),
+            Some("/c.sock".into())
+        );
+        assert_eq!(
+            control_socket_path(&UnixSocket::Off, &UnixSocket::Default),
+            None
+        );
+        assert_eq!(
+            control_socket_path(&UnixSocket::Default, &UnixSocket::Off),
+            Some(listen::default_control_socket_path())
+        );
+        assert_eq!(
+            control_socket_path(&UnixSocket::Default, &p("/r/control.sock")),
+            Some("/r/control.sock.control".into())
+        );
+    }
 
     #[test]
     fn the_command_line_overrides_the_config() {

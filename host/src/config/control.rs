@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [serve.control]
-//! unix = "/run/sockhost/control.sock"  # default $XDG_RUNTIME_DIR/sockhost/control.sock; false: none
+//! unix = "/run/sockhost/control.sock"  # default: control.sock beside the proxy's socket; false: none
 //! listen = "127.0.0.1:8129"            # also on loopback TCP (default: not); needs token-file
 //! token-file = "control.token"         # mode 0600; requests send Authorization: Bearer TOKEN
 //! ```
