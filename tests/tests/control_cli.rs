@@ -12,25 +12,6 @@ use sockhost_tests::daemon::{fetch, Daemon};
 use sockhost_tests::nginx::Nginx;
 use sockhost_tests::sockhost_bin;
 
-/// A daemon with its control socket in a temp dir of the test's own.
-struct Controlled {
-    daemon: Daemon,
-    control: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn start(extra: &[String]) -> Controlled {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let control = dir.path().join("control.sock");
-    let mut args = vec!["--control".to_owned(), control.display().to_string()];
-    args.extend_from_slice(extra);
-    Controlled {
-        daemon: Daemon::start(&args),
-        control,
-        _dir: dir,
-    }
-}
-
 fn sockhost(args: &[&str]) -> Output {
     Command::new(sockhost_bin())
         .args(args)
@@ -103,11 +84,11 @@ fn each_command_says_in_one_line_that_sockhost_is_not_running_and_exits_3() {
 fn status_reload_plugins_and_dns_against_a_running_daemon() {
     let nginx = Nginx::start(&[("small.txt", 1000)]);
     let port = nginx.http_addr.port();
-    let c = start(&["--resolve".into(), format!("nginx.test:{port}:127.0.0.1")]);
-    let control = c.control.to_str().unwrap();
+    let d = Daemon::start(&["--resolve".into(), format!("nginx.test:{port}:127.0.0.1")]);
+    let control = d.control.to_str().unwrap();
     let (code, _, body) = fetch(&[
         "-x",
-        &c.daemon.proxy(),
+        &d.proxy(),
         &format!("http://nginx.test:{port}/small.txt"),
     ]);
     assert_eq!((code, body.len()), (200, 1000));
@@ -118,10 +99,10 @@ fn status_reload_plugins_and_dns_against_a_running_daemon() {
     print!("{text}");
     for line in [
         "Process\n".to_owned(),
-        format!("  pid          {}\n", c.daemon.pid()),
+        format!("  pid          {}\n", d.pid()),
         "  generation   1\n".to_owned(),
         format!("  control+unix:{control}\n"),
-        format!("  http://{}\n", c.daemon.addr),
+        format!("  http://{}\n", d.addr),
         "  requests since start  1\n".to_owned(),
     ] {
         assert!(text.contains(&line), "missing {line:?} in\n{text}");
@@ -151,7 +132,7 @@ fn status_reload_plugins_and_dns_against_a_running_daemon() {
     let out = sockhost(&["status", "--json", "--control", control]);
     assert!(out.status.success(), "{}", stderr(&out));
     let status: Status = serde_json::from_slice(&out.stdout).expect("the status document");
-    assert_eq!(status.process.pid, c.daemon.pid());
+    assert_eq!(status.process.pid, d.pid());
     assert!(stdout(&out).contains("\"requests-total\": 1"));
 
     // A reload: the next generation, shown by the next status.
@@ -187,7 +168,7 @@ fn status_reload_plugins_and_dns_against_a_running_daemon() {
     let out = sockhost(&["dns", "localhost", "--json", "--control", control]);
     let answer: DnsAnswer = serde_json::from_slice(&out.stdout).expect("a DNS answer");
     assert_eq!(answer.host, "localhost");
-    assert!(!c.daemon.log().contains("panicked"), "{}", c.daemon.log());
+    assert!(!d.log().contains("panicked"), "{}", d.log());
 }
 
 #[test]
@@ -195,14 +176,14 @@ fn the_tcp_control_port_takes_the_token_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let good = token_file(dir.path(), "good", "0123456789abcdefghijkl");
     let bad = token_file(dir.path(), "bad", "lkjihgfedcba9876543210");
-    let c = start(&[
+    let d = Daemon::start(&[
         "--control-listen".into(),
         "127.0.0.1:0".into(),
         "--control-token-file".into(),
         good.display().to_string(),
     ]);
     // The port it took, from its status on the socket.
-    let out = sockhost(&["status", "--json", "--control", c.control.to_str().unwrap()]);
+    let out = sockhost(&["status", "--json", "--control", d.control.to_str().unwrap()]);
     let status: Status = serde_json::from_slice(&out.stdout).expect("the status document");
     let addr = status
         .listeners
