@@ -220,3 +220,28 @@ fn the_tcp_control_port_takes_the_token_and_nothing_else() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_reload_that_cannot_load_changes_nothing_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sockhost.toml");
+    std::fs::write(&config, "[plugins]\nbuiltin = true\n").unwrap();
+    let d = Daemon::start(&["--config".into(), config.display().to_string()]);
+    let control = d.control.to_str().unwrap();
+    std::fs::write(&config, "[plugins]\nbuiltin = true\nbogus = 1\n").unwrap();
+    let out = sockhost(&["reload", "--control", control]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: the daemon answered 422: reload refused, nothing changed: "),
+        "{err}"
+    );
+    assert!(
+        err.contains(config.to_str().unwrap()) && err.contains("bogus"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let text = stdout(&sockhost(&["status", "--control", control]));
+    assert!(text.contains("  generation   1\n"), "{text}");
+    assert!(text.contains("  last reload  FAILED at "), "{text}");
+}
