@@ -117,6 +117,14 @@ fn chromium_shows_the_daemon_and_a_dns_answer_that_stays() {
     assert!(dom.contains("<table id=\"dns-answer\">"), "{dom}");
     assert!(dom.contains("<a href=\"/\">back to the live page</a>"));
 
+    // A name the form cannot take: the page, saying why, still paused.
+    let dom = browser.dump_dom(&format!("{}?dns=not+a+name", s.page));
+    assert!(!dom.contains(REFRESH), "{dom}");
+    assert!(
+        dom.contains("The lookup failed: \"not a name\" is not a host name"),
+        "{dom}"
+    );
+
     let shot = kept("status_page.png");
     browser.screenshot(&s.page, &shot);
     eprintln!("screenshot: {}", shot.display());
