@@ -22,6 +22,7 @@ pub mod reload;
 pub mod rules;
 pub mod serve;
 pub mod telemetry;
+pub mod units;
 pub mod wiring;
 
 pub use fetch::Fetch;

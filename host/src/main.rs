@@ -27,7 +27,8 @@ enum Command {
     /// Run the socket process as a daemon: an HTTP proxy on loopback TCP
     /// and a Unix socket; every request goes through the full stack.
     Serve(Box<cli::serve::ServeArgs>),
-    /// Work with plugins.
+    /// Work with plugin files, without a daemon: check, compile. (`sockhost
+    /// plugins`, plural, steers a running daemon's plugins.)
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
@@ -36,6 +37,44 @@ enum Command {
     Ca {
         #[command(subcommand)]
         command: CaCommand,
+    },
+    /// The running daemon's status: process, listeners, clients, pool,
+    /// DNS, Alt-Svc, telemetry, memory, plugins and crashes, as tables.
+    #[command(after_help = cli::control::EXIT_CODES)]
+    Status {
+        /// Print the status document as the daemon sent it (JSON, the
+        /// schema of GET /v1/status).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        control: cli::control::ControlArgs,
+    },
+    /// Have the running daemon read its config again, as SIGHUP does: all
+    /// or nothing; a config that does not load changes nothing and the
+    /// reason names the file and the field.
+    #[command(after_help = cli::control::EXIT_CODES)]
+    Reload {
+        #[command(flatten)]
+        control: cli::control::ControlArgs,
+    },
+    /// Steer the running daemon's plugins: list, enable, disable. A
+    /// separate command from `sockhost plugin` (singular), which works on
+    /// plugin files and needs no daemon.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// What the running daemon's resolver answers for HOST: A, AAAA and
+    /// HTTPS records, from its cache or fresh, and how long it took.
+    #[command(after_help = cli::control::EXIT_CODES)]
+    Dns {
+        /// The host name (or address).
+        host: String,
+        /// Print the answer as JSON (the schema of GET /v1/dns).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        control: cli::control::ControlArgs,
     },
     /// Print benchmark figures.
     Bench {
@@ -69,6 +108,34 @@ enum PluginCommand {
         /// The cache directory (default: $XDG_CACHE_HOME/sockhost/wasm).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginsCommand {
+    /// Each plugin: world, version, state, instances, calls, call time,
+    /// restarts, faults (the Plugins table of `sockhost status`).
+    #[command(after_help = cli::control::EXIT_CODES)]
+    List {
+        #[command(flatten)]
+        control: cli::control::ControlArgs,
+    },
+    /// Enable a plugin (also one disabled after faults, or backing off).
+    #[command(after_help = cli::control::EXIT_CODES)]
+    Enable {
+        /// The plugin's name (as `sockhost plugins list` shows it).
+        name: String,
+        #[command(flatten)]
+        control: cli::control::ControlArgs,
+    },
+    /// Disable a plugin until it is enabled again or the config reloaded:
+    /// calls skip it.
+    #[command(after_help = cli::control::EXIT_CODES)]
+    Disable {
+        /// The plugin's name.
+        name: String,
+        #[command(flatten)]
+        control: cli::control::ControlArgs,
     },
 }
 
@@ -146,6 +213,22 @@ fn main() -> ExitCode {
         Command::Ca {
             command: CaCommand::Rotate,
         } => cli::ca::rotate(),
+        Command::Status { json, control } => cli::status::run(&control, json),
+        Command::Reload { control } => cli::reload::run(&control),
+        Command::Plugins {
+            command: PluginsCommand::List { control },
+        } => cli::plugins::list(&control),
+        Command::Plugins {
+            command: PluginsCommand::Enable { name, control },
+        } => cli::plugins::set(&control, &name, true),
+        Command::Plugins {
+            command: PluginsCommand::Disable { name, control },
+        } => cli::plugins::set(&control, &name, false),
+        Command::Dns {
+            host,
+            json,
+            control,
+        } => cli::dns::run(&control, &host, json),
         Command::Bench {
             command: BenchCommand::Http(args),
         } => cli::bench_http::run(*args),
@@ -164,6 +247,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // No daemon is a state, not a failure: said as such, with an
+            // exit code of its own.
+            let control = e.downcast_ref::<sockhost::control::client::ControlError>();
+            if let Some(ce) = control.filter(|ce| ce.is_not_running()) {
+                eprintln!("{ce}");
+                return ExitCode::from(cli::control::NOT_RUNNING_EXIT);
+            }
             // One line: the reason, with those of its causes that it does
             // not already say (many messages include their source's).
             let mut msg = e.to_string();

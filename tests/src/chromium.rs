@@ -93,6 +93,7 @@ pub struct Browser {
     pac: String,
     spki: Vec<String>,
     profile: tempfile::TempDir,
+    window: (u32, u32),
 }
 
 impl Browser {
@@ -104,7 +105,15 @@ impl Browser {
             pac: pac(proxy, patterns),
             spki: spki.to_vec(),
             profile: tempfile::tempdir().expect("temp dir"),
+            window: (800, 600),
         }
+    }
+
+    /// The same browser with a window of `width` × `height` (800 × 600
+    /// otherwise): what a screenshot shows.
+    pub fn window(mut self, width: u32, height: u32) -> Browser {
+        self.window = (width, height);
+        self
     }
 
     fn command(&self) -> Command {
@@ -124,13 +133,13 @@ impl Browser {
             "--metrics-recording-only",
             "--no-default-browser-check",
             "--hide-scrollbars",
-            "--window-size=800,600",
             // Chromium otherwise sends loopback directly, past the PAC.
             "--proxy-bypass-list=<-loopback>",
         ])
         .arg(format!(
             "--proxy-pac-url=data:application/x-ns-proxy-autoconfig;base64,{pac}"
         ))
+        .arg(format!("--window-size={},{}", self.window.0, self.window.1))
         .arg(format!("--user-data-dir={}", self.profile.path().display()));
         if !self.spki.is_empty() {
             cmd.arg(format!(

@@ -11,6 +11,7 @@ pub mod netns;
 pub mod nginx;
 pub mod origin;
 pub mod udp_relay;
+pub mod unix_relay;
 
 use std::path::{Path, PathBuf};
 

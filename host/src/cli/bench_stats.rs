@@ -1,4 +1,5 @@
-//! Summaries of timed samples and the units benchmark figures print in.
+//! Summaries of timed samples; the units figures print in are
+//! [`sockhost::units`]'s.
 
 use std::time::Duration;
 
@@ -32,30 +33,7 @@ impl Samples {
     }
 }
 
-/// A duration in the unit that suits it: ns, µs, ms or s.
-pub fn human_duration(d: Duration) -> String {
-    let ns = d.as_nanos() as f64;
-    if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e6 {
-        format!("{:.1} µs", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.1} ms", ns / 1e6)
-    } else {
-        format!("{:.2} s", ns / 1e9)
-    }
-}
-
-/// A size in bytes, KiB or MiB.
-pub fn human_size(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / f64::from(1 << 20))
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
+pub use sockhost::units::{human_duration, human_size};
 
 #[cfg(test)]
 mod tests {
@@ -75,16 +53,5 @@ mod tests {
             Some(Duration::from_micros(7))
         );
         assert_eq!(us(&[10, 2, 4, 1000]).len(), 4);
-    }
-
-    #[test]
-    fn units_suit_the_magnitude() {
-        assert_eq!(human_duration(Duration::from_nanos(640)), "640 ns");
-        assert_eq!(human_duration(Duration::from_nanos(12_340)), "12.3 µs");
-        assert_eq!(human_duration(Duration::from_micros(1_500)), "1.5 ms");
-        assert_eq!(human_duration(Duration::from_millis(12_345)), "12.35 s");
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(17_825_792), "17.0 MiB");
     }
 }

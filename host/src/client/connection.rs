@@ -72,8 +72,9 @@ pub(crate) async fn connect(socket: &Path) -> Result<Connection, ConnectFailure>
     Ok(Connection { sender, closed })
 }
 
-/// Whether a connect error means that no daemon listens there.
-fn absent(e: &std::io::Error) -> bool {
+/// Whether a connect error means that no daemon listens there: no
+/// socket file, or one a dead daemon left.
+pub(crate) fn absent(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub(crate) use self::connection::absent;
 use self::connection::{ConnectFailure, Connection};
 pub use self::crash_window::{CrashWindow, DEFAULT_CRASH_LIMIT, DEFAULT_CRASH_WINDOW};
 pub use self::error::DaemonError;

@@ -7,6 +7,8 @@
 //! - [`status`]: the status document (`GET /v1/status`), plain data;
 //! - [`route`]: what a control request asks for, or its 4xx (sans-IO);
 //! - [`plane`]: the operations the control listener calls on the daemon;
+//! - [`page`]: the status page (`GET /`), drawn from the document;
+//! - [`client`]: the other end, for `sockhost status` and its siblings;
 //! - [`server`]: the control listener (Unix socket 0600, loopback TCP with a
 //!   bearer token);
 //! - [`token`]: that bearer token;
@@ -15,10 +17,12 @@
 //!   [`probe_export`]: the probes' metrics in it);
 //! - [`crash`]: the crash reporter (panic hook, reports, their scan).
 
+pub mod client;
 pub mod crash;
 pub mod exposition;
 pub mod memory;
 pub mod metrics;
+pub mod page;
 pub mod plane;
 pub mod probe_export;
 pub mod route;

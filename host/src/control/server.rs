@@ -194,6 +194,15 @@ impl<P: ControlPlane> Handler<P> {
             self.crash_enabled,
         ) {
             Ok(r) => r,
+            // The page's own form sent what is not a host name: the page,
+            // saying so, rather than a bare line of text.
+            Err(super::route::RouteError::BadRequest(why))
+                if uri.path() == "/" && self.page.is_some() =>
+            {
+                let mut r = self.page(None, Some(&why)).await;
+                *r.status_mut() = StatusCode::BAD_REQUEST;
+                return r;
+            }
             Err(e) => {
                 let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
                 let mut response = text(status, &e.to_string());
@@ -242,7 +251,7 @@ impl<P: ControlPlane> Handler<P> {
             }
             Route::Faults => json(StatusCode::OK, &self.plane.faults()),
             Route::Dns { host } => json(StatusCode::OK, &self.plane.dns(&host).await),
-            Route::Page { dns } => self.page(dns).await,
+            Route::Page { dns } => self.page(dns, None).await,
             Route::Crash => {
                 tracing::error!("POST /v1/debug/crash: panicking on purpose");
                 panic!("crash requested through the control API (POST /v1/debug/crash)");
@@ -250,7 +259,7 @@ impl<P: ControlPlane> Handler<P> {
         }
     }
 
-    async fn page(&self, dns: Option<String>) -> Response<Full<Bytes>> {
+    async fn page(&self, dns: Option<String>, dns_error: Option<&str>) -> Response<Full<Bytes>> {
         let Some(render) = self.page else {
             return text(StatusCode::NOT_FOUND, "no status page here: GET /v1/status");
         };
@@ -259,7 +268,7 @@ impl<P: ControlPlane> Handler<P> {
             Some(host) => Some(self.plane.dns(host).await),
             None => None,
         };
-        let html = render(&status, answer.as_ref(), None);
+        let html = render(&status, answer.as_ref(), dns_error);
         let mut r = Response::new(Full::new(Bytes::from(html)));
         r.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -36,6 +36,14 @@ pub struct Status {
     pub plugins: Vec<PluginStatus>,
 }
 
+impl Status {
+    /// The daemon's clock when it filled the document, in milliseconds
+    /// since the Unix epoch: its start plus its uptime (to the second).
+    pub fn filled_unix_ms(&self) -> u64 {
+        self.process.started_unix_ms + self.process.uptime_secs * 1000
+    }
+}
+
 /// The process.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
