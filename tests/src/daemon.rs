@@ -31,9 +31,18 @@ pub struct Daemon {
 impl Daemon {
     /// `sockhost serve` with `extra` arguments, once it says where it listens.
     pub fn start(extra: &[String]) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Daemon::start_in(tempfile::tempdir().expect("temp dir"), extra)
+    }
+
+    /// The same in `dir`, whose state (crash reports) and data (the local
+    /// CA) an earlier daemon may have left.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[String]) -> Daemon {
         let socket = dir.path().join("run").join("sockhost.sock");
-        let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("stderr.log"))
+            .expect("log file");
         let mut child = Command::new(sockhost_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--unix"])
             .arg(&socket)
@@ -120,6 +129,26 @@ impl Daemon {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `limit` for the process to end by itself; its status.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<ExitStatus> {
+        let until = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Its folder, for a daemon started after it ([`Daemon::start_in`]);
+    /// it must have ended.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        assert!(!self.is_running(), "the daemon still runs");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, dir)
     }
 
     /// SIGTERM, then the exit status.
