@@ -219,6 +219,34 @@ fn the_tcp_control_port_takes_the_token_and_nothing_else() {
         "{}",
         stderr(&out)
     );
+
+    // A browser, which cannot send the header: the page refuses it, then
+    // lets it in once by the query, which becomes a cookie.
+    let (code, headers, _) = fetch(&[&format!("{url}/")]);
+    assert_eq!(code, 401, "{headers}");
+    let (code, headers, _) = fetch(&[&format!("{url}/?token=lkjihgfedcba9876543210")]);
+    assert_eq!(code, 401, "{headers}");
+    let (code, headers, _) = fetch(&[&format!("{url}/?token=0123456789abcdefghijkl")]);
+    assert_eq!(code, 303, "{headers}");
+    assert!(headers.contains("location: /\r\n"), "{headers}");
+    let cookie = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap_or_else(|| panic!("no cookie in {headers}"));
+    assert!(
+        cookie.contains("httponly") && cookie.contains("samesite=strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    let (code, headers, body) = fetch(&["-b", pair, &format!("{url}/")]);
+    assert_eq!(code, 200, "{headers}");
+    assert!(String::from_utf8_lossy(&body).contains("<h2>Plugins</h2>"));
+    let (code, _, _) = fetch(&[
+        "-b",
+        "sockhost-control=lkjihgfedcba9876543210",
+        &format!("{url}/"),
+    ]);
+    assert_eq!(code, 401);
 }
 
 #[test]

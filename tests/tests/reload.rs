@@ -275,3 +275,56 @@ fn memory_after_a_thousand_reloads_stays_near_memory_after_ten() {
         "RSS grew from {after_10} KiB to {after_1000} KiB over 990 reloads"
     );
 }
+
+#[test]
+fn a_reload_keeps_unchanged_plugins_with_their_state_and_applies_preferences() {
+    let setup = Setup::start();
+    let (daemon, cfg, url) = (&setup.daemon, &setup.cfg, &setup.url);
+    let proxy = daemon.proxy();
+    for _ in 0..5 {
+        assert!(one_request(&proxy, url).blocklist_acted);
+    }
+    let calls = |name: &str| -> u64 {
+        let (_, body) = daemon.control_api("GET", "/v1/status");
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        status["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no plugin {name} in {body}"))["calls"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = (calls("blocklist"), calls("request-stats"));
+    // Only a network preference changes: both plugins stay, with their
+    // instances, counts and state.
+    write_config(
+        cfg,
+        &format!("{WITH_PLUGINS}[network]\nconnect-timeout = \"3s\"\nrequest-timeout = \"20s\"\n"),
+    );
+    let (code, body) = reload(daemon);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("plugins kept: blocklist, request-stats; added: none; removed: none"),
+        "{body}"
+    );
+    let after = (calls("blocklist"), calls("request-stats"));
+    assert!(
+        after.0 >= before.0 && after.1 >= before.1,
+        "counts went back: {before:?} then {after:?}"
+    );
+    assert!(one_request(&proxy, url).blocklist_acted);
+    assert!(calls("blocklist") > after.0);
+    // What only a restart can change is refused, naming it.
+    write_config(
+        cfg,
+        &format!("{WITH_PLUGINS}[serve]\nconnect-ports = [443, 8443]\n"),
+    );
+    let (code, body) = reload(daemon);
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("serve cannot change without a restart"),
+        "{body}"
+    );
+}

@@ -158,10 +158,22 @@ where
         let (handler, token) = (handler.clone(), token.clone());
         async move {
             if let Some(token) = &token {
+                let query = request.uri().query().unwrap_or("");
+                if request.uri().path() == "/" && token.admits_query(query) {
+                    // The browser's way in: the token becomes a cookie, and
+                    // the address bar loses it.
+                    let mut r = text(StatusCode::SEE_OTHER, "to the status page");
+                    r.headers_mut()
+                        .insert(header::LOCATION, HeaderValue::from_static("/"));
+                    if let Ok(cookie) = HeaderValue::from_str(&token.cookie()) {
+                        r.headers_mut().insert(header::SET_COOKIE, cookie);
+                    }
+                    return Ok::<_, Infallible>(r);
+                }
                 if !token.admits(request.headers()) {
                     let mut r = text(
                         StatusCode::UNAUTHORIZED,
-                        "the control API on TCP needs Authorization: Bearer TOKEN (the daemon's control token file)",
+                        "the control API on TCP needs Authorization: Bearer TOKEN (the daemon's control token file); a browser opens /?token=TOKEN once",
                     );
                     r.headers_mut()
                         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

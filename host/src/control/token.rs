@@ -39,6 +39,9 @@ pub enum TokenError {
     },
 }
 
+/// The cookie that carries the token for a browser, with its `=`.
+const COOKIE_PREFIX: &[u8] = b"sockhost-control=";
+
 /// A token requests must present as `Authorization: Bearer TOKEN`.
 #[derive(Clone)]
 pub struct Token(Vec<u8>);
@@ -81,13 +84,43 @@ impl Token {
         format!("Bearer {}", String::from_utf8_lossy(&self.0))
     }
 
-    /// Whether `headers` carry this token, compared in constant time.
+    /// Whether `headers` carry this token, as `Authorization: Bearer` or
+    /// as the cookie a browser got from [`Token::admits_query`]; compared
+    /// in constant time.
     pub fn admits(&self, headers: &HeaderMap) -> bool {
-        let given = headers
+        let bearer = headers
             .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .unwrap_or_default();
-        crate::serve::auth::same(&self.0, given)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        if let Some(given) = bearer {
+            return crate::serve::auth::same(&self.0, given);
+        }
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+            .filter_map(|c| c.trim_ascii().strip_prefix(COOKIE_PREFIX))
+            .any(|given| crate::serve::auth::same(&self.0, given))
+    }
+
+    /// Whether a query carries this token as `token=…`: how a browser,
+    /// which cannot send the header, is let in once (the answer then sets
+    /// [`Token::cookie`] and sends it back to the page without the token).
+    pub fn admits_query(&self, query: &str) -> bool {
+        query
+            .split('&')
+            .filter_map(|p| p.strip_prefix("token="))
+            .any(|given| crate::serve::auth::same(&self.0, given.as_bytes()))
+    }
+
+    /// The `Set-Cookie` value that carries the token for a browser: not
+    /// readable by scripts, and never sent with a request another site
+    /// starts.
+    pub fn cookie(&self) -> String {
+        format!(
+            "{}{}; HttpOnly; SameSite=Strict; Path=/",
+            String::from_utf8_lossy(COOKIE_PREFIX),
+            String::from_utf8_lossy(&self.0)
+        )
     }
 }
 
@@ -110,6 +143,39 @@ mod tests {
         assert!(!t.admits(&with("Basic 0123456789abcdefghijkl")));
         assert!(!t.admits(&HeaderMap::new()));
         assert_eq!(format!("{t:?}"), "Token(…)");
+    }
+
+    #[test]
+    fn a_browser_comes_in_once_by_the_query_then_by_its_cookie() {
+        let t = Token::parse("0123456789abcdefghijkl").unwrap();
+        assert!(t.admits_query("dns=x&token=0123456789abcdefghijkl"));
+        assert!(!t.admits_query("token=0123456789abcdefghijk"));
+        assert!(!t.admits_query("tokens=0123456789abcdefghijkl"));
+        let cookie = t.cookie();
+        assert_eq!(
+            cookie,
+            "sockhost-control=0123456789abcdefghijkl; HttpOnly; SameSite=Strict; Path=/"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::COOKIE,
+            "a=b; sockhost-control=0123456789abcdefghijkl"
+                .parse()
+                .unwrap(),
+        );
+        assert!(t.admits(&h));
+        h.insert(
+            http::header::COOKIE,
+            "sockhost-control=wrong".parse().unwrap(),
+        );
+        assert!(!t.admits(&h));
+        // A wrong bearer is not rescued by a right cookie.
+        h.insert(
+            http::header::COOKIE,
+            "sockhost-control=0123456789abcdefghijkl".parse().unwrap(),
+        );
+        h.insert(http::header::AUTHORIZATION, "Bearer nope".parse().unwrap());
+        assert!(!t.admits(&h));
     }
 
     #[test]
