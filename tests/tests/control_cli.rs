@@ -273,3 +273,51 @@ fn a_reload_that_cannot_load_changes_nothing_and_says_why() {
     assert!(text.contains("  generation   1\n"), "{text}");
     assert!(text.contains("  last reload  FAILED at "), "{text}");
 }
+
+#[test]
+fn network_changed_drops_what_the_daemon_learned_about_alternatives() {
+    let nginx = Nginx::start_with_headers(
+        &[("small.txt", 1000)],
+        &["nginx.test"],
+        false,
+        &[("Alt-Svc", "h3=\":9\"; ma=3600")],
+    );
+    let port = nginx.addr.port();
+    let d = Daemon::start(&[
+        "--resolve".into(),
+        format!("nginx.test:{port}:127.0.0.1"),
+        "--ca".into(),
+        nginx.ca_file.display().to_string(),
+    ]);
+    // Absolute-form https over the Unix socket: the daemon fetches it and
+    // sees the origin's Alt-Svc.
+    let (code, headers, _) = fetch(&[
+        "--unix-socket",
+        d.socket.to_str().unwrap(),
+        "--request-target",
+        &format!("https://nginx.test:{port}/small.txt"),
+        "http://localhost/",
+    ]);
+    assert_eq!(code, 200, "{headers}");
+    let alternatives = |d: &Daemon| -> Vec<String> {
+        let (code, body) = d.control_api("GET", "/v1/status");
+        assert_eq!(code, 200, "{body}");
+        let status: Status = serde_json::from_str(&body).unwrap();
+        status
+            .alt_svc
+            .iter()
+            .flat_map(|n| n.entries.iter().map(|e| e.origin.clone()))
+            .collect()
+    };
+    let learned = alternatives(&d);
+    assert!(
+        learned.iter().any(|o| o.contains(&format!("nginx.test:{port}"))),
+        "{learned:?}"
+    );
+    let (code, body) = d.control_api("POST", "/v1/network-changed");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body.lines().count(), 1, "{body}");
+    assert!(alternatives(&d).is_empty(), "{:?}", alternatives(&d));
+    let (code, body) = d.control_api("GET", "/v1/network-changed");
+    assert_eq!(code, 405, "{body}");
+}
