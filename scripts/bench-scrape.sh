@@ -7,11 +7,13 @@
 #   B: a scraper sends `GET /metrics` to the daemon's control socket every
 #      100 ms (one Python process, one kept-alive connection: no fork per
 #      scrape).
-# Prints requests/s per round, the medians and the ratio B/A (issue 13's
-# target: at least 0.98), the daemon's CPU time per request in A and in B
-# (its utime+stime from /proc, steadier than requests/s on a shared
-# machine), what one scrape costs (size, latency, daemon CPU), and the load
-# average before and after. Asserts nothing. Installs wrk when missing
+# Prints requests/s per round, the medians, the ratio B/A of the medians
+# and the median of the paired ratios (issue 13's target: at least 0.98),
+# the daemon's CPU time per request in A and in B (its utime+stime from
+# /proc, steadier than requests/s on a shared machine), what one scrape
+# costs (size, latency, daemon CPU; the status snapshot's share), the ratio
+# that cost implies for a CPU-bound daemon, and the load average before
+# and after. Asserts nothing. Installs wrk when missing
 # (Debian). Environment: ROUNDS (per mode, 5), DURATION (wrk seconds per
 # round, 5), CONNS (16), INTERVAL_MS (100).
 set -euo pipefail
@@ -57,7 +59,8 @@ daemon_addr=$(sed -n 's|^listening on http://\([^ ]*\) .*|\1|p' "$tmp/sockhost.o
 hz=$(getconf CLK_TCK)
 # The scraper: GET /metrics on the control socket every INTERVAL for
 # SECONDS, on one connection (reopened if the daemon closes it); prints
-# `SCRAPES count bytes-of-the-last mean-ms max-ms failures`.
+# READY once connected, then `SCRAPES count bytes-of-the-last mean-ms
+# max-ms failures own-cpu-ms`.
 cat >"$tmp/scrape.py" <<'EOF'
 import http.client, socket, sys, time
 
@@ -71,6 +74,10 @@ class UnixConnection(http.client.HTTPConnection):
 
 path, seconds, interval = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]) / 1000
 conn = UnixConnection(path)
+conn.connect()
+# Python's start is not the scrapes' cost: the round starts after this.
+print("READY", flush=True)
+cpu0 = time.process_time()
 times, size, failures = [], 0, 0
 start = time.monotonic()
 tick = start
@@ -91,7 +98,8 @@ while tick - start < seconds:
     tick += interval
     time.sleep(max(0.0, tick - time.monotonic()))
 mean = sum(times) / len(times) * 1000 if times else 0
-print(f"SCRAPES {len(times)} {size} {mean:.3f} {max(times, default=0) * 1000:.3f} {failures}")
+print(f"SCRAPES {len(times)} {size} {mean:.3f} {max(times, default=0) * 1000:.3f} {failures} "
+      f"{(time.process_time() - cpu0) * 1000:.1f}")
 EOF
 
 bench_wrk_script "$tmp/abs.lua"
@@ -119,19 +127,21 @@ results=$tmp/results
 # Warm-up, unmeasured: the pool's connections to nginx, the instances.
 duration=2 run_wrk >/dev/null
 one_scrape | sort -k2 -n | awk '{a[NR] = $0} END {split(a[int((NR + 1) / 2)], m, " "); print "one_scrape", m[1], m[2]}' >>"$results"
-before=$(cpu_ticks "$daemon_pid")
-# 2000 scrapes back to back on one connection (a clock tick of CPU is
-# 10 ms: enough of them to count).
-python3 - "$control" >"$tmp/burst.out" <<'EOF'
+# 2000 requests for PATH back to back on one connection, and the daemon's
+# CPU ticks for them (a tick is 10 ms: enough of them to count).
+burst() { # PATH
+    local before after n ms
+    before=$(cpu_ticks "$daemon_pid")
+    python3 - "$control" "$1" >"$tmp/burst.out" <<'EOF'
 import socket, sys, time
-path = sys.argv[1]
+path, target = sys.argv[1], sys.argv[2]
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 sock.connect(path)
 f = sock.makefile("rb")
 n = 2000
 t0 = time.monotonic()
 for _ in range(n):
-    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
     length = None
     while True:
         line = f.readline()
@@ -141,13 +151,18 @@ for _ in range(n):
         if name.lower() == "content-length":
             length = int(value)
     if length is None:
-        sys.exit("no Content-Length in the /metrics answer")
+        sys.exit(f"no Content-Length in the {target} answer")
     f.read(length)
-print(f"BURST {n} {(time.monotonic() - t0) / n * 1000:.3f}")
+print(n, f"{(time.monotonic() - t0) / n * 1000:.3f}")
 EOF
-after=$(cpu_ticks "$daemon_pid")
-read -r _ burst_n burst_ms <"$tmp/burst.out"
-echo "burst $burst_n $burst_ms $((after - before))" >>"$results"
+    after=$(cpu_ticks "$daemon_pid")
+    read -r n ms <"$tmp/burst.out"
+    echo "burst $1 $n $ms $((after - before))" >>"$results"
+}
+# /metrics is the status snapshot (/v1/status's document) rendered, plus
+# the probes' collect calls into WASM: the difference between the two.
+burst /metrics
+burst /v1/status
 
 for ((round = 1; round <= rounds; round++)); do
     for mode in A B; do
@@ -156,11 +171,15 @@ for ((round = 1; round <= rounds; round++)); do
             python3 "$tmp/scrape.py" "$control" "$duration" "$interval_ms" >"$tmp/scrape.out" &
             scraper=$!
             pids+=($scraper)
+            until grep -q READY "$tmp/scrape.out"; do
+                kill -0 "$scraper" 2>/dev/null || { echo "the scraper failed" >&2; exit 1; }
+                sleep 0.01
+            done
         fi
         before=$(cpu_ticks "$daemon_pid")
         line=$(run_wrk)
         after=$(cpu_ticks "$daemon_pid")
-        scrapes="- 0 0 0 0"
+        scrapes="- 0 0 0 0 0"
         if [[ -n $scraper ]]; then
             wait "$scraper"
             scrapes=$(sed -n 's/^SCRAPES //p' "$tmp/scrape.out")
@@ -177,6 +196,7 @@ import statistics, sys
 path, hz = sys.argv[1], int(sys.argv[2])
 rounds, duration, conns, interval = sys.argv[3:]
 rows = {"A": [], "B": []}
+bursts = {}
 for line in open(path):
     f = line.split()
     if f[0] == "round":
@@ -184,14 +204,14 @@ for line in open(path):
     elif f[0] == "one_scrape":
         size, scrape_s = int(f[1]), float(f[2])
     elif f[0] == "burst":
-        burst_n, burst_ms, burst_ticks = int(f[1]), float(f[2]), int(f[3])
+        bursts[f[1]] = (int(f[2]), float(f[3]), int(f[4]))
 med = statistics.median
 print()
 print(f"Scrape cost: 1 KiB through `sockhost serve` (default plugins), wrk -c {conns}, "
       f"{duration} s per round, {rounds} rounds each, A and B in turn")
 print(f"A: not scraped; B: GET /metrics on the control socket every {interval} ms")
 print(f"{'round':>5} {'mode':>4} {'req/s':>9} {'CPU us/req':>11} {'non-2xx':>8} {'sock err':>9} "
-      f"{'scrapes':>8} {'scrape ms':>10} {'max ms':>8}")
+      f"{'scrapes':>8} {'scrape ms':>10} {'max ms':>8} {'scraper CPU ms':>15}")
 rate, cpu = {}, {}
 for i in range(int(rounds)):
     for mode in "AB":
@@ -200,8 +220,9 @@ for i in range(int(rounds)):
         scrapes = "-" if r[6] == "-" else r[6]
         mean = "-" if r[6] == "-" else r[8]
         mx = "-" if r[6] == "-" else r[9]
+        own = "-" if r[6] == "-" else r[11]
         print(f"{r[0]:>5} {mode:>4} {reqs / secs:9.0f} {ticks / hz / reqs * 1e6:11.1f} {bad:8} {sock:9} "
-              f"{scrapes:>8} {mean:>10} {mx:>8}")
+              f"{scrapes:>8} {mean:>10} {mx:>8} {own:>15}")
         rate.setdefault(mode, []).append(reqs / secs)
         cpu.setdefault(mode, []).append(ticks / hz / reqs * 1e6)
 a, b = med(rate["A"]), med(rate["B"])
@@ -209,7 +230,21 @@ ca, cb = med(cpu["A"]), med(cpu["B"])
 print()
 print(f"median req/s:      A {a:9.0f}   B {b:9.0f}   ratio B/A {b / a:.3f} (target >= 0.98)")
 print(f"median CPU us/req: A {ca:9.1f}   B {cb:9.1f}   ratio B/A {cb / ca:.3f}")
-print(f"one scrape: {size} bytes, {scrape_s * 1000:.2f} ms (curl, median of 20, idle daemon); "
-      f"{burst_n} back to back: {burst_ms:.3f} ms each, daemon CPU {burst_ticks / hz / burst_n * 1e3:.3f} ms each")
-print(f"every {interval} ms that is {burst_ticks / hz / burst_n / (int(interval) / 1000) * 100:.2f}% of one core")
+# Each B against the A just before it: drift in the machine's load
+# cancels better than in the ratio of medians.
+pairs = [b_ / a_ for a_, b_ in zip(rate["A"], rate["B"])]
+print(f"median of the {len(pairs)} paired ratios B/A (req/s): {med(pairs):.3f}")
+n, ms, ticks = bursts["/metrics"]
+per_scrape = ticks / hz / n
+sn, sms, sticks = bursts["/v1/status"]
+print(f"one scrape: {size} bytes, {scrape_s * 1000:.2f} ms (curl, median of 20, idle daemon)")
+print(f"{n} scrapes back to back: {ms:.3f} ms each; daemon CPU {per_scrape * 1e3:.3f} ms each "
+      f"(GET /v1/status, the snapshot alone: {sticks / hz / sn * 1e3:.3f} ms)")
+# The daemon's CPU that scraping takes against what it spends on
+# requests in A: what scraping would cost a CPU-bound daemon.
+busy = ca / 1e6 * a
+scraping = per_scrape / (int(interval) / 1000)
+print(f"scraping every {interval} ms: {scraping * 1e3:.2f} ms of daemon CPU per second "
+      f"({scraping * 100:.2f}% of a core), against {busy * 1e3:.0f} ms/s on requests in A: "
+      f"expected ratio {busy / (busy + scraping):.4f}")
 EOF
