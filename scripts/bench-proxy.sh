@@ -20,40 +20,14 @@ duration=${DURATION:-5}
 conns=${CONNS:-16}
 idle_conns=${IDLE_CONNS:-1000}
 
-missing=()
-for pkg in squid tinyproxy wrk curl python3; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    echo "installing ${missing[*]}" >&2
-    apt-get install -y "${missing[@]}" >&2
-fi
+source scripts/bench-common.sh
+bench_need squid tinyproxy wrk curl python3
 
 cargo build --quiet --release -p sockhost -p sockhost-tests --bins
 bin=${CARGO_TARGET_DIR:-target}/release
 
 tmp=$(mktemp -d)
 chmod 0755 "$tmp"
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    # Closing its stdin makes test-nginx stop nginx (master and workers)
-    # and exit; a signal would leave nginx running.
-    if [[ -n ${NGINX_PID:-} ]]; then
-        exec {NGINX[1]}>&- 2>/dev/null || true
-        wait "$NGINX_PID" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # A free loopback port (bound, read, released: the proxy binds it next).
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -150,25 +124,6 @@ declare -A proxy_pid=([sockhost]=$sockhost_pid [squid]=$squid_pid [tinyproxy]=$t
 names=(direct sockhost squid tinyproxy)
 hz=$(getconf CLK_TCK)
 
-# PID and its live descendants.
-tree() {
-    local p
-    echo "$1"
-    for p in $(ps -o pid= --ppid "$1"); do tree "$p"; done
-}
-
-# CPU ticks (user+system) of a process tree, the reaped children's included.
-cpu_ticks() {
-    local total=0 p stat f
-    for p in $(tree "$1"); do
-        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        # Fields after the command (which may hold spaces): field 14 is utime.
-        read -ra f <<<"${stat##*) }"
-        total=$((total + f[11] + f[12] + f[13] + f[14]))
-    done
-    echo "$total"
-}
-
 # Resident KiB of a process tree.
 rss_kib() {
     local total=0 p kib
@@ -179,22 +134,7 @@ rss_kib() {
     echo "$total"
 }
 
-cat >"$tmp/abs.lua" <<'EOF'
--- One prebuilt request: absolute-form through a proxy, origin-form direct.
-local req
-function init(args)
-    req = wrk.format("GET", os.getenv("BENCH_PATH"), { Host = os.getenv("BENCH_HOST") })
-end
-function request()
-    return req
-end
-function done(summary, latency, requests)
-    local e = summary.errors
-    io.write(string.format("RESULT %d %.3f %d %d %d %d\n", summary.requests,
-        summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
-        e.status, e.connect + e.read + e.write + e.timeout))
-end
-EOF
+bench_wrk_script "$tmp/abs.lua"
 
 results=$tmp/results
 : >"$results"

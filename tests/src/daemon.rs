@@ -6,8 +6,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+
+use sockhost::control::status::Status;
 
 use crate::sockhost_bin;
 
@@ -91,6 +93,31 @@ impl Daemon {
         (code.trim().parse().unwrap_or(0), body.to_owned())
     }
 
+    /// `sockhost serve` with a loopback TCP control listener on a port of
+    /// the kernel's choosing, taking the token in `token_file`.
+    pub fn start_with_control_port(token_file: &Path) -> Daemon {
+        Daemon::start(&[
+            "--control-listen".into(),
+            "127.0.0.1:0".into(),
+            "--control-token-file".into(),
+            token_file.display().to_string(),
+        ])
+    }
+
+    /// Its TCP control listener's address (`127.0.0.1:PORT`), from the
+    /// status on its control socket.
+    pub fn control_tcp(&self) -> String {
+        let (code, body) = self.control_api("GET", "/v1/status");
+        assert_eq!(code, 200, "GET /v1/status: {body}");
+        let status: Status = serde_json::from_str(&body).expect("the status document");
+        status
+            .listeners
+            .iter()
+            .find_map(|l| l.strip_prefix("control+http://"))
+            .expect("a control+http:// listener")
+            .to_owned()
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -169,6 +196,16 @@ impl Drop for Daemon {
             eprintln!("sockhost serve's log:\n{}", self.log());
         }
     }
+}
+
+/// A token file as the daemon (and Prometheus) take it: one line, mode
+/// 0600.
+pub fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
 }
 
 /// curl, silent but for errors, bounded in time.

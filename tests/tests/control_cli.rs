@@ -3,12 +3,11 @@
 //! bearer token), after curl fetched through the daemon from nginx; and
 //! each command's one line, exit code 3, when no daemon runs.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use sockhost::control::status::{DnsAnswer, Status};
-use sockhost_tests::daemon::{fetch, Daemon};
+use sockhost_tests::daemon::{fetch, token_file, Daemon};
 use sockhost_tests::nginx::Nginx;
 use sockhost_tests::sockhost_bin;
 
@@ -25,14 +24,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A token file as the daemon takes it: one line, mode 0600.
-fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{token}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
 }
 
 #[test]
@@ -176,20 +167,9 @@ fn the_tcp_control_port_takes_the_token_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let good = token_file(dir.path(), "good", "0123456789abcdefghijkl");
     let bad = token_file(dir.path(), "bad", "lkjihgfedcba9876543210");
-    let d = Daemon::start(&[
-        "--control-listen".into(),
-        "127.0.0.1:0".into(),
-        "--control-token-file".into(),
-        good.display().to_string(),
-    ]);
+    let d = Daemon::start_with_control_port(&good);
     // The port it took, from its status on the socket.
-    let out = sockhost(&["status", "--json", "--control", d.control.to_str().unwrap()]);
-    let status: Status = serde_json::from_slice(&out.stdout).expect("the status document");
-    let addr = status
-        .listeners
-        .iter()
-        .find_map(|l| l.strip_prefix("control+http://"))
-        .expect("a control+http:// listener");
+    let addr = d.control_tcp();
     let url = format!("http://{addr}");
 
     let with = |token: &Path, args: &[&str]| {

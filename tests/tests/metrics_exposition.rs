@@ -26,31 +26,8 @@ use sockhost::serve::proxy::Proxy;
 use sockhost::serve::server::{self, Server};
 use sockhost_tests::daemon::fetch;
 use sockhost_tests::origin::{OriginOptions, TestOrigin};
+use sockhost_tests::prometheus::{installed, Prometheus};
 use sockhost_tests::{origin_host, plugin, runtime};
-
-/// `tool` (a program of Debian's `prometheus`), or `None` (having said
-/// why) when it is missing off CI.
-fn installed(tool: &'static str) -> Option<&'static str> {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return Some(tool);
-    }
-    let why = format!("{tool} is not installed (run bash scripts/setup.sh: Debian's prometheus)");
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}");
-    }
-    // Straight to stderr: libtest hides eprintln! output of a passing test.
-    let _ = writeln!(
-        std::io::stderr(),
-        "metrics_exposition: SKIPPED: {why} (with CI=true this fails)"
-    );
-    None
-}
 
 /// `promtool check metrics` of `text`: its exit code and what it printed.
 fn check(promtool: &str, text: &str) -> (Option<i32>, String) {
@@ -210,7 +187,7 @@ fn count_requests() -> Counted {
 
 #[test]
 fn promtool_accepts_the_exposition_of_the_host_and_of_request_stats() {
-    let Some(promtool) = installed("promtool") else {
+    let Some(promtool) = installed("promtool", "metrics_exposition") else {
         return;
     };
     let Counted {
@@ -286,54 +263,9 @@ fn promtool_accepts_the_exposition_of_the_host_and_of_request_stats() {
     assert!(openmetrics.contains("# TYPE sockhost_requests counter\n"));
 }
 
-/// A process this test started, killed (by its pid) when dropped.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A free loopback port (bound, then released for the program to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Prometheus' answer to the instant query `query`: each series' labels
-/// and value.
-fn query(web: u16, query: &str) -> Vec<(serde_json::Value, String)> {
-    let out = sockhost_tests::daemon::curl(&[
-        "-G",
-        &format!("http://127.0.0.1:{web}/api/v1/query"),
-        "--data-urlencode",
-        &format!("query={query}"),
-    ]);
-    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
-        return Vec::new();
-    };
-    answer["data"]["result"]
-        .as_array()
-        .map(|series| {
-            series
-                .iter()
-                .map(|s| {
-                    let value = s["value"][1].as_str().unwrap_or_default().to_owned();
-                    (s["metric"].clone(), value)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn prometheus_scrapes_openmetrics_and_stores_what_was_counted() {
-    let Some(prometheus) = installed("prometheus") else {
+    let Some(prometheus) = installed("prometheus", "metrics_exposition") else {
         return;
     };
     let Counted {
@@ -376,35 +308,17 @@ fn prometheus_scrapes_openmetrics_and_stores_what_was_counted() {
         }
     });
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
+    let prometheus = Prometheus::start(
+        prometheus,
+        &format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: sockhost\n    static_configs:\n      - targets: [\"{target}\"]\n"
         ),
-    )
-    .unwrap();
-    let web = free_port();
-    let _prometheus = Killed(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus runs"),
     );
 
     let want = "sockhost_requests_total{version=\"1.1\",class=\"2xx\"}";
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let stored = loop {
-        let got = query(web, want);
+        let got = prometheus.query(want);
         if !got.is_empty() {
             break got;
         }
@@ -417,7 +331,7 @@ fn prometheus_scrapes_openmetrics_and_stores_what_was_counted() {
     };
     assert_eq!(stored[0].1, "3", "{stored:?}");
     let value = |q: &str| {
-        let got = query(web, q);
+        let got = prometheus.query(q);
         assert_eq!(got.len(), 1, "{q}: {got:?}");
         got[0].1.clone()
     };
