@@ -291,7 +291,9 @@ fn network_changed_drops_what_the_daemon_learned_about_alternatives() {
     };
     let learned = alternatives(&d);
     assert!(
-        learned.iter().any(|o| o.contains(&format!("nginx.test:{port}"))),
+        learned
+            .iter()
+            .any(|o| o.contains(&format!("nginx.test:{port}"))),
         "{learned:?}"
     );
     let (code, body) = d.control_api("POST", "/v1/network-changed");
