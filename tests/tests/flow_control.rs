@@ -1,0 +1,152 @@
+//! HTTP/2 flow control against nginx: a response whose body nobody reads
+//! must not stall the other requests multiplexed to the same origin. The
+//! pool multiplexes requests to an h2 origin on one connection, so a
+//! connection window that one unread stream can fill would hold every
+//! later response on it until the request timeout. The same holds for
+//! HTTP/3 (aioquic) over QUIC's windows.
+
+use std::time::{Duration, Instant};
+
+use sockhost::host::{read_all, FetchRequest, Host};
+use sockhost::net::connection::VersionPref;
+use sockhost_tests::daemon::{curl, Daemon};
+use sockhost_tests::nginx::Nginx;
+use sockhost_tests::resolved_host;
+
+/// Far below the 30 s request timeout, far above a loopback fetch.
+const PROMPT: Duration = Duration::from_secs(5);
+
+/// What a timeout says: `what` was stalled.
+fn stalled<T>(what: String) -> impl FnOnce(tokio::time::error::Elapsed) -> T {
+    move |_| panic!("{what} was stalled for {PROMPT:?}")
+}
+
+/// Fetches `large` `HELD` times without reading the bodies, as stalled
+/// downloads would leave them, then `small` whole; each within [`PROMPT`].
+/// Then checks the held bodies.
+async fn small_after_unread_large(
+    h: &Host,
+    large: &str,
+    large_len: usize,
+    small: &str,
+    version: http::Version,
+) {
+    const HELD: usize = 3;
+    let mut held = Vec::new();
+    for i in 0..HELD {
+        let r = tokio::time::timeout(PROMPT, h.fetch(FetchRequest::get(large)))
+            .await
+            .unwrap_or_else(stalled(format!("large response {i} with {i} unread")))
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.version, version);
+        held.push(r);
+        // Let the origin send what the windows allow before the next one.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let started = Instant::now();
+    let body = tokio::time::timeout(PROMPT, async {
+        let r = h.fetch(FetchRequest::get(small)).await.unwrap();
+        assert_eq!(r.status, 200);
+        read_all(r.body).await.unwrap()
+    })
+    .await
+    .unwrap_or_else(stalled(format!("the small response with {HELD} unread")));
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{version:?}: the small response came after {elapsed:?} with {HELD} large ones unread"
+    );
+    assert!(!body.is_empty());
+    // The held responses are whole once read.
+    for r in held {
+        assert_eq!(read_all(r.body).await.unwrap().len(), large_len);
+    }
+}
+
+#[test]
+fn unread_large_responses_do_not_stall_a_small_one_on_the_same_origin() {
+    let n = Nginx::start(&[("small.txt", 100), ("large.bin", 8 << 20)]);
+    let base = format!("https://nginx.test:{}", n.addr.port());
+    sockhost_tests::rt().block_on(async {
+        small_after_unread_large(
+            &resolved_host("nginx.test", n.addr.port(), &n.ca_file)
+                .build()
+                .unwrap(),
+            &format!("{base}/large.bin"),
+            8 << 20,
+            &format!("{base}/small.txt"),
+            http::Version::HTTP_2,
+        )
+        .await;
+    });
+}
+
+#[test]
+fn unread_large_h3_responses_do_not_stall_a_small_one_from_aioquic() {
+    let Some(server) = sockhost_tests::aioquic::start_or_skip() else {
+        return;
+    };
+    let base = format!("https://www.test:{}", server.addr.port());
+    sockhost_tests::rt().block_on(async {
+        let h = resolved_host("www.test", server.addr.port(), &server.ca_file)
+            .version(VersionPref::Http3)
+            .build()
+            .unwrap();
+        small_after_unread_large(
+            &h,
+            &format!("{base}/bytes/{}", 8 << 20),
+            8 << 20,
+            &format!("{base}/"),
+            http::Version::HTTP_3,
+        )
+        .await;
+    });
+}
+
+#[test]
+fn a_slow_curl_download_through_the_daemon_does_not_stall_another_client() {
+    let n = Nginx::start(&[("small.txt", 100), ("large.bin", 8 << 20)]);
+    let port = n.addr.port();
+    let daemon = Daemon::start(&[
+        "--resolve".into(),
+        format!("nginx.test:{port}:127.0.0.1"),
+        "--ca".into(),
+        n.ca_file.display().to_string(),
+    ]);
+    let socket = daemon.socket.to_str().unwrap().to_owned();
+    let target = |file: &str| format!("https://nginx.test:{port}/{file}");
+    // A client reading 10 KiB/s: its download takes minutes, and the
+    // daemon reads from nginx only as fast as it forwards.
+    let mut slow = std::process::Command::new("curl")
+        .args(["-sS", "--limit-rate", "10k", "-o", "/dev/null"])
+        .args(["--unix-socket", &socket, "--request-target"])
+        .arg(target("large.bin"))
+        .arg("http://localhost/")
+        .spawn()
+        .expect("curl runs");
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let out = curl(&[
+        "--max-time",
+        &PROMPT.as_secs().to_string(),
+        "-w",
+        "%{http_code}",
+        "-o",
+        "/dev/null",
+        "--unix-socket",
+        &socket,
+        "--request-target",
+        &target("small.txt"),
+        "http://localhost/",
+    ]);
+    let elapsed = started.elapsed();
+    let _ = slow.kill();
+    let _ = slow.wait();
+    eprintln!("the second client's response came after {elapsed:?}");
+    assert!(
+        out.status.success(),
+        "the second client was stalled: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+}
