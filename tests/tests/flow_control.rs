@@ -3,12 +3,16 @@
 //! pool multiplexes requests to an h2 origin on one connection, so a
 //! connection window that one unread stream can fill would hold every
 //! later response on it until the request timeout. The same holds for
-//! HTTP/3 (aioquic) over QUIC's windows.
+//! HTTP/3 (aioquic) over QUIC's windows, for the daemon's clients (curl),
+//! and for sockhost's own client, whose one connection to the daemon
+//! carries all its fetches.
 
 use std::time::{Duration, Instant};
 
-use sockhost::host::{read_all, FetchRequest, Host};
+use sockhost::client::Client;
+use sockhost::host::{read_all, FetchRequest};
 use sockhost::net::connection::VersionPref;
+use sockhost::Fetch;
 use sockhost_tests::daemon::{curl, Daemon};
 use sockhost_tests::nginx::Nginx;
 use sockhost_tests::resolved_host;
@@ -25,7 +29,7 @@ fn stalled<T>(what: String) -> impl FnOnce(tokio::time::error::Elapsed) -> T {
 /// downloads would leave them, then `small` whole; each within [`PROMPT`].
 /// Then checks the held bodies.
 async fn small_after_unread_large(
-    h: &Host,
+    h: &impl Fetch,
     large: &str,
     large_len: usize,
     small: &str,
@@ -103,16 +107,23 @@ fn unread_large_h3_responses_do_not_stall_a_small_one_from_aioquic() {
     });
 }
 
-#[test]
-fn a_slow_curl_download_through_the_daemon_does_not_stall_another_client() {
+/// nginx with a small and an 8 MiB file, and a daemon that reaches it as
+/// `nginx.test`.
+fn nginx_and_daemon() -> (Nginx, Daemon) {
     let n = Nginx::start(&[("small.txt", 100), ("large.bin", 8 << 20)]);
-    let port = n.addr.port();
     let daemon = Daemon::start(&[
         "--resolve".into(),
-        format!("nginx.test:{port}:127.0.0.1"),
+        format!("nginx.test:{}:127.0.0.1", n.addr.port()),
         "--ca".into(),
         n.ca_file.display().to_string(),
     ]);
+    (n, daemon)
+}
+
+#[test]
+fn a_slow_curl_download_through_the_daemon_does_not_stall_another_client() {
+    let (n, daemon) = nginx_and_daemon();
+    let port = n.addr.port();
     let socket = daemon.socket.to_str().unwrap().to_owned();
     let target = |file: &str| format!("https://nginx.test:{port}/{file}");
     // A client reading 10 KiB/s: its download takes minutes, and the
@@ -149,4 +160,21 @@ fn a_slow_curl_download_through_the_daemon_does_not_stall_another_client() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+}
+
+#[test]
+fn unread_large_responses_through_the_daemon_do_not_stall_the_clients_next_fetch() {
+    let (n, daemon) = nginx_and_daemon();
+    let port = n.addr.port();
+    let base = format!("https://nginx.test:{port}");
+    sockhost_tests::rt().block_on(async {
+        small_after_unread_large(
+            &Client::new(daemon.socket.clone()),
+            &format!("{base}/large.bin"),
+            8 << 20,
+            &format!("{base}/small.txt"),
+            http::Version::HTTP_2,
+        )
+        .await;
+    });
 }
