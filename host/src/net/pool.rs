@@ -500,10 +500,11 @@ impl Pool {
             .filter(|(_, c)| &c.origin == origin)
             .filter(|(_, c)| c.takes_another())
             .max_by_key(|(id, c)| {
+                let multiplexed = c.protocol.is_some_and(Protocol::is_multiplexed);
                 (
-                    c.protocol.is_some_and(Protocol::is_multiplexed),
+                    multiplexed,
                     match c.state {
-                        ConnState::Idle { since } => Some(since),
+                        ConnState::Idle { since } if !multiplexed => Some(since),
                         _ => None,
                     },
                     std::cmp::Reverse(**id),
@@ -672,6 +673,15 @@ mod tests {
         assert_eq!(
             dispatches(&p.request(n + 3, o.clone(), t)),
             vec![(n + 3, c1)]
+        );
+        // Even when the second one is idle: it is left to time out.
+        for _ in 0..3 {
+            p.request_done(c2[0], t);
+        }
+        p.request_done(c1, t);
+        assert_eq!(
+            dispatches(&p.request(n + 4, o.clone(), t)),
+            vec![(n + 4, c1)]
         );
         assert_eq!(p.connections_to(&o), 2);
     }
