@@ -109,13 +109,19 @@ pub fn rt() -> tokio::runtime::Runtime {
 /// A host builder that reaches `origin` as `www.test` and trusts only its
 /// CA.
 pub fn origin_host(origin: &origin::TestOrigin) -> sockhost::host::HostBuilder {
+    resolved_host("www.test", origin.addr.port(), &origin.ca_file)
+}
+
+/// A host builder that reaches `name:port` on 127.0.0.1 and trusts only
+/// `ca_file`.
+pub fn resolved_host(name: &str, port: u16, ca_file: &Path) -> sockhost::host::HostBuilder {
     sockhost::host::Host::builder()
         .resolve(
-            format!("www.test:{}:127.0.0.1", origin.addr.port())
+            format!("{name}:{port}:127.0.0.1")
                 .parse::<sockhost::net::dns::ResolveOverride>()
                 .expect("a valid override"),
         )
-        .ca_file(origin.ca_file.clone())
+        .ca_file(ca_file.to_owned())
         .no_platform_roots()
 }
 

@@ -11,6 +11,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::error::DaemonError;
 use super::request::DaemonBody;
+use crate::net::windows::STREAM_WINDOW;
+
+/// HTTP/2's largest flow-control window (RFC 9113, 6.9.1).
+const MAX_WINDOW: u32 = (1 << 31) - 1;
 
 /// An HTTP/2 connection to the daemon.
 #[derive(Debug)]
@@ -47,11 +51,15 @@ pub(crate) async fn connect(socket: &Path) -> Result<Connection, ConnectFailure>
             }))
         }
     };
-    // As the pipeline's own HTTP/2 connections: windows sized by BDP
-    // estimation, so that a large body is not held to 64 KiB per round
-    // trip.
+    // The pipeline's stream window, so that one fetch's unread body holds
+    // at most that much (see `net::windows`). Unlike the pipeline, the
+    // client has this one connection for all its fetches, so its window
+    // is HTTP/2's largest (as curl's): unread bodies never stall the
+    // others, and what they hold (the app's own) is bounded by the
+    // daemon's stream limit times the stream window.
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-        .adaptive_window(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(MAX_WINDOW)
         .max_frame_size(256 << 10)
         .handshake(TokioIo::new(stream))
         .await

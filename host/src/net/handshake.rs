@@ -17,6 +17,7 @@ use super::observe::{NetEvent, NetObserver};
 use super::pool::{OriginKey, Protocol};
 use super::quic::QuicConnection;
 use super::tls::{AlpnOffer, Tls, TlsError};
+use super::windows::{CONNECTION_WINDOW, STREAM_WINDOW};
 
 /// The TLS server name for a host (an IPv6 literal without brackets).
 pub fn server_name(host: &str) -> String {
@@ -125,11 +126,12 @@ where
         });
         return Ok(Sender::Http1(sender));
     }
-    // Flow-control windows sized by BDP estimation (hyper's adaptive
-    // window) instead of the 64 KiB default, which caps a single stream's
-    // throughput at 64 KiB per round trip.
+    // Fixed windows, the connection's larger than all its streams'
+    // together (see `windows`): hyper's adaptive window grows both to the
+    // same size, so one unread body could stall the whole connection.
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-        .adaptive_window(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(256 << 10)
         .handshake(io)
         .await

@@ -9,7 +9,8 @@
 //! [`history::History`] (what a race teaches), [`dns_gate::StartGate`]
 //! (when a race may start), [`alt_svc`] (the Alt-Svc cache),
 //! [`dns_tally::HeldAnswers`] (what the resolver's cache holds),
-//! [`happy_eyeballs`] (the built-in plan). Thin tokio shells perform the
+//! [`happy_eyeballs`] (the built-in plan), [`windows`] (receive windows
+//! and streams per connection). Thin tokio shells perform the
 //! I/O: [`connect::Connector`] runs a race, [`dial::Dialer`] opens one
 //! connection (or, in [`tunnel`], a plain TCP one for a `CONNECT`),
 //! [`manager::Manager`] runs the pool.
@@ -38,3 +39,4 @@ pub mod quic;
 pub mod race;
 pub mod tls;
 pub mod tunnel;
+pub mod windows;

@@ -5,7 +5,11 @@
 //!   [`PoolPrefs::max_per_host`] connections per origin and
 //!   [`PoolPrefs::max_total`] in all; requests over the limits wait in a
 //!   queue, they do not fail.
-//! - HTTP/2: one connection per origin carries every request.
+//! - HTTP/2 (and HTTP/3): one connection per origin carries up to
+//!   [`STREAMS_PER_CONNECTION`] requests; only beyond that is another one
+//!   opened (within [`PoolPrefs::max_per_host`]), so that unread response
+//!   bodies never take a connection's whole receive window (see
+//!   [`super::windows`]).
 //! - Until an origin's protocol is known, only one handshake is made, so a
 //!   burst of requests to an h2 origin opens exactly one connection.
 //! - **First usable wins**: a waiting request is not tied to the handshake
@@ -20,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::DialError;
+use super::windows::STREAMS_PER_CONNECTION;
 
 /// Identifies a request.
 pub type RequestId = u64;
@@ -123,7 +128,8 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnState {
     Connecting,
-    /// HTTP/1.1 with a request on it, or HTTP/2 (always usable).
+    /// HTTP/1.1 with a request on it, or HTTP/2 with requests on it
+    /// (usable while under [`STREAMS_PER_CONNECTION`]).
     Busy,
     Idle {
         since: Instant,
@@ -140,6 +146,19 @@ struct Conn {
     state: ConnState,
     /// Requests in flight on it (HTTP/2 may have many).
     active: usize,
+}
+
+impl Conn {
+    /// Whether a request may be dispatched on it now.
+    fn takes_another(&self) -> bool {
+        match (self.protocol, self.state) {
+            (Some(Protocol::Http2 | Protocol::Http3), ConnState::Busy | ConnState::Idle { .. }) => {
+                self.active < STREAMS_PER_CONNECTION
+            }
+            (Some(Protocol::Http1), ConnState::Idle { .. }) => true,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -472,26 +491,20 @@ impl Pool {
     }
 
     /// The connection to `origin` a request should go to now: a
-    /// multiplexed one first, then the most recently used idle connection
-    /// (warmest congestion window).
+    /// multiplexed one with room first (the oldest, so that extra ones
+    /// fall idle), then the most recently used idle connection (warmest
+    /// congestion window).
     fn usable(&self, origin: &OriginKey) -> Option<ConnId> {
         self.conns
             .iter()
             .filter(|(_, c)| &c.origin == origin)
-            .filter(|(_, c)| {
-                matches!(
-                    (c.protocol, c.state),
-                    (
-                        Some(Protocol::Http2 | Protocol::Http3),
-                        ConnState::Busy | ConnState::Idle { .. }
-                    ) | (Some(Protocol::Http1), ConnState::Idle { .. })
-                )
-            })
+            .filter(|(_, c)| c.takes_another())
             .max_by_key(|(id, c)| {
+                let multiplexed = c.protocol.is_some_and(Protocol::is_multiplexed);
                 (
-                    c.protocol.is_some_and(Protocol::is_multiplexed),
+                    multiplexed,
                     match c.state {
-                        ConnState::Idle { since } => Some(since),
+                        ConnState::Idle { since } if !multiplexed => Some(since),
                         _ => None,
                     },
                     std::cmp::Reverse(**id),
@@ -514,8 +527,17 @@ impl Pool {
         match protocol {
             // Until the protocol is known, one handshake at a time.
             None => usize::from(waiting > 0 && connecting == 0),
-            // One h2 or h3 connection carries everything.
-            Some(Protocol::Http2 | Protocol::Http3) => usize::from(waiting > 0 && to_origin == 0),
+            // One h2 or h3 connection carries everything it has room for;
+            // another one only when every one is full, one at a time.
+            Some(Protocol::Http2 | Protocol::Http3) => usize::from(
+                waiting > 0
+                    && connecting == 0
+                    && to_origin < self.prefs.max_per_host.max(1)
+                    && !self
+                        .conns
+                        .values()
+                        .any(|c| &c.origin == origin && c.takes_another()),
+            ),
             // h1: one connection per waiting request not already covered by
             // a handshake in progress, within the per-host cap.
             Some(Protocol::Http1) => waiting
@@ -621,6 +643,68 @@ mod tests {
             dispatches(&p.request(99, o.clone(), t)),
             vec![(99, started[0])]
         );
+    }
+
+    #[test]
+    fn a_full_h2_connection_gets_a_second_one_and_the_first_is_filled_first() {
+        let t = Instant::now();
+        let mut p = Pool::new(PoolPrefs::default());
+        let o = origin("h2.test");
+        let n = STREAMS_PER_CONNECTION as RequestId;
+        let c1 = connects(&p.request(0, o.clone(), t))[0];
+        for r in 1..n + 2 {
+            assert!(connects(&p.request(r, o.clone(), t)).is_empty());
+        }
+        // The first connection takes all it has room for; a second one is
+        // opened for the rest, once.
+        let a = p.connected(c1, Protocol::Http2, t);
+        assert_eq!(dispatches(&a).len(), STREAMS_PER_CONNECTION);
+        let c2 = connects(&a);
+        assert_eq!(c2.len(), 1);
+        assert!(connects(&p.request(n + 2, o.clone(), t)).is_empty());
+        let a = p.connected(c2[0], Protocol::Http2, t);
+        assert_eq!(
+            dispatches(&a),
+            vec![(n, c2[0]), (n + 1, c2[0]), (n + 2, c2[0])]
+        );
+        // A request that finishes on the first makes room there, which
+        // the next request takes before the second connection.
+        assert!(dispatches(&p.request_done(c1, t)).is_empty());
+        assert_eq!(
+            dispatches(&p.request(n + 3, o.clone(), t)),
+            vec![(n + 3, c1)]
+        );
+        // Even when the second one is idle: it is left to time out.
+        for _ in 0..3 {
+            p.request_done(c2[0], t);
+        }
+        p.request_done(c1, t);
+        assert_eq!(
+            dispatches(&p.request(n + 4, o.clone(), t)),
+            vec![(n + 4, c1)]
+        );
+        assert_eq!(p.connections_to(&o), 2);
+    }
+
+    #[test]
+    fn full_h2_connections_stop_at_the_per_host_cap_and_requests_wait() {
+        let t = Instant::now();
+        let mut p = Pool::new(PoolPrefs {
+            max_per_host: 2,
+            ..PoolPrefs::default()
+        });
+        let o = origin("h2.test");
+        let n = STREAMS_PER_CONNECTION as RequestId;
+        let c1 = connects(&p.request(0, o.clone(), t))[0];
+        for r in 1..2 * n + 1 {
+            p.request(r, o.clone(), t);
+        }
+        let c2 = connects(&p.connected(c1, Protocol::Http2, t))[0];
+        let a = p.connected(c2, Protocol::Http2, t);
+        assert_eq!(dispatches(&a).len(), STREAMS_PER_CONNECTION);
+        assert!(connects(&a).is_empty(), "two connections at most");
+        assert_eq!(p.waiting(), 1);
+        assert_eq!(dispatches(&p.request_done(c2, t)), vec![(2 * n, c2)]);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use quinn::{AsyncUdpSocket, Runtime, TokioRuntime, UdpPoller};
 
 use super::congestion::{CongestionSelector, CongestionStatus, NativeCubic};
 use super::pool::OriginKey;
+use super::windows::{CONNECTION_WINDOW, STREAM_WINDOW};
 
 /// Longest a QUIC handshake may take before the attempt fails.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,6 +156,11 @@ impl Quic {
                 .try_into()
                 .expect("the idle timeout fits QUIC's varint"),
         ));
+        // The same windows as HTTP/2's (see `windows`). quinn's default
+        // connection window is unbounded: nothing stalls, but what unread
+        // streams hold would grow with the server's stream limit.
+        transport.stream_receive_window(quinn::VarInt::from_u32(STREAM_WINDOW));
+        transport.receive_window(quinn::VarInt::from_u32(CONNECTION_WINDOW));
         let selected = self.congestion.select(origin);
         transport.congestion_controller_factory(selected.factory);
         let mut config = self.config.clone();
