@@ -25,6 +25,10 @@ pub trait Probe: 'static {
 
     /// The metrics so far. The host rejects NaN or infinite values and
     /// histograms whose counts do not have one more entry than bounds.
+    /// The daemon's `/metrics` exports a metric `NAME` as
+    /// `sockhost_probe_NAME` (a leading `sockhost_` dropped first) with a
+    /// `plugin="PROBE"` label; name it in base units (`_seconds`, not
+    /// `_ms`) as Prometheus wants.
     fn collect(&mut self) -> Vec<Metric>;
 }
 

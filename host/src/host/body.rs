@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
 
@@ -27,6 +28,9 @@ pub struct ResponseBody {
     /// The request-end event to publish when the body ends or is dropped
     /// (boxed: the response is moved across await points, the event is big).
     end: Option<Box<RequestEnd>>,
+    /// The bytes the response's head declares that have not arrived yet
+    /// (`None`: no length declared, or more arrived than declared).
+    missing: Option<u64>,
 }
 
 /// Where a response body comes from.
@@ -90,15 +94,45 @@ impl BodySource {
     }
 }
 
+/// How long the body of a response with `status` and `headers` to a
+/// `method` request is, as its head says: none for HEAD, 1xx, 204 and 304
+/// (RFC 9110 6.4.1), else its one Content-Length; `None` when unknown.
+pub(crate) fn declared_length(
+    method: &Method,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Option<u64> {
+    if method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Some(0);
+    }
+    let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let first = lengths.next()?.to_str().ok()?.trim().parse().ok()?;
+    // Repeated values must agree (RFC 9110 8.6), else the length is unknown.
+    lengths
+        .all(|v| v.to_str().ok().and_then(|v| v.trim().parse().ok()) == Some(first))
+        .then_some(first)
+}
+
 impl ResponseBody {
     /// The body of a response from `origin`, read from `inner`, on the
-    /// connection `lease` holds.
-    pub(crate) fn new(inner: BodySource, lease: Lease, origin: String) -> ResponseBody {
+    /// connection `lease` holds; `length` is what its head declares (see
+    /// [`declared_length`]).
+    pub(crate) fn new(
+        inner: BodySource,
+        lease: Lease,
+        origin: String,
+        length: Option<u64>,
+    ) -> ResponseBody {
         ResponseBody {
             inner,
             lease: Some(lease),
             origin,
             end: None,
+            missing: length,
         }
     }
 
@@ -110,7 +144,17 @@ impl ResponseBody {
             lease: None,
             origin,
             end: None,
+            missing: None,
         }
+    }
+
+    /// Whether the body is whole: read to its end, or to the last byte its
+    /// head declared. HTTP/2 and HTTP/3 may signal the end in a frame of
+    /// its own after the last byte, and a server relaying the body with
+    /// its Content-Length (hyper's) drops it once it has sent that many
+    /// bytes, before that frame is read.
+    fn is_whole(&self) -> bool {
+        self.inner.is_end_stream() || self.missing == Some(0)
     }
 
     /// Publishes `end` when the body ends or is dropped.
@@ -178,8 +222,12 @@ impl Body for ResponseBody {
                 self.finish(Some(e));
             }
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some(end)) = (frame.data_ref(), self.end.as_mut()) {
-                    end.received(data.len());
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len();
+                    self.missing = self.missing.and_then(|m| m.checked_sub(len as u64));
+                    if let Some(end) = self.end.as_mut() {
+                        end.received(len);
+                    }
                 }
             }
             Poll::Pending => {}
@@ -201,15 +249,16 @@ impl Drop for ResponseBody {
         // Read to its last byte, the body is whole even if nobody asked
         // for the end after it (hyper's server does not, once it has sent
         // the Content-Length it relayed).
-        let whole = self.inner.is_end_stream();
+        let whole = self.is_whole();
         if self.end.is_some() {
             let error = (!whole).then(|| "response body dropped before its end".to_owned());
             self.finish(error);
         }
         if let Some(lease) = self.lease.take() {
             // Unread HTTP/1.1 bytes make the connection unusable; an
-            // HTTP/2 stream is simply reset, an HTTP/3 one too.
-            let reusable = whole || !matches!(lease.sender, Sender::Http1(_));
+            // HTTP/2 stream is simply reset, an HTTP/3 one too. (hyper's
+            // HTTP/1.1 body ends with its last declared byte.)
+            let reusable = self.inner.is_end_stream() || !matches!(lease.sender, Sender::Http1(_));
             lease.give_back(reusable);
         }
     }
@@ -223,4 +272,51 @@ pub async fn read_all(body: ResponseBody) -> Result<Bytes, FetchError> {
         .await
         .map_err(|source| FetchError::Http { origin, source })?
         .to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::CONTENT_LENGTH;
+
+    use super::*;
+
+    fn headers(lengths: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for l in lengths {
+            h.append(CONTENT_LENGTH, l.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_body_is_as_long_as_its_content_length() {
+        let ok = StatusCode::OK;
+        assert_eq!(
+            declared_length(&Method::GET, ok, &headers(&["1000"])),
+            Some(1000)
+        );
+        assert_eq!(
+            declared_length(&Method::GET, ok, &headers(&["7", "7"])),
+            Some(7)
+        );
+        assert_eq!(
+            declared_length(&Method::GET, ok, &headers(&["7", "8"])),
+            None
+        );
+        assert_eq!(declared_length(&Method::GET, ok, &headers(&["x"])), None);
+        assert_eq!(declared_length(&Method::GET, ok, &headers(&[])), None);
+    }
+
+    #[test]
+    fn head_and_bodiless_statuses_have_none_whatever_the_length_says() {
+        let h = headers(&["1000"]);
+        assert_eq!(declared_length(&Method::HEAD, StatusCode::OK, &h), Some(0));
+        for status in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
+            assert_eq!(declared_length(&Method::GET, status, &h), Some(0));
+        }
+        assert_eq!(
+            declared_length(&Method::GET, StatusCode::NOT_FOUND, &headers(&[])),
+            None
+        );
+    }
 }

@@ -19,6 +19,7 @@ pub mod response_filter;
 pub mod send;
 pub mod target;
 pub mod tunnel;
+pub mod tunnel_end;
 pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};

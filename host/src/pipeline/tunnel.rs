@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::finish::RequestEnd;
+use super::tunnel_end::{self, Watched};
 use super::{request_filter, Pipeline};
 use crate::extensions::PluginAction;
 use crate::host::{FetchError, FetchRequest, LeaseError, RequestBody};
@@ -89,23 +90,24 @@ impl Tunnel {
     where
         C: AsyncRead + AsyncWrite + Unpin,
     {
+        let mut client = Watched::new(client);
+        let mut origin = Watched::new(&mut self.stream);
         let carried = tokio::io::copy_bidirectional_with_sizes(
-            client,
-            &mut self.stream,
+            &mut client,
+            &mut origin,
             TUNNEL_BUFFER,
             TUNNEL_BUFFER,
         )
         .await;
         if let Some(mut end) = self.end.take() {
-            let error = match &carried {
-                Ok((up, down)) => {
-                    end.sent(*up as usize);
-                    end.received(*down as usize);
-                    None
-                }
-                Err(e) => Some(format!("tunnel: {e}")),
-            };
-            end.publish(error);
+            // What was read each way, known even when the copy failed.
+            end.sent(client.read as usize);
+            end.received(origin.read as usize);
+            end.publish(tunnel_end::failure(
+                &carried,
+                client.failed,
+                client.ended || origin.ended,
+            ));
         }
         carried
     }

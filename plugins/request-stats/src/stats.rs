@@ -10,10 +10,15 @@ use sockhost_sdk::telemetry::{Batch, EventKind, Histogram, Metric, MetricValue};
 pub const MAX_ORIGINS: usize = 256;
 /// The label of requests to origins beyond [`MAX_ORIGINS`].
 pub const OTHER: &str = "other";
-/// Latency bucket bounds in milliseconds.
-pub const LATENCY_BOUNDS_MS: [f64; 12] = [
-    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0,
+/// Latency bucket bounds in seconds (Prometheus' base unit), 1 ms to 10 s.
+pub const LATENCY_BOUNDS_SECONDS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
+
+/// `us` microseconds (the host's event times) in seconds.
+fn seconds(us: u64) -> f64 {
+    us as f64 / 1e6
+}
 
 #[derive(Debug)]
 struct OriginStats {
@@ -34,8 +39,8 @@ impl OriginStats {
             by_status_class: [0; 5],
             bytes_sent: 0,
             bytes_received: 0,
-            latency: Histogram::with_bounds(LATENCY_BOUNDS_MS.to_vec()),
-            ttfb: Histogram::with_bounds(LATENCY_BOUNDS_MS.to_vec()),
+            latency: Histogram::with_bounds(LATENCY_BOUNDS_SECONDS.to_vec()),
+            ttfb: Histogram::with_bounds(LATENCY_BOUNDS_SECONDS.to_vec()),
         }
     }
 }
@@ -121,9 +126,9 @@ impl Stats {
                         let class = usize::from(status / 100).clamp(1, 5) - 1;
                         s.by_status_class[class] += 1;
                     }
-                    s.latency.observe(end.total as f64 / 1000.0);
+                    s.latency.observe(seconds(end.total));
                     if let Some(t) = end.time_to_first_byte {
-                        s.ttfb.observe(t as f64 / 1000.0);
+                        s.ttfb.observe(seconds(t));
                     }
                 }
                 _ => {}
@@ -176,7 +181,7 @@ impl Stats {
             ));
             out.push(metric(
                 "sockhost_request_errors_total",
-                "Requests that failed without a response",
+                "Requests that failed, before or during the response",
                 labels(),
                 MetricValue::Counter(s.errors),
             ));
@@ -208,14 +213,14 @@ impl Stats {
                 MetricValue::Counter(s.bytes_received),
             ));
             out.push(metric(
-                "sockhost_request_duration_ms",
-                "Request duration, start to end of body",
+                "sockhost_request_duration_seconds",
+                "Request duration, start to end of body, in seconds",
                 labels(),
                 MetricValue::Histogram(s.latency.clone()),
             ));
             out.push(metric(
-                "sockhost_time_to_first_byte_ms",
-                "Time to the first response byte",
+                "sockhost_time_to_first_byte_seconds",
+                "Time to the first response byte, in seconds",
                 labels(),
                 MetricValue::Histogram(s.ttfb.clone()),
             ));
@@ -344,13 +349,23 @@ mod tests {
             ),
             MetricValue::Counter(2000)
         ));
-        let MetricValue::Histogram(h) =
-            find(&m, "sockhost_request_duration_ms", "https://a.test:443")
-        else {
+        let MetricValue::Histogram(h) = find(
+            &m,
+            "sockhost_request_duration_seconds",
+            "https://a.test:443",
+        ) else {
             panic!()
         };
         assert_eq!(h.count(), 2);
-        assert_eq!(h.sum, 33.0);
+        assert!((h.sum - 0.033).abs() < 1e-12, "{}", h.sum);
+        // 3 ms falls in the bucket up to 5 ms, 30 ms in the one up to 50 ms.
+        let bucket = |le: f64| {
+            h.counts[LATENCY_BOUNDS_SECONDS
+                .iter()
+                .position(|b| *b == le)
+                .unwrap()]
+        };
+        assert_eq!((bucket(0.005), bucket(0.05)), (1, 1));
         assert!(m.iter().any(|m| m.name == "sockhost_events_dropped_total"
             && matches!(m.value, MetricValue::Counter(7))));
         assert!(m.iter().any(|m| m.name == "sockhost_requests_started_total"

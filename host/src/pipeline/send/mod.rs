@@ -16,7 +16,7 @@ use std::time::Duration;
 use http::{HeaderMap, Version};
 
 use super::target::Target;
-use crate::host::body::{BodySource, ResponseBody};
+use crate::host::body::{declared_length, BodySource, ResponseBody};
 use crate::host::{FetchError, FetchRequest, HttpError, UploadProgress};
 use crate::net::connection::{ReqBody, Sender};
 use crate::net::manager::Lease;
@@ -51,7 +51,10 @@ pub async fn run(
     )?;
     let origin = target.origin.to_string();
     match unless_stalled(&upload.progress, timeout, send(&mut lease.sender, req)).await {
-        Some(Ok((parts, source))) => Ok((parts, ResponseBody::new(source, lease, origin))),
+        Some(Ok((parts, source))) => {
+            let length = declared_length(&request.method, parts.status, &parts.headers);
+            Ok((parts, ResponseBody::new(source, lease, origin, length)))
+        }
         Some(Err(source)) => {
             lease.give_back(false);
             let source = match upload.progress.failure() {
