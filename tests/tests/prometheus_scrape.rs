@@ -106,8 +106,9 @@ scrape_configs:
     // asynchronously: its total reaches the seven requests.
     let probe = format!("sum(sockhost_probe_requests_total{{{job},plugin=\"request-stats\"}})");
     assert_eq!(prometheus.wait_for(&probe, |v| v == "7"), "7");
-    let histogram =
-        format!("sum(sockhost_probe_request_duration_ms_count{{{job},plugin=\"request-stats\"}})");
+    let histogram = format!(
+        "sum(sockhost_probe_request_duration_seconds_count{{{job},plugin=\"request-stats\"}})"
+    );
     assert_eq!(prometheus.wait_for(&histogram, |v| v == "7"), "7");
     assert_eq!(
         prometheus.wait_for(
