@@ -172,17 +172,16 @@ impl Host {
     /// Loads every plugin `new` names; keeps the host's own where the
     /// manifest is the same; starts the others.
     fn prepare(&self, new: &Config, runtime: &PluginRuntime) -> Result<Prepared, ReloadError> {
-        let extensions = self.pipeline().extensions.get().manifests();
+        let mut extensions = Unclaimed::new(self.pipeline().extensions.get().manifests());
         let probes = self.telemetry().probes();
-        let probe_manifests: Vec<_> = probes.iter().map(|p| p.manifest().clone()).collect();
+        let mut probe_manifests =
+            Unclaimed::new(probes.iter().map(|p| p.manifest().clone()).collect());
         let connect_now = self
             .connect_policy()
             .get()
             .as_ref()
             .as_ref()
             .map(|p| p.manifest().clone());
-        let mut kept_extension = vec![false; extensions.len()];
-        let mut kept_probe = vec![false; probes.len()];
         let mut p = Prepared {
             extensions: Vec::new(),
             probes: Vec::new(),
@@ -192,41 +191,32 @@ impl Host {
         for slot in plan(new) {
             let loaded = slot.load(runtime)?;
             let name = loaded.name().to_owned();
-            let same = |m: &sockhost_policy::Manifest| m == loaded.manifest();
             match slot.role {
-                Role::Extension => {
-                    match (0..extensions.len())
-                        .find(|&i| !kept_extension[i] && same(&extensions[i]))
-                    {
-                        Some(i) => {
-                            kept_extension[i] = true;
-                            p.extensions.push(Reloaded::Keep(i));
-                            p.report.kept.push(name);
-                        }
-                        None => {
-                            p.extensions
-                                .push(Reloaded::New(Box::new(slot.start_extension(loaded)?)));
-                            p.report.added.push(name);
-                        }
+                Role::Extension => match extensions.claim(loaded.manifest()) {
+                    Some(i) => {
+                        p.extensions.push(Reloaded::Keep(i));
+                        p.report.kept.push(name);
                     }
-                }
-                Role::Probe => {
-                    match (0..probes.len()).find(|&i| !kept_probe[i] && same(&probe_manifests[i])) {
-                        Some(i) => {
-                            kept_probe[i] = true;
-                            p.probes.push(probes[i].clone());
-                            p.report.kept.push(name);
-                        }
-                        None => {
-                            let probe = TelemetryPlugin::new(loaded)
-                                .map_err(in_slot(&slot.source, &slot.field))?;
-                            p.probes.push(Probe::new(probe));
-                            p.report.added.push(name);
-                        }
+                    None => {
+                        p.extensions
+                            .push(Reloaded::New(Box::new(slot.start_extension(loaded)?)));
+                        p.report.added.push(name);
                     }
-                }
+                },
+                Role::Probe => match probe_manifests.claim(loaded.manifest()) {
+                    Some(i) => {
+                        p.probes.push(probes[i].clone());
+                        p.report.kept.push(name);
+                    }
+                    None => {
+                        let probe = TelemetryPlugin::new(loaded)
+                            .map_err(in_slot(&slot.source, &slot.field))?;
+                        p.probes.push(Probe::new(probe));
+                        p.report.added.push(name);
+                    }
+                },
                 Role::ConnectPolicy => {
-                    if connect_now.as_ref().is_some_and(same) {
+                    if connect_now.as_ref() == Some(loaded.manifest()) {
                         p.connect = None;
                         p.report.kept.push(name);
                     } else {
@@ -238,29 +228,43 @@ impl Host {
                 }
             }
         }
-        let gone = |manifests: Vec<String>, kept: &[bool]| {
-            manifests
-                .into_iter()
-                .zip(kept)
-                .filter(|(_, k)| !**k)
-                .map(|(n, _)| n)
-                .collect::<Vec<_>>()
-        };
-        p.report.removed.extend(gone(
-            extensions.iter().map(|m| m.plugin.name.clone()).collect(),
-            &kept_extension,
-        ));
-        p.report.removed.extend(gone(
-            probe_manifests
-                .iter()
-                .map(|m| m.plugin.name.clone())
-                .collect(),
-            &kept_probe,
-        ));
+        p.report.removed.extend(extensions.unclaimed());
+        p.report.removed.extend(probe_manifests.unclaimed());
         if let (Some(None), Some(m)) = (&p.connect, &connect_now) {
             p.report.removed.push(m.plugin.name.clone());
         }
         Ok(p)
+    }
+}
+
+/// The manifests of the plugins a host has in one role, each kept by at
+/// most one plugin of the new config.
+struct Unclaimed {
+    manifests: Vec<sockhost_policy::Manifest>,
+    claimed: Vec<bool>,
+}
+
+impl Unclaimed {
+    fn new(manifests: Vec<sockhost_policy::Manifest>) -> Self {
+        let claimed = vec![false; manifests.len()];
+        Unclaimed { manifests, claimed }
+    }
+
+    /// The index of the first plugin not yet kept whose manifest is `m`,
+    /// now kept.
+    fn claim(&mut self, m: &sockhost_policy::Manifest) -> Option<usize> {
+        let i = (0..self.manifests.len()).find(|&i| !self.claimed[i] && self.manifests[i] == *m)?;
+        self.claimed[i] = true;
+        Some(i)
+    }
+
+    /// The names of the plugins no one kept.
+    fn unclaimed(&self) -> impl Iterator<Item = String> + '_ {
+        self.manifests
+            .iter()
+            .zip(&self.claimed)
+            .filter(|(_, c)| !**c)
+            .map(|(m, _)| m.plugin.name.clone())
     }
 }
 
