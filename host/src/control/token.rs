@@ -3,10 +3,11 @@
 //! (mitmweb's CVE-2025-23217), so nothing is served there without it. The
 //! Unix socket needs none: its mode (0600) is the check.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use http::HeaderMap;
+
+use crate::serve::auth::{read_owner_only, OwnerOnly};
 
 /// The fewest characters a token may have: 128 bits of base64 or hex take
 /// about this many, and a short one could be guessed.
@@ -55,18 +56,16 @@ impl std::fmt::Debug for Token {
 impl Token {
     /// Reads the token from `path`, which only its owner may read.
     pub fn load(path: &Path) -> Result<Token, TokenError> {
-        let read = |source| TokenError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let mode = std::fs::metadata(path).map_err(read)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(TokenError::TooOpen {
+        let text = read_owner_only(path).map_err(|e| match e {
+            OwnerOnly::Read(source) => TokenError::Read {
+                path: path.to_owned(),
+                source,
+            },
+            OwnerOnly::TooOpen(mode) => TokenError::TooOpen {
                 path: path.to_owned(),
                 mode,
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(read)?;
+            },
+        })?;
         Token::parse(&text).ok_or_else(|| TokenError::Malformed {
             path: path.to_owned(),
         })
@@ -126,6 +125,8 @@ impl Token {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn with(value: &str) -> HeaderMap {

@@ -80,18 +80,17 @@ pub enum Denied {
 impl Credentials {
     /// Reads `path`, which only its owner may read.
     pub fn load(path: &Path) -> Result<Credentials, CredentialsError> {
-        let read = |source| CredentialsError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let mode = std::fs::metadata(path).map_err(read)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(CredentialsError::TooOpen {
+        let text = read_owner_only(path).map_err(|e| match e {
+            OwnerOnly::Read(source) => CredentialsError::Read {
+                path: path.to_owned(),
+                source,
+            },
+            OwnerOnly::TooOpen(mode) => CredentialsError::TooOpen {
                 path: path.to_owned(),
                 mode,
-            });
-        }
-        Credentials::parse(&std::fs::read_to_string(path).map_err(read)?, path)
+            },
+        })?;
+        Credentials::parse(&text, path)
     }
 
     /// Parses a credentials file's `text`, as if read from `path`.
@@ -145,6 +144,29 @@ impl Credentials {
             Err(Denied::Wrong)
         }
     }
+}
+
+/// Why a secret file (credentials, a token) was not read.
+#[derive(Debug)]
+pub(crate) enum OwnerOnly {
+    /// It could not be read.
+    Read(std::io::Error),
+    /// Group or others may read it: these permission bits.
+    TooOpen(u32),
+}
+
+/// The text of a secret file, which only its owner may read: one that
+/// group or others may read is refused before it is read.
+pub(crate) fn read_owner_only(path: &Path) -> Result<String, OwnerOnly> {
+    let mode = std::fs::metadata(path)
+        .map_err(OwnerOnly::Read)?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(OwnerOnly::TooOpen(mode));
+    }
+    std::fs::read_to_string(path).map_err(OwnerOnly::Read)
 }
 
 /// `expected == given`, in time that depends only on `expected`'s length.
