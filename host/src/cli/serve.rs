@@ -246,9 +246,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .counts(counts),
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut control_server = ControlServer::new(daemon.clone(), control.unix)
-        .crash_endpoint(args.debug_crash_endpoint)
-        .page(sockhost::control::page::render);
+    let mut control_server =
+        ControlServer::new(daemon.clone(), control.unix).crash_endpoint(args.debug_crash_endpoint);
     if let Some((listener, token)) = control.tcp {
         control_server = control_server.tcp(listener, token);
     }

@@ -33,17 +33,12 @@ pub const CONTROL_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// queries are short.
 pub const CONTROL_MAX_HEAD: usize = 16 << 10;
 
-/// Renders the status page; the daemon passes the page module's renderer.
-pub type PageRenderer =
-    fn(&super::status::Status, Option<&super::status::DnsAnswer>, Option<&str>) -> String;
-
 /// The control listeners and what answers them.
 pub struct ControlServer<P> {
     plane: Arc<P>,
     unix: Option<(UnixListener, PathBuf)>,
     tcp: Option<(TcpListener, Token)>,
     crash_enabled: bool,
-    page: Option<PageRenderer>,
 }
 
 impl<P> std::fmt::Debug for ControlServer<P> {
@@ -68,7 +63,6 @@ impl<P: ControlPlane> ControlServer<P> {
             unix,
             tcp: None,
             crash_enabled: false,
-            page: None,
         }
     }
 
@@ -86,18 +80,11 @@ impl<P: ControlPlane> ControlServer<P> {
         self
     }
 
-    /// Serves the status page (`GET /`) with `page`.
-    pub fn page(mut self, page: PageRenderer) -> Self {
-        self.page = Some(page);
-        self
-    }
-
     /// Serves until `shutdown` resolves; the socket file is removed then.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let handler = Arc::new(Handler {
             plane: self.plane,
             crash_enabled: self.crash_enabled,
-            page: self.page,
         });
         let mut loops = Vec::new();
         let socket = self.unix.as_ref().map(|(_, p)| p.clone());
@@ -147,7 +134,6 @@ async fn accept_failed(e: &std::io::Error) {
 struct Handler<P> {
     plane: Arc<P>,
     crash_enabled: bool,
-    page: Option<PageRenderer>,
 }
 
 fn serve<P: ControlPlane, S>(handler: Arc<Handler<P>>, token: Option<Arc<Token>>, stream: S)
@@ -208,9 +194,7 @@ impl<P: ControlPlane> Handler<P> {
             Ok(r) => r,
             // The page's own form sent what is not a host name: the page,
             // saying so, rather than a bare line of text.
-            Err(super::route::RouteError::BadRequest(why))
-                if uri.path() == "/" && self.page.is_some() =>
-            {
+            Err(super::route::RouteError::BadRequest(why)) if uri.path() == "/" => {
                 let mut r = self.page(None, Some(&why)).await;
                 *r.status_mut() = StatusCode::BAD_REQUEST;
                 return r;
@@ -272,15 +256,12 @@ impl<P: ControlPlane> Handler<P> {
     }
 
     async fn page(&self, dns: Option<String>, dns_error: Option<&str>) -> Response<Full<Bytes>> {
-        let Some(render) = self.page else {
-            return text(StatusCode::NOT_FOUND, "no status page here: GET /v1/status");
-        };
         let status = self.plane.status().await;
         let answer = match &dns {
             Some(host) => Some(self.plane.dns(host).await),
             None => None,
         };
-        let html = render(&status, answer.as_ref(), dns_error);
+        let html = super::page::render(&status, answer.as_ref(), dns_error);
         let mut r = Response::new(Full::new(Bytes::from(html)));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
