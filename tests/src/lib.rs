@@ -10,6 +10,7 @@ pub mod dns_relay;
 pub mod netns;
 pub mod nginx;
 pub mod origin;
+pub mod probed_proxy;
 pub mod prometheus;
 pub mod udp_relay;
 pub mod unix_relay;

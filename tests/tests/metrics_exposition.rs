@@ -20,15 +20,10 @@ use sockhost::control::metrics::{render, Format, ProxyMetrics};
 use sockhost::control::status::{
     ConnectionStatus, OriginStatus, PluginState, PluginStatus, Status,
 };
-use sockhost::plugins::telemetry::{Metric, TelemetryPlugin};
-use sockhost::plugins::CallError;
-use sockhost::serve::listen;
-use sockhost::serve::proxy::Proxy;
-use sockhost::serve::server::{self, Server};
 use sockhost_tests::daemon::fetch;
 use sockhost_tests::origin::{OriginOptions, TestOrigin};
 use sockhost_tests::prometheus::{installed, Prometheus};
-use sockhost_tests::{origin_host, plugin, runtime};
+use sockhost_tests::{origin_host, probed_proxy};
 
 /// `promtool check metrics` of `text`: its exit code and what it printed.
 fn check(promtool: &str, text: &str) -> (Option<i32>, String) {
@@ -120,7 +115,7 @@ fn status() -> Status {
 /// What the proxy and the probe counted of curl's requests.
 struct Counted {
     metrics: Arc<ProxyMetrics>,
-    probes: Vec<(String, Result<Vec<Metric>, CallError>)>,
+    probes: probed_proxy::Collected,
     /// The origin's port (in the probe's `origin` label).
     port: u16,
 }
@@ -131,53 +126,34 @@ struct Counted {
 fn count_requests() -> Counted {
     let origin = TestOrigin::start(OriginOptions::default());
     let port = origin.addr.port();
-    let (prt, _d) = runtime();
-    let probe = TelemetryPlugin::new(prt.load(&plugin("request-stats")).unwrap()).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let host = rt.block_on(async { origin_host(&origin).probe(probe).build().unwrap() });
     let metrics = Arc::new(ProxyMetrics::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let listener = rt
-        .block_on(listen::tcp("127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    let addrs = server::addresses(std::slice::from_ref(&listener));
-    let proxy = Proxy::new(host.clone(), addrs.clone()).count_to(metrics.clone());
-    let serving = rt.spawn(Server::new(proxy, vec![listener], None).run(async {
-        let _ = stopped.await;
-    }));
-
-    let daemon = format!("http://{}/", addrs[0]);
-    let target = |path: &str| format!("https://www.test:{port}{path}");
     let upload = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(upload.path(), vec![b'u'; 700]).unwrap();
     let upload_arg = format!("@{}", upload.path().display());
-    let requests: [(&[&str], &str, u16); 5] = [
-        (&["--http1.1"], "/bytes/1000", 200),
-        (&["--http1.0"], "/bytes/2000", 200),
-        (&["--http1.1"], "/", 200),
-        (&["--http1.1"], "/missing", 404),
-        (
-            &["--http1.1", "-X", "POST", "--data-binary", &upload_arg],
-            "/sink",
-            200,
-        ),
-    ];
-    for (args, path, want) in requests {
-        let url = target(path);
-        let (code, headers, _) = fetch(&[args, &["--request-target", &url, &daemon]].concat());
-        assert_eq!(code, want, "{args:?} {path}: {headers}");
-    }
-
-    let probes = rt.block_on(async {
-        host.telemetry().flush(Duration::from_secs(5)).await;
-        host.telemetry().collect().await
-    });
-    let _ = stop.send(());
-    rt.block_on(serving).unwrap();
+    let probes = probed_proxy::with_request_stats(
+        origin_host(&origin),
+        |proxy| proxy.count_to(metrics.clone()),
+        |daemon| {
+            let target = |path: &str| format!("https://www.test:{port}{path}");
+            let requests: [(&[&str], &str, u16); 5] = [
+                (&["--http1.1"], "/bytes/1000", 200),
+                (&["--http1.0"], "/bytes/2000", 200),
+                (&["--http1.1"], "/", 200),
+                (&["--http1.1"], "/missing", 404),
+                (
+                    &["--http1.1", "-X", "POST", "--data-binary", &upload_arg],
+                    "/sink",
+                    200,
+                ),
+            ];
+            for (args, path, want) in requests {
+                let url = target(path);
+                let (code, headers, _) =
+                    fetch(&[args, &["--request-target", &url, daemon]].concat());
+                assert_eq!(code, want, "{args:?} {path}: {headers}");
+            }
+        },
+    );
     assert!(probes[0].1.is_ok(), "{probes:?}");
     Counted {
         metrics,

@@ -7,18 +7,14 @@
 //! request and no error.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use sockhost::host::HostBuilder;
 use sockhost::net::connection::VersionPref;
 use sockhost::net::dns::ResolveOverride;
-use sockhost::plugins::telemetry::{Metric, MetricValue, TelemetryPlugin};
-use sockhost::serve::listen;
-use sockhost::serve::proxy::Proxy;
-use sockhost::serve::server::{self, Server};
+use sockhost::plugins::telemetry::{Metric, MetricValue};
 use sockhost_tests::daemon::fetch;
 use sockhost_tests::origin::{OriginOptions, TestOrigin};
-use sockhost_tests::{plugin, runtime};
+use sockhost_tests::probed_proxy;
 
 /// request-stats' counter `name` per origin label.
 fn counters(metrics: &[Metric], name: &str) -> BTreeMap<String, u64> {
@@ -62,30 +58,11 @@ fn counted(
     connect_ports: Vec<u16>,
     requests: impl FnOnce(&str),
 ) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
-    let (prt, _d) = runtime();
-    let probe = TelemetryPlugin::new(prt.load(&plugin("request-stats")).unwrap()).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let host = rt.block_on(async { host.probe(probe).build().unwrap() });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let listener = rt
-        .block_on(listen::tcp("127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    let addrs = server::addresses(std::slice::from_ref(&listener));
-    let proxy = Proxy::new(host.clone(), addrs.clone()).connect_ports(connect_ports);
-    let serving = rt.spawn(Server::new(proxy, vec![listener], None).run(async {
-        let _ = stopped.await;
-    }));
-    requests(&format!("http://{}/", addrs[0]));
-    let probes = rt.block_on(async {
-        host.telemetry().flush(Duration::from_secs(5)).await;
-        host.telemetry().collect().await
-    });
-    let _ = stop.send(());
-    rt.block_on(serving).unwrap();
+    let probes = probed_proxy::with_request_stats(
+        host,
+        |proxy| proxy.connect_ports(connect_ports),
+        requests,
+    );
     let metrics = probes[0].1.as_ref().unwrap();
     let requests = counters(metrics, "sockhost_requests_total");
     let errors = counters(metrics, "sockhost_request_errors_total");
