@@ -20,12 +20,6 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Current<T> {
     }
 }
 
-impl<T: Default> Default for Current<T> {
-    fn default() -> Self {
-        Current::new(T::default())
-    }
-}
-
 impl<T> Current<T> {
     /// Starts with `value`.
     pub fn new(value: T) -> Self {

@@ -52,11 +52,6 @@ impl Planning {
             .replace_arc(policy.unwrap_or_else(|| Arc::new(BuiltinPolicy)));
     }
 
-    /// The policy plans are made with now.
-    pub fn policy(&self) -> Arc<dyn ConnectPolicy> {
-        self.policy.get()
-    }
-
     /// Plans `request`. A policy's fault under fail-open yields the
     /// built-in plan; under fail-closed, the error.
     pub async fn plan(&self, request: ConnectRequest) -> Result<Planned, DialError> {
